@@ -1,0 +1,144 @@
+"""The ``relaygate`` command: ``serve``, ``check`` and ``keys``."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from relaygate.gateway import Gateway
+from relaygate.keys import hash_key, new_key
+from relaygate.settings import CONFIG_ENV_VAR, ConfigError, Settings, load_settings, set_config_path
+
+__all__ = ["main", "worker_app"]
+
+logger = logging.getLogger("relaygate")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    result: int = args.run(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relaygate", description="An OpenAI-compatible AI gateway.")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the gateway on uvicorn")
+    serve.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR}, then ./relaygate.yaml if present)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--root-path", help="path prefix under which a reverse proxy serves the gateway")
+    serve.add_argument("--forwarded-allow-ips", help="proxies whose X-Forwarded-* headers are trusted")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None, help="log every request")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check", help="validate the config file and summarise it")
+    check.add_argument("--config", help="config file")
+    check.set_defaults(run=_check)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(title="keys commands")
+    new = keys.add_parser("new", help="print a new random key, then the sha256: line for the config")
+    new.set_defaults(run=_keys_new)
+    hashed = keys.add_parser("hash", help="print the sha256: line of a key")
+    hashed.add_argument("key")
+    hashed.set_defaults(run=_keys_hash)
+    return parser
+
+
+def _load(path: str | None) -> Settings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"relaygate: invalid configuration\n{exc}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    server = settings.server
+    workers = args.workers or server.workers
+    options: dict[str, Any] = {
+        "host": args.host or server.host,
+        "port": server.port if args.port is None else args.port,
+        "root_path": server.root_path if args.root_path is None else args.root_path,
+        "proxy_headers": True,
+        "forwarded_allow_ips": args.forwarded_allow_ips or server.forwarded_allow_ips,
+        "access_log": server.access_log if args.access_log is None else args.access_log,
+        "log_level": args.log_level,
+        "log_config": _log_config(),
+        "timeout_graceful_shutdown": 30,
+    }
+    _explain(settings)
+    if workers > 1:
+        # Each worker process builds its own gateway from the same file.
+        if args.config:
+            set_config_path(args.config)
+        uvicorn.run("relaygate.cli:worker_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(Gateway(settings).app, **options)
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one ``relaygate serve --workers N`` worker."""
+    return Gateway.from_config().app
+
+
+def _explain(settings: Settings) -> None:
+    if not settings.providers:
+        print(
+            "relaygate: no provider is configured, so only the built-in mock provider answers (model mock/echo).\n"
+            "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers (see README.md).",
+            file=sys.stderr,
+        )
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    gateway = Gateway(settings)
+    print("providers: " + ", ".join(f"{name} ({p.kind})" for name, p in gateway.providers.items()))
+    print(f"projects: {', '.join(p.id for p in settings.projects) or '(none: every request is accepted)'}")
+    print(f"admin API: {'on' if settings.admin_key else 'off'}")
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = new_key()
+    print(key)
+    print(hash_key(key))
+    print("relaygate: give the first line to the client; put the second in a project's keys: list.", file=sys.stderr)
+    return 0
+
+
+def _keys_hash(args: argparse.Namespace) -> int:
+    print(hash_key(args.key))
+    return 0
+
+
+def _log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["relaygate"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The per-request context: one typed object at ``scope["relaygate"]``.
+
+Middlewares and the proxy write what they learn here (ids, project, key, parsed request, route, usage)
+instead of keeping per-request state on themselves or scattering scope keys. Later layers (tracing,
+the ledger, limits, guards) read it, and may subscribe to what the proxy sees of the response through
+:class:`ResponseObserver`, so nobody parses the upstream bytes twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from relaygate.keys import ApiKey
+    from relaygate.providers.base import Provider
+
+__all__ = ["SCOPE_KEY", "RequestContext", "ResponseObserver", "Route", "Usage", "get_context"]
+
+SCOPE_KEY = "relaygate"
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any]) -> Usage:
+        prompt = usage.get("prompt_tokens") or 0
+        completion = usage.get("completion_tokens") or 0
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=usage.get("total_tokens") or prompt + completion,
+            cached_tokens=prompt_details.get("cached_tokens") or 0,
+            reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes: the provider and the model name it knows."""
+
+    provider: Provider
+    model: str
+    requested: str
+
+
+class ResponseObserver(Protocol):
+    """Sees what the proxy sees of a response, parsed once."""
+
+    def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None: ...
+
+    def on_chunk(self, ctx: RequestContext, chunk: dict[str, Any]) -> None: ...
+
+    def on_end(self, ctx: RequestContext) -> None: ...
+
+
+@dataclass(slots=True)
+class RequestContext:
+    trace_id: str = ""
+    run_id: str | None = None
+    thread_id: str | None = None
+    label: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    project_id: str | None = None
+    key: ApiKey | None = None
+    is_admin: bool = False
+    endpoint: str | None = None
+    body: dict[str, Any] | None = None
+    request: Any = None
+    route: Route | None = None
+    user: dict[str, Any] | None = None
+    response_id: str | None = None
+    usage: Usage | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    status: int | None = None
+    error: str | None = None
+    started_at: float = field(default_factory=time.perf_counter)
+    first_chunk_at: float | None = None
+    ended_at: float | None = None
+    observers: list[ResponseObserver] = field(default_factory=list)
+
+    def record_response(self, body: dict[str, Any]) -> None:
+        self.response_id = body.get("id")
+        usage = body.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage.from_openai(usage)
+        for choice in body.get("choices") or ():
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reasons.append(reason)
+        for observer in self.observers:
+            observer.on_response(self, body)
+
+    def record_chunk(self, chunk: dict[str, Any]) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
+            self.response_id = chunk.get("id")
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage.from_openai(usage)
+        for choice in chunk.get("choices") or ():
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reasons.append(reason)
+        for observer in self.observers:
+            observer.on_chunk(self, chunk)
+
+    def record_end(self, status: int, error: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.ended_at = time.perf_counter()
+        for observer in self.observers:
+            observer.on_end(self)
+
+
+def get_context(scope: Scope) -> RequestContext:
+    """The request's context, created by whichever layer asks first."""
+    ctx: RequestContext | None = scope.get(SCOPE_KEY)
+    if ctx is None:
+        ctx = scope[SCOPE_KEY] = RequestContext()
+    return ctx

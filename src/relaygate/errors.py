@@ -1,0 +1,156 @@
+"""One OpenAI-shaped error body for everything relaygate refuses or fails at.
+
+Every error leaves as ``{"error": {"message", "type", "param", "code"}}`` with the status of its class.
+Before ``http.response.start`` it is a JSON response (:func:`send_error`); after it, on a stream, it is
+a final ``data: {"error": ...}`` event (:func:`sse_error_frame`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from starlette.types import Send
+
+__all__ = [
+    "AuthenticationError",
+    "ClientDisconnected",
+    "GatewayError",
+    "InvalidRequestError",
+    "MethodNotAllowedError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ServerError",
+    "UpstreamConnectionError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "error_frame",
+    "send_error",
+    "sse_error_frame",
+]
+
+
+class GatewayError(Exception):
+    """An error with an HTTP status and an OpenAI-shaped body."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        type: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        self.headers = list(headers)
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class ServerError(GatewayError):
+    status = 500
+    type = "server_error"
+
+
+class UpstreamError(GatewayError):
+    """The provider answered with an error; the status is the provider's."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamConnectionError(UpstreamError):
+    status = 502
+    code = "upstream_connection_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    type = "timeout_error"
+    code = "upstream_timeout"
+
+
+class ClientDisconnected(Exception):
+    """The client went away; nothing more can be sent to it."""
+
+
+def error_frame(error: GatewayError) -> bytes:
+    return orjson.dumps(error.body())
+
+
+def sse_error_frame(error: GatewayError) -> bytes:
+    return b"data: " + error_frame(error) + b"\n\n"
+
+
+async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """Send ``error`` as a whole JSON response; only valid before ``http.response.start``."""
+    body = error_frame(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *error.headers,
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

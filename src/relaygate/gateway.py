@@ -1,0 +1,104 @@
+"""The gateway: the whole middleware stack around the proxy, built from settings in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from relaygate.keys import KeyRing, key_digest
+from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.providers import build_providers
+from relaygate.proxy import ProxyApp
+from relaygate.routing import ModelRouter
+from relaygate.settings import Settings, load_settings
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("relaygate")
+
+
+class Gateway:
+    """relaygate built from :class:`~relaygate.settings.Settings`.
+
+    ``gateway.app`` is the ASGI app: serve it, or mount it (``app.mount("/llm", gateway.app)``).
+    Served on its own it runs its start-up and shutdown from the ASGI lifespan; mounted, it cannot,
+    because Starlette does not pass lifespan events to mounted apps, so give the host app
+    ``lifespan=gateway.lifespan`` or enter ``gateway.lifespan(app)`` inside the host's own.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.providers = build_providers(self.settings)
+        self.router = ModelRouter(self.providers, default_provider=self.settings.default_provider)
+        self.keys = KeyRing.from_projects(
+            {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
+        )
+        admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
+        self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes)
+        # The stack, outermost first: tracing sees every answer, refusals included; the project is
+        # known before the key is checked against it.
+        stack: ASGIApp = self.proxy
+        stack = AuthMiddleware(stack, keys=self.keys, admin_key_digest=key_digest(admin_key) if admin_key else None)
+        stack = ProjectScopeMiddleware(stack)
+        stack = TracingMiddleware(stack)
+        self.stack = stack
+        self._started = False
+
+    @classmethod
+    def from_config(cls, path: str | None = None) -> Gateway:
+        """Load the config file (or ``$RELAYGATE_CONFIG``, ``./relaygate.yaml``, the embedded default)."""
+        return cls(load_settings(path))
+
+    @property
+    def app(self) -> Gateway:
+        """The ASGI app (the gateway itself; the name reads well in ``app.mount("/llm", gateway.app)``)."""
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.stack(scope, receive, send)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for provider in self.providers.values():
+            await provider.start()
+        logger.info("relaygate ready; providers: %s", ", ".join(f"{n} ({p.kind})" for n, p in self.providers.items()))
+        if not self.keys:
+            logger.warning(
+                "no API keys are configured: every request is accepted into project 'default'. "
+                "Add projects with keys to the config to require them."
+            )
+
+    async def shutdown(self) -> None:
+        self._started = False
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()
+        try:
+            await self.startup()
+        except Exception as exc:
+            logger.exception("relaygate failed to start")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await self.shutdown()
+        await send({"type": "lifespan.shutdown.complete"})

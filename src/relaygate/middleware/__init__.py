@@ -1,0 +1,9 @@
+"""The gateway's pure-ASGI middlewares; each is usable alone around any ASGI app."""
+
+from __future__ import annotations
+
+from relaygate.middleware.auth import AuthMiddleware
+from relaygate.middleware.projects import ProjectScopeMiddleware
+from relaygate.middleware.tracing import TracingMiddleware
+
+__all__ = ["AuthMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]

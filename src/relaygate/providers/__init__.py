@@ -1,0 +1,27 @@
+"""Provider adapters and the registry built from settings."""
+
+from __future__ import annotations
+
+from relaygate.providers.base import Endpoint, Provider
+from relaygate.providers.mock import MockProvider
+from relaygate.providers.openai import OpenAIProvider
+from relaygate.settings import ProviderSettings, Settings
+from relaygate.upstream import AiohttpClient
+
+__all__ = ["Endpoint", "MockProvider", "OpenAIProvider", "Provider", "build_providers"]
+
+MOCK_PROVIDER = "mock"
+
+
+def build_providers(settings: Settings) -> dict[str, Provider]:
+    """One adapter, with its own pooled client, per configured provider; ``mock`` is always there."""
+    providers: dict[str, Provider] = {}
+    for name, provider in settings.providers.items():
+        if provider.kind == "mock":
+            providers[name] = MockProvider(name, provider)
+        else:
+            client = AiohttpClient(timeouts=provider.timeouts, max_connections=provider.max_connections)
+            providers[name] = OpenAIProvider(name, provider, client)
+    if MOCK_PROVIDER not in providers:
+        providers[MOCK_PROVIDER] = MockProvider(MOCK_PROVIDER, ProviderSettings(kind="mock"))
+    return providers

@@ -1,0 +1,245 @@
+"""The proxy: the innermost ASGI app, serving the OpenAI endpoints in front of the providers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from relaygate._asgi import Headers, read_json_body, route_path, send_json
+from relaygate.context import RequestContext, Route, get_context
+from relaygate.errors import (
+    ClientDisconnected,
+    GatewayError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ServerError,
+    UpstreamTimeoutError,
+    send_error,
+    sse_error_frame,
+)
+from relaygate.providers.base import Endpoint
+from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
+from relaygate.routing import ModelRouter
+
+__all__ = ["ProxyApp"]
+
+logger = logging.getLogger("relaygate.proxy")
+
+Handler = Callable[[Scope, Receive, Send, RequestContext], Awaitable[None]]
+
+SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    # nginx reads this and stops buffering the stream, whatever proxy_buffering says.
+    (b"x-accel-buffering", b"no"),
+]
+MODELS_PREFIX = "/v1/models/"
+
+
+class ProxyApp:
+    """Parses the request once, routes its model to a provider and relays the answer.
+
+    Streams are relayed frame by frame as the provider sends them; the response starts only once
+    the first frame is there, so a provider that fails or stays silent (``timeouts.first_chunk``)
+    still gets a real HTTP error status. When the client leaves mid-stream the upstream response is
+    closed at once. Every error, here or upstream, leaves in the OpenAI error shape.
+    """
+
+    def __init__(self, *, router: ModelRouter, max_body_bytes: int = 32 * 1024 * 1024) -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+        self.routes: dict[str, tuple[str, Handler]] = {
+            "/v1/chat/completions": ("POST", self._chat),
+            "/v1/embeddings": ("POST", self._embeddings),
+            "/v1/images/generations": ("POST", self._images),
+            "/v1/models": ("GET", self._models),
+            "/health": ("GET", self._health),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        ctx = get_context(scope)
+        status = 0
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            handler = self._handler(scope)
+            await handler(scope, receive, send_tracked, ctx)
+        except GatewayError as error:
+            ctx.error = ctx.error or error.code or error.type
+            if not status:
+                await send_error(send_tracked, error)
+        except (ClientDisconnected, OSError):
+            ctx.error = "client_disconnected"
+        except Exception:
+            logger.exception("unexpected error while serving %s %s", scope["method"], scope["path"])
+            ctx.error = "server_error"
+            if not status:
+                await send_error(send_tracked, ServerError("The gateway failed to handle the request."))
+        finally:
+            if ctx.route is not None:
+                ctx.record_end(status or 499, ctx.error)
+
+    def _handler(self, scope: Scope) -> Handler:
+        path = route_path(scope)
+        if len(path) > 1:
+            path = path.rstrip("/")
+        method = scope["method"]
+        entry = self.routes.get(path)
+        if entry is None and path.startswith(MODELS_PREFIX):
+            entry = ("GET", self._model)
+        if entry is None:
+            raise NotFoundError(f"Invalid URL ({method} {path}).", code="unknown_url")
+        allowed, handler = entry
+        if method != allowed:
+            raise MethodNotAllowedError(
+                f"Method {method} is not allowed for {path}; use {allowed}.", headers=[(b"allow", allowed.encode())]
+            )
+        return handler
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        body = await read_json_body(scope, receive, self.max_body_bytes)
+        request = ctx.request = parse_request(ChatCompletionRequest, body)
+        self._note_user(ctx, request.extra)
+        route = self._route(ctx, "chat", request.model)
+        if request.stream:
+            await self._stream(receive, send, ctx, route, body, usage_chunk=request.wants_usage_chunk)
+        else:
+            await self._whole(send, ctx, route, "chat", body)
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        body = await read_json_body(scope, receive, self.max_body_bytes)
+        request = ctx.request = parse_request(EmbeddingRequest, body)
+        self._note_user(ctx, request.extra)
+        await self._whole(send, ctx, self._route(ctx, "embeddings", request.model), "embeddings", body)
+
+    async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        body = await read_json_body(scope, receive, self.max_body_bytes)
+        request = ctx.request = parse_request(ImageGenerationRequest, body)
+        self._note_user(ctx, request.extra)
+        await self._whole(send, ctx, self._route(ctx, "images", request.model), "images", body)
+
+    def _route(self, ctx: RequestContext, endpoint: Endpoint, model: str) -> Route:
+        ctx.endpoint = endpoint
+        route = ctx.route = self.router.resolve(model)
+        return route
+
+    @staticmethod
+    def _note_user(ctx: RequestContext, extra: Any) -> None:
+        if extra is not None and extra.user is not None:
+            ctx.user = extra.user.model_dump(exclude_none=True)
+
+    async def _whole(
+        self, send: Send, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any]
+    ) -> None:
+        provider = route.provider
+        response = await provider.open(endpoint, body, route.model, stream=False)
+        try:
+            raw = await response.read()
+        finally:
+            await response.aclose()
+        await send_json(send, 200, provider.response_body(endpoint, raw, ctx), _route_headers(route))
+
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+        route: Route,
+        body: dict[str, Any],
+        *,
+        usage_chunk: bool,
+    ) -> None:
+        provider = route.provider
+        response = None
+        frames: AsyncGenerator[bytes, None] | None = None
+        try:
+            try:
+                with anyio.fail_after(provider.first_chunk_timeout):
+                    response = await provider.open("chat", body, route.model, stream=True)
+                    frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
+                    first = await anext(frames, b"")
+            except TimeoutError:
+                raise UpstreamTimeoutError(
+                    f"Provider '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s."
+                ) from None
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_route_headers(route)]}
+            )
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
+                try:
+                    async for out in frames:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                except GatewayError as error:
+                    # The response has started: the error becomes the stream's last event.
+                    ctx.error = error.code or error.type
+                    await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                group.cancel_scope.cancel()
+        finally:
+            if frames is not None:
+                await frames.aclose()
+            if response is not None:
+                await response.aclose()
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": await self._model_entries()}))
+
+    async def _model(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        wanted = route_path(scope).rstrip("/")[len(MODELS_PREFIX) :]
+        for entry in await self._model_entries():
+            if entry["id"] == wanted:
+                await send_json(send, 200, orjson.dumps(entry))
+                return
+        raise NotFoundError(f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
+
+    async def _model_entries(self) -> list[dict[str, Any]]:
+        providers = list(self.router.providers.values())
+        listed: list[list[str]] = [[] for _ in providers]
+
+        async def list_one(index: int) -> None:
+            listed[index] = await providers[index].list_models()
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(providers)):
+                group.start_soon(list_one, index)
+        return [
+            {
+                "id": f"{provider.name}/{model}",
+                "object": "model",
+                "created": 0,
+                "owned_by": provider.name,
+                "provider": provider.name,
+            }
+            for provider, models in zip(providers, listed, strict=True)
+            for model in models
+        ]
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        await send_json(send, 200, b'{"status":"ok"}')
+
+
+def _route_headers(route: Route) -> Headers:
+    return [(b"x-model-name", route.model.encode()), (b"x-provider-name", route.provider.name.encode())]
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ctx: RequestContext) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            ctx.error = "client_disconnected"
+            scope.cancel()
+            return

@@ -1,0 +1,266 @@
+"""relaygate's configuration: pydantic models of the YAML config file.
+
+This is the only module that reads the environment: ``${VAR}`` references in the config file, the
+well-known provider key variables (``OPENAI_API_KEY``, ...) and ``RELAYGATE_CONFIG``. Everything
+else receives a :class:`Settings` object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ConfigError",
+    "ProjectSettings",
+    "ProviderSettings",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "load_settings",
+    "set_config_path",
+]
+
+DEFAULT_CONFIG_FILE = "relaygate.yaml"
+CONFIG_ENV_VAR = "RELAYGATE_CONFIG"
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+
+# Kinds that are accepted in the file; the adapters for anthropic and gemini are not built yet, so
+# they are refused with a message that says so rather than with a bare "unknown kind".
+ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
+IMPLEMENTED_KINDS = frozenset({"openai", "mock"})
+
+# Provider keys picked up from the environment when the config does not name the provider itself.
+ENV_PROVIDERS: dict[str, tuple[str, str, str]] = {
+    # provider name: (key variable, kind, base URL)
+    "openai": ("OPENAI_API_KEY", "openai", "https://api.openai.com/v1"),
+    "anthropic": ("ANTHROPIC_API_KEY", "anthropic", "https://api.anthropic.com/v1"),
+    "gemini": ("GEMINI_API_KEY", "gemini", "https://generativelanguage.googleapis.com/v1beta"),
+}
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Model):
+    """Upstream timeouts, in seconds."""
+
+    connect: float = Field(10.0, gt=0)
+    # Longest silence while reading a response; a non-streamed completion says nothing until it is done.
+    read: float = Field(600.0, gt=0)
+    # From sending a streamed request to its first chunk: a stuck stream fails fast and can be retried.
+    first_chunk: float = Field(120.0, gt=0)
+
+
+class ProviderSettings(_Model):
+    """One upstream provider. Its name in ``providers:`` is the model prefix (``name/model``)."""
+
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    # When given, only these models are routed and listed; when absent, any model name is passed on
+    # and GET /v1/models asks the upstream.
+    models: list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(1000, ge=1)
+    # Ask the upstream for stream_options.include_usage so that usage of streams is always known.
+    stream_usage: bool = True
+    # mock only: seconds between streamed chunks.
+    chunk_delay: float = Field(0.0, ge=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_implemented(cls, kind: str) -> str:
+        if kind not in IMPLEMENTED_KINDS:
+            raise ValueError(
+                f"kind {kind!r} is not available in this version of relaygate; "
+                f"use kind: openai with the provider's OpenAI-compatible base_url"
+            )
+        return kind
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return url.rstrip("/") if url else url
+
+    @model_validator(mode="after")
+    def _openai_needs_base_url(self) -> ProviderSettings:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required for kind openai")
+        return self
+
+
+class ProjectSettings(_Model):
+    """A project and the API keys that may use it."""
+
+    id: str = Field(pattern=NAME_PATTERN)
+    name: str | None = None
+    # A key itself (usually "${ENV_VAR}") or "sha256:<hex>" of a key.
+    keys: list[SecretStr] = Field(default_factory=list)
+
+
+class ServerSettings(_Model):
+    """How ``relaygate serve`` runs uvicorn; command-line options override these."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    root_path: str = ""
+    forwarded_allow_ips: str = "127.0.0.1"
+    access_log: bool = False
+
+
+class Settings(_Model):
+    """The whole configuration. Build it in code or load it with :func:`load_settings`."""
+
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    projects: list[ProjectSettings] = Field(default_factory=list)
+    admin_key: SecretStr | None = None
+    # Bare model names ("gpt-4o") are routed to this provider.
+    default_provider: str | None = None
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name in providers:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"provider name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return providers
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_projects(cls, projects: list[ProjectSettings]) -> list[ProjectSettings]:
+        seen: set[str] = set()
+        for project in projects:
+            if project.id in seen:
+                raise ValueError(f"project id {project.id!r} appears twice")
+            seen.add(project.id)
+        return projects
+
+    @model_validator(mode="after")
+    def _default_provider_exists(self) -> Settings:
+        if self.default_provider and self.default_provider not in self.providers and self.default_provider != "mock":
+            raise ValueError(f"default_provider {self.default_provider!r} is not among the providers")
+        return self
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load the config file, fill ``${VAR}`` references and add providers whose key is in the environment.
+
+    Without a path, ``$RELAYGATE_CONFIG`` or ``./relaygate.yaml`` is used when present; with neither,
+    the embedded default (the mock provider, no keys) is returned.
+    """
+    env = os.environ if environ is None else environ
+    file = _config_file(path, env)
+    raw: Any = {}
+    if file is not None:
+        try:
+            raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: the config file must hold a mapping at its top level")
+    where = str(file) if file is not None else "config"
+    errors: list[str] = []
+    data = _interpolate(raw, env, (), errors)
+    if errors:
+        raise ConfigError("\n".join(f"{where}: {error}" for error in errors))
+    _add_environment_providers(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{where}: {line}" for line in _describe(exc))) from None
+
+
+def set_config_path(path: str | os.PathLike[str]) -> None:
+    """Make ``path`` the config file of processes started from here (``serve --workers``)."""
+    os.environ[CONFIG_ENV_VAR] = str(Path(path).resolve())
+
+
+def _config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if env.get(CONFIG_ENV_VAR):
+        return Path(env[CONFIG_ENV_VAR])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _interpolate(node: Any, env: Mapping[str, str], where: tuple[str | int, ...], errors: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _interpolate(value, env, (*where, str(key)), errors) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, env, (*where, index), errors) for index, value in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = env.get(name)
+            if value is None:
+                if default is not None:
+                    return default
+                errors.append(f"{_dotted(where)}: environment variable {name} is not set")
+                return ""
+            return value
+
+        return _ENV_REF.sub(replace, node)
+    return node
+
+
+def _add_environment_providers(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    providers = data.get("providers")
+    if providers is None:
+        providers = data["providers"] = {}
+    if not isinstance(providers, dict):
+        return  # validation reports it
+    for name, (variable, kind, base_url) in ENV_PROVIDERS.items():
+        if name in providers or not env.get(variable) or kind not in IMPLEMENTED_KINDS:
+            continue
+        providers[name] = {"kind": kind, "base_url": base_url, "api_key": env[variable]}
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        loc = _dotted(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "literal_error":
+            # Only kinds are literals; other inputs are not echoed because they may be keys.
+            message = f"{message} (got {error['input']!r})"
+        lines.append(f"{loc}: {message}" if loc else message)
+    return lines
+
+
+def _dotted(loc: tuple[str | int, ...] | Any) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

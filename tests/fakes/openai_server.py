@@ -1,0 +1,212 @@
+"""A fake OpenAI-compatible server speaking the real wire format, served over real HTTP in tests.
+
+What it does is chosen by the model name the gateway forwards:
+
+- any ordinary name: a JSON completion, or an SSE stream (usage chunk when asked for);
+- ``status-<code>``: that status with an OpenAI error body (429 adds ``Retry-After: 7``);
+- ``text-status-<code>``: that status with a plain-text body;
+- ``sleep-<seconds>``: waits before answering (before the first chunk when streaming);
+- ``endless``: streams a chunk every 20 ms until the client goes away, and records that it went;
+- ``broken``: streams two chunks, then drops the connection mid-body;
+- ``split``: one event split across reads inside a UTF-8 character, with CRLF framing;
+- ``error-event``: a 200 stream whose second event is ``data: {"error": ...}``;
+- ``no-done``: a stream that ends without ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+REPLY = "Hello from the fake upstream"
+MODELS = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "gpt-image-1"]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeOpenAI:
+    requests: list[Seen] = field(default_factory=list)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+    def last(self, path: str | None = None) -> Seen:
+        matching = [r for r in self.requests if path is None or r.path.endswith(path)]
+        return matching[-1]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        data: dict[str, Any] = orjson.loads(body) if body else {}
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Seen(scope["method"], scope["path"], headers, data))
+        path = scope["path"]
+        if path == "/v1/models":
+            await _json(
+                send,
+                200,
+                {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in MODELS]},
+            )
+            return
+        model = str(data.get("model", ""))
+        if model.startswith("status-"):
+            status = int(model.removeprefix("status-"))
+            extra = [(b"retry-after", b"7")] if status == 429 else []
+            error = {
+                "error": {
+                    "message": f"fake failure {status}",
+                    "type": "fake_error",
+                    "param": None,
+                    "code": f"fake_{status}",
+                }
+            }
+            await _json(send, status, error, extra)
+            return
+        if model.startswith("text-status-"):
+            status = int(model.removeprefix("text-status-"))
+            await _raw(send, status, b"upstream exploded", b"text/plain")
+            return
+        if model.startswith("sleep-"):
+            await asyncio.sleep(float(model.removeprefix("sleep-")))
+        if path == "/v1/chat/completions":
+            if data.get("stream"):
+                await self._stream(data, receive, send)
+            else:
+                await _json(send, 200, _completion(data))
+        elif path == "/v1/embeddings":
+            await _json(send, 200, _embeddings(data))
+        elif path == "/v1/images/generations":
+            await _json(
+                send, 200, {"created": int(time.time()), "data": [{"b64_json": "aW1hZ2U="}] * (data.get("n") or 1)}
+            )
+        else:
+            await _json(send, 404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+
+    async def _stream(self, data: dict[str, Any], receive: Receive, send: Send) -> None:
+        model = data["model"]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+
+        async def event(payload: dict[str, Any] | bytes) -> None:
+            raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            await send({"type": "http.response.body", "body": b"data: " + raw + b"\n\n", "more_body": True})
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        if model == "endless":
+            watcher = asyncio.ensure_future(receive())
+            try:
+                while not watcher.done():
+                    await event(chunk({"content": "tick "}))
+                    await asyncio.sleep(0.02)
+                if watcher.result()["type"] == "http.disconnect":
+                    self.disconnected.set()
+            finally:
+                watcher.cancel()
+            return
+        if model == "broken":
+            await event(chunk({"role": "assistant", "content": ""}))
+            await event(chunk({"content": "partial"}))
+            raise RuntimeError("the fake upstream drops the connection")
+        if model == "split":
+            raw = b"data: " + orjson.dumps(chunk({"content": "héllo wörld 🎉"})) + b"\r\n\r\n"
+            cut = raw.index("🎉".encode()) + 2  # inside the 4-byte emoji
+            for piece in (raw[:7], raw[7:cut], raw[cut:-1], raw[-1:]):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                await asyncio.sleep(0.01)
+            await send({"type": "http.response.body", "body": b"data: [DONE]\r\n\r\n", "more_body": False})
+            return
+        if model == "error-event":
+            await event(chunk({"role": "assistant", "content": ""}))
+            await event({"error": {"message": "overloaded mid-stream", "type": "server_error", "code": "overloaded"}})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await event(chunk({"role": "assistant", "content": ""}))
+        for word in REPLY.split(" "):
+            await event(chunk({"content": word + " "}))
+        await event(chunk({}, "stop"))
+        if (data.get("stream_options") or {}).get("include_usage"):
+            await event({**chunk({}), "choices": [], "usage": _usage()})
+        if model != "no-done":
+            await event(b"[DONE]")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _usage() -> dict[str, Any]:
+    return {
+        "prompt_tokens": 11,
+        "completion_tokens": 5,
+        "total_tokens": 16,
+        "prompt_tokens_details": {"cached_tokens": 3},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _completion(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1,
+        "model": data["model"],
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": REPLY}, "logprobs": None, "finish_reason": "stop"}
+            for i in range(data.get("n") or 1)
+        ],
+        "usage": _usage(),
+    }
+
+
+def _embeddings(data: dict[str, Any]) -> dict[str, Any]:
+    inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
+    vectors = [[0.5, -0.25, float(i)] for i in range(len(inputs))]
+    if data.get("encoding_format") == "base64":
+        encoded: list[Any] = [base64.b64encode(struct.pack("<3f", *v)).decode() for v in vectors]
+    else:
+        encoded = vectors
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+        "model": data["model"],
+        "usage": {"prompt_tokens": 4, "total_tokens": 4},
+    }
+
+
+async def _json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _raw(send, status, orjson.dumps(payload), b"application/json", headers)
+
+
+async def _raw(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
