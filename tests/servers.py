@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -55,14 +56,16 @@ def relaygate_serve(
     port = free_port()
     command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), *args]
     process_env = {**os.environ, **(env or {})}
-    process = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Output goes to a file, not a pipe: a pipe nobody reads blocks the server once it fills up.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"relaygate serve exited with {process.returncode}:\n{output}")
+                log.seek(0)
+                raise RuntimeError(f"relaygate serve exited with {process.returncode}:\n{log.read().decode()}")
             try:
                 if httpx.get(base_url + "/health", timeout=0.5).status_code == 200:
                     break
@@ -79,5 +82,4 @@ def relaygate_serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout:
-            process.stdout.close()
+        log.close()

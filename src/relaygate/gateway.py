@@ -47,6 +47,8 @@ class Gateway:
         stack = TracingMiddleware(stack)
         self.stack = stack
         self._started = False
+        self._warned = False
+        self._lifespans = 0
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:
@@ -62,22 +64,41 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if not self._started and not self._warned:
+            self._warned = True
+            logger.warning(
+                "relaygate is serving before its start-up ran: connection pools open on first use and are never "
+                "closed. Mounted apps need the host to run gateway.lifespan (see README.md, 'Mounting in your app')."
+            )
         await self.stack(scope, receive, send)
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     @asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        await self.startup()
+        """Start-up and shutdown around a host's lifespan; nested or repeated entries share one start."""
+        if self._lifespans == 0:
+            await self.startup()
+        self._lifespans += 1
         try:
             yield
         finally:
-            await self.shutdown()
+            self._lifespans -= 1
+            if self._lifespans == 0:
+                await self.shutdown()
 
     async def startup(self) -> None:
         if self._started:
             return
+        try:
+            for provider in self.providers.values():
+                await provider.start()
+        except BaseException:
+            await self.shutdown()
+            raise
         self._started = True
-        for provider in self.providers.values():
-            await provider.start()
         logger.info("relaygate ready; providers: %s", ", ".join(f"{n} ({p.kind})" for n, p in self.providers.items()))
         if not self.keys:
             logger.warning(

@@ -100,11 +100,12 @@ class ProxyApp:
         if entry is None and path.startswith(MODELS_PREFIX):
             entry = ("GET", self._model)
         if entry is None:
-            raise NotFoundError(f"Invalid URL ({method} {path}).", code="unknown_url")
+            raise NotFoundError(f"Invalid URL ({method} {scope['path']}).", code="unknown_url")
         allowed, handler = entry
         if method != allowed:
             raise MethodNotAllowedError(
-                f"Method {method} is not allowed for {path}; use {allowed}.", headers=[(b"allow", allowed.encode())]
+                f"Method {method} is not allowed for {scope['path']}; use {allowed}.",
+                headers=[(b"allow", allowed.encode())],
             )
         return handler
 
@@ -180,14 +181,7 @@ class ProxyApp:
             await send({"type": "http.response.body", "body": first, "more_body": True})
             async with anyio.create_task_group() as group:
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
-                try:
-                    async for out in frames:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                except GatewayError as error:
-                    # The response has started: the error becomes the stream's last event.
-                    ctx.error = error.code or error.type
-                    await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await _relay(send, frames, ctx)
                 group.cancel_scope.cancel()
         finally:
             if frames is not None:
@@ -234,6 +228,25 @@ class ProxyApp:
 
 def _route_headers(route: Route) -> Headers:
     return [(b"x-model-name", route.model.encode()), (b"x-provider-name", route.provider.name.encode())]
+
+
+async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestContext) -> None:
+    """Send the frames after the first; once the response has started, errors become the last event."""
+    try:
+        async for out in frames:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+    except OSError:
+        ctx.error = "client_disconnected"  # servers of ASGI spec 2.4 raise it from send()
+        return
+    except GatewayError as error:
+        ctx.error = error.code or error.type
+        await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
+    except Exception:
+        logger.exception("unexpected error while relaying a stream")
+        ctx.error = "server_error"
+        failure = ServerError("The gateway failed while relaying the stream.")
+        await send({"type": "http.response.body", "body": sse_error_frame(failure), "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ctx: RequestContext) -> None:

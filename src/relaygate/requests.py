@@ -110,13 +110,21 @@ def parse_request(model: type[RequestT], data: dict[str, Any]) -> RequestT:
 
 
 def _invalid(exc: ValidationError) -> InvalidRequestError:
-    error = exc.errors()[0]
-    param = _param(error["loc"])
-    if error["type"] == "missing":
+    errors = exc.errors()
+    param = _param(errors[0]["loc"])
+    if errors[0]["type"] == "missing":
         return InvalidRequestError(
             f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
         )
-    return InvalidRequestError(f"Invalid value for '{param}': {error['msg']}.", param=param, code="invalid_value")
+    # A union reports one error per member it tried; together they say what would have been valid.
+    reasons = dict.fromkeys(e["msg"] for e in errors if _param(e["loc"]) == param)
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {'; or '.join(reasons)}.", param=param, code="invalid_value"
+    )
+
+
+# pydantic names the union member it tried in the error location ("str", "list[str]"): not a parameter.
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
 
 
 def _param(loc: tuple[int | str, ...]) -> str:
@@ -124,17 +132,6 @@ def _param(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part[:1].islower() or not out:
-            # pydantic adds union member names ("str", "list[str]") to the location; they are not params.
-            if out and part in {
-                "str",
-                "int",
-                "list[str]",
-                "list[int]",
-                "list[list[int]]",
-                "list[any]",
-                "dict[str,any]",
-            }:
-                continue
+        elif "[" not in part and part not in _TYPE_TAGS:
             out += f".{part}" if out else part
     return out

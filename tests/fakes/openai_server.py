@@ -10,7 +10,8 @@ What it does is chosen by the model name the gateway forwards:
 - ``broken``: streams two chunks, then drops the connection mid-body;
 - ``split``: one event split across reads inside a UTF-8 character, with CRLF framing;
 - ``error-event``: a 200 stream whose second event is ``data: {"error": ...}``;
-- ``no-done``: a stream that ends without ``data: [DONE]``.
+- ``no-done``: a stream that ends without ``data: [DONE]``;
+- ``paced``: the ordinary stream with 10 ms between events, so that each arrives in its own read.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ class FakeOpenAI:
             return
         await event(chunk({"role": "assistant", "content": ""}))
         for word in REPLY.split(" "):
+            if model == "paced":
+                await asyncio.sleep(0.01)
             await event(chunk({"content": word + " "}))
         await event(chunk({}, "stop"))
         if (data.get("stream_options") or {}).get("include_usage"):

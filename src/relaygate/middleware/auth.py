@@ -56,7 +56,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            if path.startswith(self.admin_prefixes):
+            if any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes):
                 self._check_admin(scope)
             else:
                 self._check_key(scope)

@@ -17,14 +17,14 @@ import anyio
 import orjson
 
 from relaygate.context import RequestContext
-from relaygate.errors import GatewayError, UpstreamError
+from relaygate.errors import GatewayError, UpstreamError, sse_error_frame
 from relaygate.providers.base import Endpoint, Provider
 from relaygate.requests import GATEWAY_FIELDS
 from relaygate.settings import ProviderSettings
 from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
 from relaygate.upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 
-__all__ = ["OpenAIProvider", "upstream_error"]
+__all__ = ["OpenAIProvider", "stream_error", "upstream_error"]
 
 logger = logging.getLogger("relaygate.providers")
 
@@ -123,8 +123,9 @@ class OpenAIProvider(Provider):
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk:
-                ctx.error = "upstream_stream_error"
-                return out + frame(data), True
+                error = stream_error(self.name, chunk["error"])
+                ctx.error = error.code or error.type
+                return out + sse_error_frame(error), True
             ctx.record_chunk(chunk)
             if not usage_chunk and not chunk.get("choices") and chunk.get("usage"):
                 continue  # the usage chunk the gateway asked for on its own behalf
@@ -153,6 +154,18 @@ class OpenAIProvider(Provider):
             return []
         self._listed = (now, models)
         return models
+
+
+def stream_error(provider: str, error: Any) -> UpstreamError:
+    """An error event inside a provider's stream, in the full OpenAI shape."""
+    if not isinstance(error, dict):
+        return UpstreamError(_text(error) or f"Provider '{provider}' failed mid-stream.")
+    return UpstreamError(
+        _text(error.get("message")) or f"Provider '{provider}' failed mid-stream.",
+        type=_text(error.get("type")),
+        param=_text(error.get("param")),
+        code=_text(error.get("code")),
+    )
 
 
 def upstream_error(provider: str, status: int, headers: Any, raw: bytes) -> UpstreamError:

@@ -1,0 +1,1 @@
+"""Runnable examples of relaygate inside host apps (``uvicorn examples.fastapi_app:app``)."""

@@ -1,0 +1,49 @@
+"""relaygate mounted at ``/llm`` inside a FastAPI app that has routes and start-up work of its own.
+
+Run it from the repository root::
+
+    .venv/bin/uvicorn examples.fastapi_app:app --port 8000
+
+    curl -s http://127.0.0.1:8000/hello
+    curl -s http://127.0.0.1:8000/llm/v1/chat/completions \\
+      -H 'Content-Type: application/json' \\
+      -d '{"model": "mock/echo", "messages": [{"role": "user", "content": "Hello"}]}'
+
+The gateway comes from ``Gateway.from_config()``: ``$RELAYGATE_CONFIG`` or ``./relaygate.yaml`` when
+present, else the embedded default (the built-in ``mock`` provider, no API keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from relaygate import Gateway
+
+
+def build_app(gateway: Gateway | None = None) -> FastAPI:
+    """A FastAPI app serving ``GET /hello`` itself and the gateway under ``/llm``."""
+    llm = gateway if gateway is not None else Gateway.from_config()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # FastAPI does not run a mounted app's lifespan: the gateway's start-up and shutdown run here.
+        async with llm.lifespan(app):
+            app.state.greeting = "hello from the host app"  # the host's own start-up
+            yield
+            # the host's own shutdown goes here; the gateway's runs after it
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/hello")
+    async def hello(request: Request) -> dict[str, str]:
+        greeting: str = request.app.state.greeting
+        return {"message": greeting}
+
+    app.mount("/llm", llm.app)  # POST /llm/v1/chat/completions, /llm/{project_id}/v1/..., ...
+    return app
+
+
+app = build_app()

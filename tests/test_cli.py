@@ -1,0 +1,88 @@
+"""The relaygate command, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from relaygate.cli import main
+from relaygate.keys import KeyRing, hash_key
+from tests.servers import relaygate_serve
+
+
+def test_keys_new_prints_a_key_and_its_config_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "new"]) == 0
+    key, line = capsys.readouterr().out.split()
+    assert key.startswith("rg-") and len(key) > 40
+    assert line == hash_key(key)
+    assert KeyRing.from_projects({"p": [line]}).lookup(key) is not None
+    assert main(["keys", "new"]) == 0
+    assert capsys.readouterr().out.split()[0] != key
+
+
+def test_keys_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "hash", "secret"]) == 0
+    assert capsys.readouterr().out.strip() == hash_key("secret")
+
+
+def test_check_summarises_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("providers:\n  up:\n    kind: openai\n    base_url: http://x/v1\nprojects:\n  - id: p1\n")
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "up (openai)" in out and "mock (mock)" in out and "p1" in out
+
+
+def test_serve_refuses_a_bad_config_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "providers:\n  up:\n    kind: openai\n    base_url: http://x/v1\n    api_key: ${SURELY_UNSET_VAR}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "providers.up.api_key" in done.stderr and "SURELY_UNSET_VAR" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "serve" in capsys.readouterr().out
+
+
+def test_serve_on_the_embedded_default_answers_the_readme_request(tmp_path: Path) -> None:
+    # The quickstart: no config, no provider key, the mock provider answers.
+    env = {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", "RELAYGATE_CONFIG": ""}
+    with relaygate_serve([], env=env, cwd=tmp_path) as base_url:
+        response = httpx.post(
+            base_url + "/v1/chat/completions",
+            json={"model": "mock/echo", "messages": [{"role": "user", "content": "Hello"}]},
+        )
+        models = httpx.get(base_url + "/v1/models")
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "relaygate mock reply to: Hello"
+    assert {m["id"] for m in models.json()["data"]} == {"mock/echo", "mock/text-embedding", "mock/image"}
+
+
+def test_serve_with_workers_and_root_path(tmp_path: Path) -> None:
+    config = tmp_path / "relaygate.yaml"
+    config.write_text("projects:\n  - id: p1\n    keys: [k-123]\n")
+    with relaygate_serve(["--config", str(config), "--workers", "2", "--root-path", "/llm"], cwd=tmp_path) as base_url:
+        headers = {"Authorization": "Bearer k-123"}
+        body = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hi"}]}
+        # uvicorn's --root-path is for a reverse proxy that strips the prefix: the gateway then sees
+        # path "/llm/p1/v1/..." with root_path "/llm", and routes below the prefix.
+        stripped = httpx.post(base_url + "/v1/chat/completions", json=body, headers=headers)
+        prefixed = httpx.post(base_url + "/p1/v1/chat/completions", json=body, headers=headers)
+        refused = httpx.post(base_url + "/v1/chat/completions", json=body)
+    assert stripped.status_code == 200 and prefixed.status_code == 200
+    assert refused.status_code == 401
