@@ -92,13 +92,7 @@ class RequestContext:
 
     def record_response(self, body: dict[str, Any]) -> None:
         self.response_id = body.get("id")
-        usage = body.get("usage")
-        if isinstance(usage, dict):
-            self.usage = Usage.from_openai(usage)
-        for choice in body.get("choices") or ():
-            reason = choice.get("finish_reason")
-            if reason:
-                self.finish_reasons.append(reason)
+        self._note_usage_and_finish(body)
         for observer in self.observers:
             observer.on_response(self, body)
 
@@ -106,13 +100,7 @@ class RequestContext:
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
             self.response_id = chunk.get("id")
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = Usage.from_openai(usage)
-        for choice in chunk.get("choices") or ():
-            reason = choice.get("finish_reason")
-            if reason:
-                self.finish_reasons.append(reason)
+        self._note_usage_and_finish(chunk)
         for observer in self.observers:
             observer.on_chunk(self, chunk)
 
@@ -122,6 +110,16 @@ class RequestContext:
         self.ended_at = time.perf_counter()
         for observer in self.observers:
             observer.on_end(self)
+
+
+    def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
+        usage = data.get("usage")
+        if usage and isinstance(usage, dict):
+            self.usage = Usage.from_openai(usage)
+        for choice in data.get("choices") or ():
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reasons.append(reason)
 
 
 def get_context(scope: Scope) -> RequestContext:
