@@ -86,6 +86,10 @@ def test_provider_keys_in_the_environment_add_providers(tmp_path: Path, monkeypa
     openai = settings.providers["openai"]
     assert openai.base_url == "https://api.openai.com/v1"
     assert openai.api_key is not None and openai.api_key.get_secret_value() == "sk-env"
+    both = load_settings(environ={"ANTHROPIC_API_KEY": "sk-ant", "GEMINI_API_KEY": "g-key"}).providers
+    assert both["anthropic"].base_url == "https://api.anthropic.com/v1"
+    assert both["gemini"].base_url == "https://generativelanguage.googleapis.com/v1beta/openai"
+    assert "openai" not in both
     # a configured provider of that name wins over the environment
     path = write(tmp_path, "providers:\n  openai:\n    kind: openai\n    base_url: http://local/v1\n")
     assert load_settings(path, environ={"OPENAI_API_KEY": "sk-env"}).providers["openai"].base_url == "http://local/v1"

@@ -111,7 +111,6 @@ class RequestContext:
         for observer in self.observers:
             observer.on_end(self)
 
-
     def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")
         if usage and isinstance(usage, dict):

@@ -39,11 +39,13 @@ ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
 IMPLEMENTED_KINDS = frozenset({"openai", "mock"})
 
 # Provider keys picked up from the environment when the config does not name the provider itself.
+# Anthropic and Gemini are reached through their OpenAI-compatible endpoints until their native
+# adapters exist.
 ENV_PROVIDERS: dict[str, tuple[str, str, str]] = {
     # provider name: (key variable, kind, base URL)
     "openai": ("OPENAI_API_KEY", "openai", "https://api.openai.com/v1"),
-    "anthropic": ("ANTHROPIC_API_KEY", "anthropic", "https://api.anthropic.com/v1"),
-    "gemini": ("GEMINI_API_KEY", "gemini", "https://generativelanguage.googleapis.com/v1beta"),
+    "anthropic": ("ANTHROPIC_API_KEY", "openai", "https://api.anthropic.com/v1"),
+    "gemini": ("GEMINI_API_KEY", "openai", "https://generativelanguage.googleapis.com/v1beta/openai"),
 }
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -240,7 +242,7 @@ def _add_environment_providers(data: dict[str, Any], env: Mapping[str, str]) -> 
     if not isinstance(providers, dict):
         return  # validation reports it
     for name, (variable, kind, base_url) in ENV_PROVIDERS.items():
-        if name in providers or not env.get(variable) or kind not in IMPLEMENTED_KINDS:
+        if name in providers or not env.get(variable):
             continue
         providers[name] = {"kind": kind, "base_url": base_url, "api_key": env[variable]}
 
