@@ -59,7 +59,7 @@ def test_a_default_fills_an_unset_variable(tmp_path: Path) -> None:
             "providers:\n  up:\n    kind: openai\n    base_url: http://x\n    colour: red\n",
             "providers.up.colour: unknown key",
         ),
-        ("providers:\n  up:\n    kind: anthropic\n", "not available in this version"),
+        ("providers:\n  up:\n    kind: anthropic\n    base_url: x\n", "providers.up.base_url"),
         ("projects:\n  - id: a\n  - id: a\n", "appears twice"),
         ("projects:\n  - keys: [x]\n", "projects[0].id: Field required"),
         ("projects:\n  - id: 'has space'\n", "projects[0].id"),
@@ -88,7 +88,8 @@ def test_provider_keys_in_the_environment_add_providers(tmp_path: Path, monkeypa
     assert openai.api_key is not None and openai.api_key.get_secret_value() == "sk-env"
     both = load_settings(environ={"ANTHROPIC_API_KEY": "sk-ant", "GEMINI_API_KEY": "g-key"}).providers
     assert both["anthropic"].base_url == "https://api.anthropic.com/v1"
-    assert both["gemini"].base_url == "https://generativelanguage.googleapis.com/v1beta/openai"
+    assert both["gemini"].base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert (both["anthropic"].kind, both["gemini"].kind) == ("anthropic", "gemini")
     assert "openai" not in both
     # a configured provider of that name wins over the environment
     path = write(tmp_path, "providers:\n  openai:\n    kind: openai\n    base_url: http://local/v1\n")

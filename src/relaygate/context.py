@@ -29,6 +29,8 @@ class Usage:
     completion_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int = 0
+    # Prompt tokens written to a provider's cache (Anthropic bills them above plain input).
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
 
     @classmethod
@@ -42,6 +44,7 @@ class Usage:
             completion_tokens=completion,
             total_tokens=usage.get("total_tokens") or prompt + completion,
             cached_tokens=prompt_details.get("cached_tokens") or 0,
+            cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
             reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
         )
 

@@ -33,19 +33,19 @@ CONFIG_ENV_VAR = "RELAYGATE_CONFIG"
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
-# Kinds that are accepted in the file; the adapters for anthropic and gemini are not built yet, so
-# they are refused with a message that says so rather than with a bare "unknown kind".
 ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
-IMPLEMENTED_KINDS = frozenset({"openai", "mock"})
+# Where a native adapter goes when the config gives no base_url.
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
 
 # Provider keys picked up from the environment when the config does not name the provider itself.
-# Anthropic and Gemini are reached through their OpenAI-compatible endpoints until their native
-# adapters exist.
 ENV_PROVIDERS: dict[str, tuple[str, str, str]] = {
     # provider name: (key variable, kind, base URL)
     "openai": ("OPENAI_API_KEY", "openai", "https://api.openai.com/v1"),
-    "anthropic": ("ANTHROPIC_API_KEY", "openai", "https://api.anthropic.com/v1"),
-    "gemini": ("GEMINI_API_KEY", "openai", "https://generativelanguage.googleapis.com/v1beta/openai"),
+    "anthropic": ("ANTHROPIC_API_KEY", "anthropic", DEFAULT_BASE_URLS["anthropic"]),
+    "gemini": ("GEMINI_API_KEY", "gemini", DEFAULT_BASE_URLS["gemini"]),
 }
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -85,16 +85,8 @@ class ProviderSettings(_Model):
     stream_usage: bool = True
     # mock only: seconds between streamed chunks.
     chunk_delay: float = Field(0.0, ge=0)
-
-    @field_validator("kind")
-    @classmethod
-    def _kind_is_implemented(cls, kind: str) -> str:
-        if kind not in IMPLEMENTED_KINDS:
-            raise ValueError(
-                f"kind {kind!r} is not available in this version of relaygate; "
-                f"use kind: openai with the provider's OpenAI-compatible base_url"
-            )
-        return kind
+    # anthropic only: max_tokens when the request sets none (Anthropic requires it).
+    default_max_tokens: int = Field(4096, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -104,9 +96,11 @@ class ProviderSettings(_Model):
         return url.rstrip("/") if url else url
 
     @model_validator(mode="after")
-    def _openai_needs_base_url(self) -> ProviderSettings:
+    def _base_url_known(self) -> ProviderSettings:
         if self.kind == "openai" and not self.base_url:
             raise ValueError("base_url is required for kind openai")
+        if self.base_url is None and self.kind in DEFAULT_BASE_URLS:
+            object.__setattr__(self, "base_url", DEFAULT_BASE_URLS[self.kind])
         return self
 
 

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from relaygate.providers.anthropic import AnthropicProvider
 from relaygate.providers.base import Endpoint, Provider
+from relaygate.providers.gemini import GeminiProvider
 from relaygate.providers.mock import MockProvider
 from relaygate.providers.openai import OpenAIProvider
 from relaygate.settings import ProviderSettings, Settings
 from relaygate.upstream import AiohttpClient
 
-__all__ = ["Endpoint", "MockProvider", "OpenAIProvider", "Provider", "build_providers"]
+__all__ = [
+    "AnthropicProvider",
+    "Endpoint",
+    "GeminiProvider",
+    "MockProvider",
+    "OpenAIProvider",
+    "Provider",
+    "build_providers",
+]
 
 MOCK_PROVIDER = "mock"
+ADAPTERS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
@@ -21,7 +36,7 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
             providers[name] = MockProvider(name, provider)
         else:
             client = AiohttpClient(timeouts=provider.timeouts, max_connections=provider.max_connections)
-            providers[name] = OpenAIProvider(name, provider, client)
+            providers[name] = ADAPTERS[provider.kind](name, provider, client)
     if MOCK_PROVIDER not in providers:
         providers[MOCK_PROVIDER] = MockProvider(MOCK_PROVIDER, ProviderSettings(kind="mock"))
     return providers
