@@ -1,0 +1,1 @@
+"""relaygate's benchmark: see bench/README.md."""

@@ -1,0 +1,372 @@
+"""One benchmark run: every path against the same fake upstream, in one go, into one table.
+
+Paths: direct to the fake upstream; bare pass-throughs on each candidate upstream client (the floor);
+relaygate's proxy with no middleware; relaygate with every middleware on, served by ``relaygate
+serve``; LiteLLM's proxy. Figures: req/s and p99 at 64 connections, added p50/p99 at one connection
+(interleaved rounds against direct), added time to first streamed chunk and added gap between chunks,
+and 1,000 concurrent streams (share completed, peak RSS of the gateway's processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import report
+from bench.load import (
+    StreamTimer,
+    Target,
+    Throughput,
+    concurrent_streams,
+    latency_round,
+    median,
+    percentile,
+    python_load,
+    wrk_available,
+    wrk_load,
+)
+from bench.procs import RssSampler, Server, free_port, pin_self, start_server
+from bench.upstream import JSON_MODEL, stream_model
+
+BENCH_DIR = Path(__file__).parent
+RESULTS = BENCH_DIR / "results"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Phases:
+    latency_rounds: int = 5
+    latency_requests: int = 300
+    latency_seconds: float = 1.0
+    connections: int = 64
+    load_seconds: float = 5.0
+    warmup_seconds: float = 1.0
+    stream_pairs: int = 10
+    stream_chunks: int = 16
+    stream_gap_ms: int = 10
+    concurrent: int = 1000
+    concurrent_chunks: int = 10
+    concurrent_gap_ms: int = 200
+    concurrent_timeout: float = 60.0
+
+
+QUICK = Phases(
+    latency_rounds=2,
+    latency_requests=30,
+    latency_seconds=0.2,
+    load_seconds=0.5,
+    warmup_seconds=0.0,
+    stream_pairs=2,
+    stream_chunks=4,
+    stream_gap_ms=5,
+    concurrent=50,
+    concurrent_chunks=3,
+    concurrent_gap_ms=50,
+    concurrent_timeout=20.0,
+)
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    name: str
+    label: str
+    # Streams and 1,000 concurrent streams are measured on the main paths; the other client floors
+    # only need what decides the choice of client.
+    streams: bool
+    start: Callable[[str, Path], tuple[Server, dict[str, str]]]
+
+
+def _chat(model: str, *, stream: bool = False) -> bytes:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Say something long."}]}
+    if stream:
+        body["stream"] = True
+    return orjson.dumps(body)
+
+
+def _floor(client: str) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+    def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+        port = free_port()
+        command = [sys.executable, "-m", "bench.serve", f"floor-{client}", "--upstream", upstream, "--port", str(port)]
+        return start_server(f"floor-{client}", command, port=port, cwd=str(BENCH_DIR.parent)), {}
+
+    return start
+
+
+def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+    port = free_port()
+    command = [sys.executable, "-m", "bench.serve", "relaygate-min", "--upstream", upstream, "--port", str(port)]
+    return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
+
+
+def _relaygate_full(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+    port = free_port()
+    key = "rg-" + secrets.token_urlsafe(24)
+    env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
+    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(BENCH_DIR / "relaygate-full.yaml")]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    headers = {
+        "authorization": f"Bearer {key}",
+        "x-project-id": "bench",
+        "x-thread-id": "2f6e1f5c-8a0e-4d7c-9d55-3f1f2b7e9a10",
+        "x-run-id": "bench-run",
+        "x-label": "bench",
+    }
+    return start_server("relaygate-full", command, port=port, env=env, cwd=str(BENCH_DIR.parent)), headers
+
+
+def _litellm(version: str, phases: Phases) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+    def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+        from bench.litellm import start_litellm
+
+        models = [
+            JSON_MODEL,
+            stream_model(phases.stream_chunks, phases.stream_gap_ms),
+            stream_model(phases.concurrent_chunks, phases.concurrent_gap_ms),
+        ]
+        server, master_key = start_litellm(upstream, models, work)
+        return server, {"authorization": f"Bearer {master_key}"}
+
+    return start
+
+
+def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpec]:
+    specs = [PathSpec("floor-aiohttp", "bare pass-through, aiohttp (the floor)", True, _floor("aiohttp"))]
+    if clients:
+        specs += [
+            PathSpec(
+                "floor-httpx-aiohttp", "bare pass-through, httpx + AiohttpTransport", False, _floor("httpx-aiohttp")
+            ),
+            PathSpec("floor-httpx2", "bare pass-through, httpx2", False, _floor("httpx2")),
+            PathSpec("floor-httpx", "bare pass-through, stock httpx", False, _floor("httpx")),
+        ]
+    specs += [
+        PathSpec("relaygate-min", "relaygate, proxy only", True, _relaygate_min),
+        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full),
+    ]
+    if litellm:
+        specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))
+    return specs
+
+
+def _throughput(target: Target, body: bytes, phases: Phases, use_wrk: bool) -> Throughput:
+    load = wrk_load if use_wrk else python_load
+    if phases.warmup_seconds:
+        load(target, body, connections=phases.connections, seconds=phases.warmup_seconds)
+    return load(target, body, connections=phases.connections, seconds=phases.load_seconds)
+
+
+def _latency(direct: Target, target: Target, body: bytes, phases: Phases) -> dict[str, float]:
+    rounds: list[tuple[float, float, float, float]] = []
+    for _ in range(phases.latency_rounds):
+        base = latency_round(direct, body, requests=phases.latency_requests, max_seconds=phases.latency_seconds)
+        mine = latency_round(target, body, requests=phases.latency_requests, max_seconds=phases.latency_seconds)
+        rounds.append((percentile(base, 50), percentile(base, 99), percentile(mine, 50), percentile(mine, 99)))
+    return {
+        "p50_ms": median([r[2] for r in rounds]) * 1e3,
+        "p99_ms": median([r[3] for r in rounds]) * 1e3,
+        "direct_p50_ms": median([r[0] for r in rounds]) * 1e3,
+        "added_p50_ms": median([r[2] - r[0] for r in rounds]) * 1e3,
+        "added_p99_ms": median([r[3] - r[1] for r in rounds]) * 1e3,
+    }
+
+
+def _streams(direct: Target, target: Target, phases: Phases) -> dict[str, Any]:
+    body = _chat(stream_model(phases.stream_chunks, phases.stream_gap_ms), stream=True)
+    base_ttft, mine_ttft, base_gaps, mine_gaps = [], [], [], []
+    base_events, mine_events = set(), set()
+    base_timer, mine_timer = StreamTimer(direct), StreamTimer(target)
+    for _ in range(phases.stream_pairs):
+        base = base_timer.stream(body, chunks=phases.stream_chunks)
+        mine = mine_timer.stream(body, chunks=phases.stream_chunks)
+        base_ttft.append(base.ttft)
+        mine_ttft.append(mine.ttft)
+        base_gaps += base.gaps
+        mine_gaps += mine.gaps
+        base_events.add(base.events)
+        mine_events.add(mine.events)
+    base_timer.close()
+    mine_timer.close()
+    return {
+        "ttft_p50_ms": percentile(mine_ttft, 50) * 1e3,
+        "added_ttft_p50_ms": (percentile(mine_ttft, 50) - percentile(base_ttft, 50)) * 1e3,
+        "added_ttft_p99_ms": (percentile(mine_ttft, 99) - percentile(base_ttft, 99)) * 1e3,
+        "added_gap_p50_ms": (percentile(mine_gaps, 50) - percentile(base_gaps, 50)) * 1e3,
+        "added_gap_p99_ms": (percentile(mine_gaps, 99) - percentile(base_gaps, 99)) * 1e3,
+        "events": sorted(mine_events),
+        "direct_events": sorted(base_events),
+    }
+
+
+def _concurrent(server: Server, target: Target, phases: Phases) -> dict[str, Any]:
+    body = _chat(stream_model(phases.concurrent_chunks, phases.concurrent_gap_ms), stream=True)
+    idle = server.rss_bytes()
+    with RssSampler(server) as sampler:
+        result = concurrent_streams(
+            target, body, streams=phases.concurrent, min_events=phases.concurrent_chunks + 1,
+            timeout=phases.concurrent_timeout,
+        )  # fmt: skip
+    time.sleep(0.5)
+    return {
+        "streams": result.started,
+        "completed": result.completed,
+        "completed_share": result.completed / result.started,
+        "ttft_p99_ms": percentile(result.ttfts, 99) * 1e3,
+        "seconds": result.seconds,
+        "idle_rss_mib": idle / MIB,
+        "peak_rss_mib": sampler.peak / MIB,
+        "after_rss_mib": server.rss_bytes() / MIB,
+    }
+
+
+def _measure(spec: PathSpec, upstream: Server, phases: Phases, work: Path, use_wrk: bool) -> dict[str, Any]:
+    direct = Target("direct", upstream.port)
+    server, headers = spec.start(upstream.base_url + "/v1", work)
+    target = Target(spec.name, server.port, headers)
+    json_body = _chat(JSON_MODEL)
+    started = time.monotonic()
+    try:
+        result: dict[str, Any] = {"label": spec.label}
+        result["latency"] = _latency(direct, target, json_body, phases)
+        result["load"] = dataclasses.asdict(_throughput(target, json_body, phases, use_wrk))
+        if spec.streams:
+            result["stream"] = _streams(direct, target, phases)
+            result["concurrent"] = _concurrent(server, target, phases)
+        result["seconds"] = round(time.monotonic() - started, 1)
+        return result
+    except Exception as exc:
+        raise RuntimeError(f"{spec.name}: {exc}\n--- its log ---\n{server.log_tail()}") from exc
+    finally:
+        server.stop()
+
+
+def _versions(litellm: str | None) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for package in ("relaygate", "aiohttp", "uvicorn", "uvloop", "httptools", "starlette", "httpx", "httpx2",
+                    "httpx-aiohttp"):  # fmt: skip
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = None
+    out["litellm"] = litellm
+    if wrk_available():
+        version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+        out["wrk"] = (version.stdout + version.stderr).split("\n", 1)[0].strip()
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": platform.node(),
+    }
+
+
+def run(
+    phases: Phases, *, litellm: str | None, clients: bool, out: Path, chart: bool, only: set[str] | None = None
+) -> dict[str, Any]:
+    started = time.monotonic()
+    pinned = pin_self()
+    use_wrk = wrk_available()
+    litellm_version = None
+    if litellm:
+        from bench.litellm import ensure_litellm
+
+        litellm_version = ensure_litellm(litellm)
+    upstream_port = free_port()
+    upstream = start_server(
+        "upstream",
+        [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)],
+        port=upstream_port,
+        pin=False,
+        cwd=str(BENCH_DIR.parent),
+    )
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": _versions(litellm_version),
+        "phases": dataclasses.asdict(phases),
+        "pinned": pinned,
+        "load_generator": "wrk" if use_wrk else "python",
+        "paths": {},
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="relaygate-bench-") as work:
+            direct = Target("direct", upstream_port)
+            json_body = _chat(JSON_MODEL)
+            print("measuring direct", file=sys.stderr, flush=True)
+            results["paths"]["direct"] = {
+                "label": "direct to the fake upstream",
+                "latency": {"p50_ms": percentile(latency_round(direct, json_body, requests=phases.latency_requests,
+                                                               max_seconds=phases.latency_seconds), 50) * 1e3},
+                "load": dataclasses.asdict(_throughput(direct, json_body, phases, use_wrk)),
+            }  # fmt: skip
+            for spec in paths(litellm=litellm_version, clients=clients, phases=phases):
+                if only and spec.name not in only:
+                    continue
+                print(f"measuring {spec.name}", file=sys.stderr, flush=True)
+                results["paths"][spec.name] = _measure(spec, upstream, phases, Path(work), use_wrk)
+    finally:
+        upstream.stop()
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["checks"] = report.checks(results)
+    report.write(results, out, chart=chart)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="tiny phases: checks that the benchmark runs")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--litellm-version", default=None, help="LiteLLM release to install and measure")
+    parser.add_argument("--no-clients", action="store_true", help="measure only the aiohttp floor, not the others")
+    parser.add_argument("--only", action="append", help="measure only this path (repeatable)")
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where results go (default {RESULTS})")
+    args = parser.parse_args(argv)
+    from bench.litellm import LITELLM_VERSION
+
+    litellm = None if args.no_litellm else (args.litellm_version or LITELLM_VERSION)
+    results = run(
+        QUICK if args.quick else Phases(),
+        litellm=litellm,
+        clients=not args.no_clients,
+        out=args.out,
+        chart=not args.no_chart,
+        only=set(args.only) if args.only else None,
+    )
+    print(report.table(results))
+    failed = [check for check in results["checks"] if check["fatal"] and not check["ok"]]
+    for check in failed:
+        print(f"RUN INVALID: {check['name']}: {check['detail']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def dump(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, allow_nan=True)

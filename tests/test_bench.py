@@ -1,0 +1,88 @@
+"""The benchmark runs: a smoke run with tiny phases, and the parts that cannot be seen from it.
+
+Speed itself is never asserted here; ``./bench/run`` measures it (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.load import parse_wrk
+
+ROOT = Path(__file__).parent.parent
+GATEWAY_PATHS = [
+    "floor-aiohttp",
+    "floor-httpx-aiohttp",
+    "floor-httpx2",
+    "floor-httpx",
+    "relaygate-min",
+    "relaygate-full",
+]
+STREAMED_PATHS = ["floor-aiohttp", "relaygate-min", "relaygate-full"]
+
+WRK_OUTPUT = """\
+Running 5s test @ http://127.0.0.1:9200/v1/chat/completions
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     7.52ms    1.10ms  22.37ms   91.23%
+    Req/Sec     8.53k   312.45     8.90k    86.00%
+  Latency Distribution
+     50%  738.00us
+     75%    7.71ms
+     90%    8.20ms
+     99%    1.20s
+  42458 requests in 5.00s, 50.02MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:   8485.12
+Transfer/sec:     10.00MB
+"""
+
+
+def test_wrk_output_is_read_with_units_and_errors() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.requests_per_second == pytest.approx(8485.12)
+    assert result.p50 == pytest.approx(738e-6)
+    assert result.p99 == pytest.approx(1.2)
+    assert result.errors == 6
+
+
+def test_wrk_output_without_a_rate_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="no rate"):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def test_the_benchmark_runs_every_path_and_writes_its_results(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-litellm", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "relaygate, every middleware on" in run.stdout
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert list(results["paths"]) == ["direct", *GATEWAY_PATHS]
+    for name in ["direct", *GATEWAY_PATHS]:
+        path = results["paths"][name]
+        assert path["load"]["requests_per_second"] > 0, name
+        assert path["load"]["errors"] == 0, name
+        assert path["latency"]["p50_ms"] > 0, name
+    for name in STREAMED_PATHS:
+        stream, concurrent = results["paths"][name]["stream"], results["paths"][name]["concurrent"]
+        # Every frame of every stream arrived, through the gateway as directly.
+        assert stream["events"] == stream["direct_events"], name
+        assert not math.isnan(stream["added_ttft_p50_ms"]), name
+        assert concurrent["completed_share"] == 1.0, name
+        assert concurrent["peak_rss_mib"] > 0, name
+    headroom = next(check for check in results["checks"] if check["name"] == "upstream headroom")
+    assert headroom["ok"], headroom["detail"]
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "latest.md").read_text().startswith("| path |")
