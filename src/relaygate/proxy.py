@@ -22,7 +22,7 @@ from relaygate.errors import (
     send_error,
     sse_error_frame,
 )
-from relaygate.providers.base import Endpoint
+from relaygate.providers.base import Endpoint, read_all
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
 from relaygate.routing import ModelRouter
 
@@ -145,11 +145,7 @@ class ProxyApp:
         self, send: Send, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
         provider = route.provider
-        response = await provider.open(endpoint, body, route.model, stream=False)
-        try:
-            raw = await response.read()
-        finally:
-            await response.aclose()
+        raw = await read_all(await provider.open(endpoint, body, route.model, stream=False))
         await send_json(send, 200, provider.response_body(endpoint, raw, ctx), _route_headers(route))
 
     async def _stream(

@@ -27,16 +27,10 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from tests.fakes.recording import Seen, read_request, tick_until_disconnect
+
 REPLY = "Hello from the fake upstream"
 MODELS = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "gpt-image-1"]
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
 
 
 @dataclass
@@ -51,15 +45,9 @@ class FakeOpenAI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        data: dict[str, Any] = orjson.loads(body) if body else {}
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Seen(scope["method"], scope["path"], headers, data))
+        seen = await read_request(scope, receive, empty={})
+        data: dict[str, Any] = seen.body
+        self.requests.append(seen)
         path = scope["path"]
         if path == "/v1/models":
             await _json(
@@ -120,15 +108,7 @@ class FakeOpenAI:
             }
 
         if model == "endless":
-            watcher = asyncio.ensure_future(receive())
-            try:
-                while not watcher.done():
-                    await event(chunk({"content": "tick "}))
-                    await asyncio.sleep(0.02)
-                if watcher.result()["type"] == "http.disconnect":
-                    self.disconnected.set()
-            finally:
-                watcher.cancel()
+            await tick_until_disconnect(receive, lambda _: event(chunk({"content": "tick "})), self.disconnected)
             return
         if model == "broken":
             await event(chunk({"role": "assistant", "content": ""}))

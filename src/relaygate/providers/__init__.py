@@ -1,4 +1,11 @@
-"""Provider adapters and the registry built from settings."""
+"""Provider adapters and the registry built from settings.
+
+The adapters are :mod:`.openai` (pass-through; :mod:`.mock` builds on it), :mod:`.anthropic` and
+:mod:`.gemini`. What they share lives in one place each: :mod:`.base` (the :class:`Provider` interface
+and its HTTP plumbing), :mod:`.errors` (upstream errors in OpenAI's shape), :mod:`.streaming` (reading
+SSE streams, writing chunks), :mod:`.listing` (the cached model list), :mod:`.params` (checks of the
+OpenAI request parameters that adapters translate) and :mod:`.media` (image URLs and ``data:`` URLs).
+"""
 
 from __future__ import annotations
 

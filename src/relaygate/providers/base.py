@@ -1,21 +1,31 @@
-"""What the proxy needs from a provider adapter.
+"""What the proxy needs from a provider adapter, and the plumbing the HTTP adapters share.
 
 An adapter maps the OpenAI request to the provider's (URL, headers, body), the provider's answer back
 to OpenAI bytes, its stream to OpenAI ``data:`` frames, and its errors to :class:`UpstreamError`.
 The proxy owns everything ASGI: reading, sending, time limits, disconnects and error framing.
+
+:class:`Provider` also holds what every adapter does the same way: JSON headers with the adapter's
+credentials (which the config's ``headers`` may override), sending a request and turning an error
+status into the provider's error (:meth:`Provider.error_for`), and the model list, which is the
+configured one or else the upstream's (:meth:`Provider.fetch_models`), cached by :class:`ModelList`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Literal
 
-from relaygate.context import RequestContext
-from relaygate.settings import ProviderSettings
-from relaygate.upstream import UpstreamClient, UpstreamResponse
+import orjson
 
-__all__ = ["Endpoint", "Provider"]
+from relaygate.context import RequestContext
+from relaygate.errors import UpstreamError
+from relaygate.providers.errors import upstream_error
+from relaygate.providers.listing import ModelList
+from relaygate.settings import DEFAULT_BASE_URLS, ProviderSettings
+from relaygate.upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
+
+__all__ = ["Endpoint", "Provider", "json_answer", "read_all"]
 
 Endpoint = Literal["chat", "embeddings", "images"]
 
@@ -28,13 +38,28 @@ class Provider(ABC):
         self.settings = settings
         self.client = client
         self._models = frozenset(settings.models) if settings.models is not None else None
+        self.base_url = settings.base_url or DEFAULT_BASE_URLS.get(self.kind, "")
+        # The config's own headers come last: they may override the adapter's (another key, another version).
+        self.headers = {
+            "content-type": "application/json",
+            **self.upstream_headers(),
+            **{key.lower(): value for key, value in settings.headers.items()},
+        }
+        self._model_list = ModelList(name, self.fetch_models)
 
     def accepts(self, model: str) -> bool:
         """Whether ``model`` (without the provider prefix) may be routed here."""
         return self._models is None or model in self._models
 
     async def list_models(self) -> list[str]:
-        return list(self.settings.models or ())
+        """The configured models, else the upstream's own list (cached; empty when it cannot be had)."""
+        if self.settings.models is not None:
+            return list(self.settings.models)
+        return await self._model_list.get()
+
+    async def fetch_models(self) -> list[str]:
+        """Ask the upstream which models it serves; called only when the config names none."""
+        return []
 
     @property
     def first_chunk_timeout(self) -> float:
@@ -59,3 +84,47 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    # --- HTTP plumbing for the adapters ----------------------------------------------------------------
+
+    def upstream_headers(self) -> dict[str, str]:
+        """The adapter's own request headers (credentials, API version); the config's ``headers`` override them."""
+        return {}
+
+    def error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
+        """The provider's error answer as an OpenAI-shaped error."""
+        return upstream_error(self.name, status, headers, raw)
+
+    async def post(self, url: str, payload: dict[str, Any]) -> UpstreamResponse:
+        """POST ``payload`` as JSON; the response once its status is a success, else its error raised."""
+        response = await self.client.send(UpstreamRequest("POST", url, self.headers, orjson.dumps(payload)))
+        if response.status >= 400:
+            raise self.error_for(response.status, response.headers, await read_all(response))
+        return response
+
+    async def get_json(self, url: str) -> Any:
+        """The JSON body of ``GET url``; any status but 200 is an error."""
+        response = await self.client.send(UpstreamRequest("GET", url, self.headers))
+        raw = await read_all(response)
+        if response.status != 200:
+            raise UpstreamError(f"status {response.status}")
+        return orjson.loads(raw)
+
+
+async def read_all(response: UpstreamResponse) -> bytes:
+    """The whole body of ``response``, which is released either way."""
+    try:
+        return await response.read()
+    finally:
+        await response.aclose()
+
+
+def json_answer(raw: bytes, provider: str) -> dict[str, Any]:
+    """An upstream answer's body as a JSON object; anything else is the provider's failure (502)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"Provider '{provider}' answered with a body that is not JSON.") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"Provider '{provider}' answered with JSON that is not an object.")
+    return data

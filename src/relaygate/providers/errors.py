@@ -1,0 +1,81 @@
+"""Upstream errors in OpenAI's shape: the mapping every adapter starts from.
+
+An error answer keeps the provider's status, message, type, param and code where it gives them. A 401
+or 403 names the gateway's provider credential (the client's own key was fine), 404 and 429 get OpenAI's
+codes, and the headers OpenAI SDKs read before retrying are passed on. Adapters whose providers answer
+in another shape (Anthropic, Gemini) rewrite their errors into this one first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from relaygate.errors import UpstreamError
+
+__all__ = ["KEPT_ERROR_HEADERS", "stream_error", "upstream_error"]
+
+# Headers of an upstream error worth handing to the client: OpenAI SDKs honour them when retrying.
+KEPT_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
+
+
+def stream_error(provider: str, error: Any) -> UpstreamError:
+    """An error event inside a provider's stream, in the full OpenAI shape."""
+    if not isinstance(error, dict):
+        return UpstreamError(_text(error) or f"Provider '{provider}' failed mid-stream.")
+    return UpstreamError(
+        _text(error.get("message")) or f"Provider '{provider}' failed mid-stream.",
+        type=_text(error.get("type")),
+        param=_text(error.get("param")),
+        code=_text(error.get("code")),
+    )
+
+
+def upstream_error(provider: str, status: int, headers: Any, raw: bytes) -> UpstreamError:
+    """The provider's error as an OpenAI-shaped error with the provider's status."""
+    message: str | None = None
+    type_: str | None = None
+    param: str | None = None
+    code: str | None = None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = _text(error.get("message") or error.get("detail"))
+            type_ = _text(error.get("type"))
+            param = _text(error.get("param"))
+            code = _text(error.get("code"))
+        elif isinstance(error, str):
+            message = error
+    if not message:
+        text = raw.decode("utf-8", errors="replace").strip()
+        message = text[:1000] if text else f"Provider '{provider}' answered with status {status}."
+    if status in (401, 403):
+        # The client's own key was fine: it is the gateway's provider credential that failed.
+        message = f"Provider '{provider}' refused the gateway's credentials: {message}"
+        code = "provider_auth_error"
+    elif status == 404 and code is None:
+        code = "model_not_found"
+    elif status == 429 and code is None:
+        code = "rate_limit_exceeded"
+    if type_ is None:
+        type_ = "invalid_request_error" if status < 500 else "upstream_error"
+    kept = [(name.encode(), headers[name].encode()) for name in KEPT_ERROR_HEADERS if name in headers]
+    return UpstreamError(
+        message,
+        status=status if 400 <= status <= 599 else 502,
+        type=type_,
+        param=param,
+        code=code,
+        headers=kept,
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,170 @@
+"""What the adapters' streams share: reading upstream SSE events as they arrive and ending the stream.
+
+:func:`relay` feeds every network read to an SSE decoder and the decoded events to a
+:class:`StreamMapper`, which turns them into OpenAI frames. Each event is JSON; an event that is not is
+logged and skipped, and an event reporting an error becomes the final ``data: {"error": ...}`` frame,
+without ``[DONE]``. Once the stream has ended, the rest of the body is read (for a moment at most) so
+that the connection goes back to the pool. A stream cut short (client gone, upstream failed) still
+reports what the mapper has counted so far (:meth:`StreamMapper.on_close`).
+
+:class:`ChunkMapper` is the base of adapters that write OpenAI ``chat.completion.chunk`` frames
+themselves rather than passing the upstream's on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, ClassVar
+
+import anyio
+import orjson
+
+from relaygate.context import RequestContext
+from relaygate.errors import UpstreamError, sse_error_frame
+from relaygate.providers.errors import stream_error
+from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
+from relaygate.upstream import UpstreamResponse
+
+__all__ = ["DONE_FRAME", "DRAIN_TIMEOUT", "ChunkMapper", "StreamMapper", "relay"]
+
+logger = logging.getLogger("relaygate.providers")
+
+DONE_FRAME = frame(DONE)
+DRAIN_TIMEOUT = 1.0
+
+JSON = dict[str, Any]
+
+
+class StreamMapper(ABC):
+    """One stream's state: the upstream's JSON events in, OpenAI frames out."""
+
+    # OpenAI-compatible servers end their streams with "data: [DONE]"; other providers send no such event.
+    ends_on_done: ClassVar[bool] = False
+
+    def __init__(self, provider: str, ctx: RequestContext, *, usage_chunk: bool) -> None:
+        self.provider = provider
+        self.ctx = ctx
+        self.usage_chunk = usage_chunk
+
+    def feed(self, events: list[SSEEvent]) -> tuple[bytes, bool]:
+        """Frames for ``events``, and whether the stream has ended (done or error)."""
+        out = b""
+        for event in events:
+            if self.ends_on_done and event.data == DONE:
+                return out + DONE_FRAME, True
+            try:
+                payload = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                logger.warning("provider %s sent a stream event that is not JSON; skipped", self.provider)
+                continue
+            if not isinstance(payload, dict):
+                continue
+            error = self.error_in(payload, event)
+            if error is not None:
+                self.ctx.error = error.code or error.type
+                return out + sse_error_frame(error), True
+            frames, ended = self.on_event(payload, event)
+            out += frames
+            if ended:
+                return out, True
+        return out, False
+
+    def error_in(self, payload: JSON, event: SSEEvent) -> UpstreamError | None:
+        """The error an event reports (``{"error": ...}``), or ``None`` for any other event."""
+        return stream_error(self.provider, payload["error"]) if "error" in payload else None
+
+    @abstractmethod
+    def on_event(self, payload: JSON, event: SSEEvent) -> tuple[bytes, bool]:
+        """Frames for one event that is not an error, and whether it ends the stream."""
+
+    def end(self) -> bytes:
+        """The last frames of a stream whose body ended without an event that ends it."""
+        # A stream that closes cleanly without "[DONE]" is complete all the same (some servers omit it).
+        return DONE_FRAME
+
+    def on_close(self) -> None:
+        """Called once the stream is over, however it ended, to account what a stream cut short left out."""
+        return None  # a pass-through stream has recorded each chunk as it went
+
+
+async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenerator[bytes, None]:
+    """The frames ``mapper`` makes of ``response``'s events, yielded as each network read arrives."""
+    decoder = SSEDecoder()
+    try:
+        async with aclosing(response.iter_raw()) as chunks:
+            async for raw in chunks:
+                out, ended = mapper.feed(decoder.feed(raw))
+                if out:
+                    yield out
+                if ended:
+                    # Reading the body to its end keeps the connection in the pool for the next call.
+                    with anyio.move_on_after(DRAIN_TIMEOUT):
+                        async for _ in chunks:
+                            pass
+                    return
+        out, ended = mapper.feed(decoder.close())
+        yield out if ended else out + mapper.end()
+    finally:
+        mapper.on_close()
+
+
+class ChunkMapper(StreamMapper):
+    """A mapper that writes ``chat.completion.chunk`` frames of its own and a usage chunk at the end."""
+
+    def __init__(self, provider: str, ctx: RequestContext, *, usage_chunk: bool) -> None:
+        super().__init__(provider, ctx, usage_chunk=usage_chunk)
+        self.id = ""
+        self.model = ctx.route.model if ctx.route is not None else ""
+        self.created = int(time.time())
+        self.usage_recorded = False
+
+    def chunk_id(self) -> str:
+        """The id every chunk carries: the upstream's, once its first event has said it."""
+        return self.id
+
+    def chunk(self, choices: list[JSON]) -> JSON:
+        chunk: JSON = {
+            "id": self.chunk_id(),
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if self.usage_chunk:
+            chunk["usage"] = None  # as OpenAI: with include_usage, only the last chunk carries usage
+        return chunk
+
+    def emit(self, choices: list[JSON]) -> bytes:
+        """The frame of a chunk holding ``choices``, recorded on the request's context."""
+        chunk = self.chunk(choices)
+        self.ctx.record_chunk(chunk)
+        return frame(orjson.dumps(chunk))
+
+    @abstractmethod
+    def usage_so_far(self) -> JSON:
+        """OpenAI usage for what the stream has said so far."""
+
+    @abstractmethod
+    def has_usage(self) -> bool:
+        """Whether the stream has said anything that must be accounted."""
+
+    def usage_frame(self) -> bytes:
+        """Records the usage chunk; its frame if the client asked for it (``stream_options.include_usage``)."""
+        # Recorded even when the client did not ask for it: the gateway accounts every stream.
+        chunk = self._record_usage()
+        return frame(orjson.dumps(chunk)) if self.usage_chunk else b""
+
+    def on_close(self) -> None:
+        """The usage known so far of a stream cut short (error, disconnect), so that it is still accounted."""
+        if not self.usage_recorded and self.has_usage():
+            self._record_usage()
+
+    def _record_usage(self) -> JSON:
+        chunk = {**self.chunk([]), "usage": self.usage_so_far()}
+        self.ctx.record_chunk(chunk)
+        self.usage_recorded = True
+        return chunk
