@@ -134,10 +134,18 @@ class FloorApp:
             more = message.get("more_body", False)
         url = self.upstream + scope["path"].removeprefix("/v1")
         async with self.client.stream(url, body, {"content-type": "application/json"}) as (status, kind, chunks):
-            await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind.encode())]})
-            async for chunk in chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            headers = [(b"content-type", kind.encode())]
+            if kind.startswith("text/event-stream"):
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            # A whole answer goes out in one piece with its length, as any good proxy sends it.
+            whole = b"".join([chunk async for chunk in chunks])
+            headers.append((b"content-length", str(len(whole)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": whole})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()

@@ -90,6 +90,13 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "full stack added TTFT", ttft <= GOAL_ADDED_TTFT_MS, f"{ttft:.3f} ms (goal <= {GOAL_ADDED_TTFT_MS} ms)"
             )
         )
+    floor_ttft = _get(results, "floor-aiohttp", "stream", "added_ttft_p50_ms")
+    if ttft is not None and floor_ttft is not None:
+        over = ttft - floor_ttft
+        out.append(
+            _check("full stack TTFT over the floor", over <= GOAL_ADDED_TTFT_MS,
+                   f"{over:.3f} ms (the floor itself adds {floor_ttft:.3f} ms)")
+        )  # fmt: skip
     concurrent = _get(results, "relaygate-full", "concurrent")
     if concurrent:
         ok = concurrent["completed_share"] == 1.0 and concurrent["peak_rss_mib"] < GOAL_RSS_MIB
@@ -136,6 +143,11 @@ def table(results: dict[str, Any]) -> str:
             _fmt(concurrent.get("peak_rss_mib"), ".0f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if results.get("adapters"):
+        lines.append("")
+        lines.append("| adapter | µs per streamed chunk |")
+        lines.append("| --- | --- |")
+        lines += [f"| {label} | {figures['us_per_chunk']:.1f} |" for label, figures in results["adapters"].items()]
     lines.append("")
     for check in results.get("checks", []):
         mark = "ok  " if check["ok"] else ("FAIL" if check["fatal"] else "miss")

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench import report
+from bench import adapters, report
 from bench.load import (
     StreamTimer,
     Target,
@@ -55,15 +55,18 @@ class Phases:
     latency_requests: int = 300
     latency_seconds: float = 1.0
     connections: int = 64
-    load_seconds: float = 5.0
+    load_seconds: float = 3.0
+    load_rounds: int = 3
     warmup_seconds: float = 1.0
-    stream_pairs: int = 10
-    stream_chunks: int = 16
-    stream_gap_ms: int = 10
+    stream_pairs: int = 30
+    stream_chunks: int = 8
+    stream_gap_ms: int = 5
     concurrent: int = 1000
     concurrent_chunks: int = 10
     concurrent_gap_ms: int = 200
     concurrent_timeout: float = 60.0
+    adapter_chunks: int = 2000
+    adapter_repeats: int = 5
 
 
 QUICK = Phases(
@@ -71,6 +74,7 @@ QUICK = Phases(
     latency_requests=30,
     latency_seconds=0.2,
     load_seconds=0.5,
+    load_rounds=1,
     warmup_seconds=0.0,
     stream_pairs=2,
     stream_chunks=4,
@@ -79,6 +83,8 @@ QUICK = Phases(
     concurrent_chunks=3,
     concurrent_gap_ms=50,
     concurrent_timeout=20.0,
+    adapter_chunks=100,
+    adapter_repeats=1,
 )
 
 
@@ -164,13 +170,6 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
     return specs
 
 
-def _throughput(target: Target, body: bytes, phases: Phases, use_wrk: bool) -> Throughput:
-    load = wrk_load if use_wrk else python_load
-    if phases.warmup_seconds:
-        load(target, body, connections=phases.connections, seconds=phases.warmup_seconds)
-    return load(target, body, connections=phases.connections, seconds=phases.load_seconds)
-
-
 def _latency(direct: Target, target: Target, body: bytes, phases: Phases) -> dict[str, float]:
     rounds: list[tuple[float, float, float, float]] = []
     for _ in range(phases.latency_rounds):
@@ -234,25 +233,64 @@ def _concurrent(server: Server, target: Target, phases: Phases) -> dict[str, Any
     }
 
 
-def _measure(spec: PathSpec, upstream: Server, phases: Phases, work: Path, use_wrk: bool) -> dict[str, Any]:
-    direct = Target("direct", upstream.port)
-    server, headers = spec.start(upstream.base_url + "/v1", work)
-    target = Target(spec.name, server.port, headers)
+@dataclass
+class _Running:
+    spec: PathSpec
+    server: Server
+    target: Target
+
+
+def _throughput_rounds(running: list[_Running], direct: Target, phases: Phases, use_wrk: bool) -> dict[str, Any]:
+    """req/s of every path (and direct) in interleaved rounds: a machine that slows down for a while
+    slows every path in that round, not one path's whole figure. Each path's median round is kept."""
+    load = wrk_load if use_wrk else python_load
+    body = _chat(JSON_MODEL)
+    targets = [direct, *(r.target for r in running)]
+    if phases.warmup_seconds:
+        for target in targets:
+            load(target, body, connections=phases.connections, seconds=phases.warmup_seconds)
+    rounds: dict[str, list[Throughput]] = {target.name: [] for target in targets}
+    for _ in range(phases.load_rounds):
+        for target in targets:
+            rounds[target.name].append(load(target, body, connections=phases.connections, seconds=phases.load_seconds))
+    out = {}
+    for name, measured in rounds.items():
+        ordered = sorted(measured, key=lambda t: t.requests_per_second)
+        middle = dataclasses.asdict(ordered[len(ordered) // 2])
+        middle["rounds"] = [round(t.requests_per_second) for t in measured]
+        middle["errors"] = sum(t.errors for t in measured)
+        out[name] = middle
+    return out
+
+
+def _measure_all(running: list[_Running], direct: Target, phases: Phases, use_wrk: bool) -> dict[str, Any]:
     json_body = _chat(JSON_MODEL)
-    started = time.monotonic()
-    try:
-        result: dict[str, Any] = {"label": spec.label}
-        result["latency"] = _latency(direct, target, json_body, phases)
-        result["load"] = dataclasses.asdict(_throughput(target, json_body, phases, use_wrk))
-        if spec.streams:
-            result["stream"] = _streams(direct, target, phases)
-            result["concurrent"] = _concurrent(server, target, phases)
-        result["seconds"] = round(time.monotonic() - started, 1)
-        return result
-    except Exception as exc:
-        raise RuntimeError(f"{spec.name}: {exc}\n--- its log ---\n{server.log_tail()}") from exc
-    finally:
-        server.stop()
+    results: dict[str, Any] = {
+        "direct": {
+            "label": "direct to the fake upstream",
+            "latency": {
+                "p50_ms": median(
+                    [percentile(latency_round(direct, json_body, requests=phases.latency_requests,
+                                              max_seconds=phases.latency_seconds), 50) * 1e3
+                     for _ in range(phases.latency_rounds)]
+                )
+            },
+        }
+    }  # fmt: skip
+    for item in running:
+        results[item.spec.name] = {"label": item.spec.label}
+    for item in running:
+        print(f"latency at 1 connection: {item.spec.name}", file=sys.stderr, flush=True)
+        results[item.spec.name]["latency"] = _latency(direct, item.target, json_body, phases)
+    print("throughput rounds", file=sys.stderr, flush=True)
+    for name, load in _throughput_rounds(running, direct, phases, use_wrk).items():
+        results[name]["load"] = load
+    for item in running:
+        if item.spec.streams:
+            print(f"streams: {item.spec.name}", file=sys.stderr, flush=True)
+            results[item.spec.name]["stream"] = _streams(direct, item.target, phases)
+            results[item.spec.name]["concurrent"] = _concurrent(item.server, item.target, phases)
+    return results
 
 
 def _versions(litellm: str | None) -> dict[str, str | None]:
@@ -318,22 +356,27 @@ def run(
     }
     try:
         with tempfile.TemporaryDirectory(prefix="relaygate-bench-") as work:
-            direct = Target("direct", upstream_port)
-            json_body = _chat(JSON_MODEL)
-            print("measuring direct", file=sys.stderr, flush=True)
-            results["paths"]["direct"] = {
-                "label": "direct to the fake upstream",
-                "latency": {"p50_ms": percentile(latency_round(direct, json_body, requests=phases.latency_requests,
-                                                               max_seconds=phases.latency_seconds), 50) * 1e3},
-                "load": dataclasses.asdict(_throughput(direct, json_body, phases, use_wrk)),
-            }  # fmt: skip
-            for spec in paths(litellm=litellm_version, clients=clients, phases=phases):
-                if only and spec.name not in only:
-                    continue
-                print(f"measuring {spec.name}", file=sys.stderr, flush=True)
-                results["paths"][spec.name] = _measure(spec, upstream, phases, Path(work), use_wrk)
+            running: list[_Running] = []
+            try:
+                # Every path is started first and measured phase by phase, so that throughput can be
+                # taken in interleaved rounds; an idle server costs the measured one nothing.
+                for spec in paths(litellm=litellm_version, clients=clients, phases=phases):
+                    if only and spec.name not in only:
+                        continue
+                    print(f"starting {spec.name}", file=sys.stderr, flush=True)
+                    server, headers = spec.start(upstream.base_url + "/v1", Path(work))
+                    running.append(_Running(spec, server, Target(spec.name, server.port, headers)))
+                results["paths"] = _measure_all(running, Target("direct", upstream_port), phases, use_wrk)
+            except Exception as exc:
+                logs = "\n".join(f"--- {r.spec.name} ---\n{r.server.log_tail()}" for r in running)
+                raise RuntimeError(f"{exc}\n{logs}") from exc
+            finally:
+                for item in running:
+                    item.server.stop()
     finally:
         upstream.stop()
+    print("adapter cost per streamed chunk", file=sys.stderr, flush=True)
+    results["adapters"] = adapters.measure(chunks=phases.adapter_chunks, repeats=phases.adapter_repeats)
     results["seconds"] = round(time.monotonic() - started, 1)
     results["checks"] = report.checks(results)
     report.write(results, out, chart=chart)

@@ -82,6 +82,8 @@ def test_the_benchmark_runs_every_path_and_writes_its_results(tmp_path: Path) ->
         assert not math.isnan(stream["added_ttft_p50_ms"]), name
         assert concurrent["completed_share"] == 1.0, name
         assert concurrent["peak_rss_mib"] > 0, name
+    assert set(results["adapters"]) == {"openai (pass-through)", "anthropic", "gemini"}
+    assert all(figures["us_per_chunk"] > 0 for figures in results["adapters"].values())
     headroom = next(check for check in results["checks"] if check["name"] == "upstream headroom")
     assert headroom["ok"], headroom["detail"]
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
