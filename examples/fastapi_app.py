@@ -11,6 +11,11 @@ Run it from the repository root::
 
 The gateway comes from ``Gateway.from_config()``: ``$RELAYGATE_CONFIG`` or ``./relaygate.yaml`` when
 present, else the embedded default (the built-in ``mock`` provider, no API keys).
+
+The host app has its own OpenTelemetry ASGI instrumentation: its server span is the request's span,
+relaygate annotates it (thread, run, project, ...) and hangs its GenAI CLIENT spans under it. Spans go
+to the host's TracerProvider (the global one unless ``tracer_provider`` is given); configure one, e.g.
+with ``opentelemetry-instrument``, to export them.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.trace import TracerProvider
 
 from relaygate import Gateway
 
 
-def build_app(gateway: Gateway | None = None) -> FastAPI:
+def build_app(gateway: Gateway | None = None, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
     """A FastAPI app serving ``GET /hello`` itself and the gateway under ``/llm``."""
     llm = gateway if gateway is not None else Gateway.from_config()
 
@@ -43,6 +50,8 @@ def build_app(gateway: Gateway | None = None) -> FastAPI:
         return {"message": greeting}
 
     app.mount("/llm", llm.app)  # POST /llm/v1/chat/completions, /llm/{project_id}/v1/..., ...
+    # The host's own tracing; without exclude_spans every SSE chunk would become a span of its own.
+    app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"], tracer_provider=tracer_provider)
     return app
 
 

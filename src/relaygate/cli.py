@@ -12,6 +12,7 @@ from typing import Any
 from relaygate.gateway import Gateway
 from relaygate.keys import hash_key, new_key
 from relaygate.settings import CONFIG_ENV_VAR, ConfigError, Settings, load_settings, set_config_path
+from relaygate.telemetry import configure_export
 
 __all__ = ["main", "worker_app"]
 
@@ -90,13 +91,20 @@ def _serve(args: argparse.Namespace) -> int:
             set_config_path(args.config)
         uvicorn.run("relaygate.cli:worker_app", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(Gateway(settings).app, **options)
+        uvicorn.run(_served(settings).app, **options)
     return 0
 
 
+def _served(settings: Settings) -> Gateway:
+    """The gateway of a process ``relaygate serve`` owns: it may install OTLP export for itself."""
+    gateway = Gateway(settings)
+    gateway.export = configure_export(settings.telemetry)
+    return gateway
+
+
 def worker_app() -> Any:
-    """The app of one ``relaygate serve --workers N`` worker."""
-    return Gateway.from_config().app
+    """The app of one ``relaygate serve --workers N`` worker (each exports its own spans)."""
+    return _served(load_settings()).app
 
 
 def _explain(settings: Settings) -> None:

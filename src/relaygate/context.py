@@ -84,7 +84,10 @@ class RequestContext:
     route: Route | None = None
     user: dict[str, Any] | None = None
     response_id: str | None = None
+    response_model: str | None = None
     usage: Usage | None = None
+    # Set by the ledger once the call is priced.
+    cost_usd: float | None = None
     finish_reasons: list[str] = field(default_factory=list)
     status: int | None = None
     error: str | None = None
@@ -95,6 +98,7 @@ class RequestContext:
 
     def record_response(self, body: dict[str, Any]) -> None:
         self.response_id = body.get("id")
+        self.response_model = body.get("model")
         self._note_usage_and_finish(body)
         for observer in self.observers:
             observer.on_response(self, body)
@@ -103,6 +107,7 @@ class RequestContext:
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
             self.response_id = chunk.get("id")
+            self.response_model = chunk.get("model")
         self._note_usage_and_finish(chunk)
         for observer in self.observers:
             observer.on_chunk(self, chunk)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.keys import KeyRing, key_digest
@@ -15,6 +17,11 @@ from relaygate.providers import build_providers
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
 from relaygate.settings import Settings, load_settings
+from relaygate.telemetry import Export, Telemetry
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Gateway"]
 
@@ -30,21 +37,42 @@ class Gateway:
     ``lifespan=gateway.lifespan`` or enter ``gateway.lifespan(app)`` inside the host's own.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self.settings = settings if settings is not None else Settings()
+        telemetry_settings = self.settings.telemetry
+        # Without providers given here, spans go to the global TracerProvider: the host's, or the one
+        # `relaygate serve` installs, or OpenTelemetry's no-op when nobody set one.
+        self.telemetry = (
+            Telemetry(
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                capture_content=telemetry_settings.capture_content,
+                langdb_attributes=telemetry_settings.langdb_attributes,
+            )
+            if telemetry_settings.enabled
+            else None
+        )
+        # Providers relaygate installed itself (relaygate serve), flushed at shutdown.
+        self.export: Export | None = None
         self.providers = build_providers(self.settings)
         self.router = ModelRouter(self.providers, default_provider=self.settings.default_provider)
         self.keys = KeyRing.from_projects(
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
-        self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes)
+        self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it.
         stack: ASGIApp = self.proxy
         stack = AuthMiddleware(stack, keys=self.keys, admin_key_digest=key_digest(admin_key) if admin_key else None)
         stack = ProjectScopeMiddleware(stack)
-        stack = TracingMiddleware(stack)
+        stack = TracingMiddleware(stack, telemetry=self.telemetry)
         self.stack = stack
         self._started = False
         self._warned = False
@@ -110,6 +138,10 @@ class Gateway:
         self._started = False
         for provider in self.providers.values():
             await provider.aclose()
+        if self.export is not None:
+            # Queued spans are exported before the process goes; a slow collector costs the
+            # exporter's own timeout, off the event loop.
+            await anyio.to_thread.run_sync(self.export.shutdown)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -25,6 +26,7 @@ from relaygate.errors import (
 from relaygate.providers.base import Endpoint, read_all
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
 from relaygate.routing import ModelRouter
+from relaygate.telemetry import Telemetry
 
 __all__ = ["ProxyApp"]
 
@@ -50,9 +52,12 @@ class ProxyApp:
     closed at once. Every error, here or upstream, leaves in the OpenAI error shape.
     """
 
-    def __init__(self, *, router: ModelRouter, max_body_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self, *, router: ModelRouter, max_body_bytes: int = 32 * 1024 * 1024, telemetry: Telemetry | None = None
+    ) -> None:
         self.router = router
         self.max_body_bytes = max_body_bytes
+        self.telemetry = telemetry
         self.routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self._chat),
             "/v1/embeddings": ("POST", self._embeddings),
@@ -131,6 +136,14 @@ class ProxyApp:
         self._note_user(ctx, request.extra)
         await self._whole(send, ctx, self._route(ctx, "images", request.model), "images", body)
 
+    def _attempt(
+        self, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any], *, stream: bool
+    ) -> AbstractContextManager[None]:
+        """One call to the provider, as telemetry sees it (its span is current while the request goes out)."""
+        if self.telemetry is None:
+            return nullcontext()
+        return self.telemetry.attempt(ctx, route, endpoint, body, stream=stream)
+
     def _route(self, ctx: RequestContext, endpoint: Endpoint, model: str) -> Route:
         ctx.endpoint = endpoint
         route = ctx.route = self.router.resolve(model)
@@ -145,7 +158,9 @@ class ProxyApp:
         self, send: Send, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
         provider = route.provider
-        raw = await read_all(await provider.open(endpoint, body, route.model, stream=False))
+        with self._attempt(ctx, route, endpoint, body, stream=False):
+            response = await provider.open(endpoint, body, route.model, stream=False)
+        raw = await read_all(response)
         await send_json(send, 200, provider.response_body(endpoint, raw, ctx), _route_headers(route))
 
     async def _stream(
@@ -164,7 +179,8 @@ class ProxyApp:
         try:
             try:
                 with anyio.fail_after(provider.first_chunk_timeout):
-                    response = await provider.open("chat", body, route.model, stream=True)
+                    with self._attempt(ctx, route, "chat", body, stream=True):
+                        response = await provider.open("chat", body, route.model, stream=True)
                     frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
                     first = await anext(frames, b"")
             except TimeoutError:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -124,6 +125,30 @@ class ServerSettings(_Model):
     access_log: bool = False
 
 
+class TelemetrySettings(_Model):
+    """OpenTelemetry. The standard ``OTEL_*`` variables override these when the config is loaded.
+
+    relaygate always records through the global (or an injected) TracerProvider; a host that set one
+    up keeps it. ``relaygate serve`` installs an OTLP exporter only when no provider exists and an
+    endpoint is given, so that a gateway without a collector does not log export failures.
+    """
+
+    enabled: bool = True  # OTEL_SDK_DISABLED=true turns it off
+    service_name: str = "relaygate"  # OTEL_SERVICE_NAME
+    resource_attributes: dict[str, str] = Field(default_factory=dict)  # OTEL_RESOURCE_ATTRIBUTES
+    endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT; /v1/traces and /v1/metrics are added
+    traces_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as given
+    metrics_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, used as given
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"  # OTEL_EXPORTER_OTLP_PROTOCOL
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # OTEL_EXPORTER_OTLP_HEADERS
+    metrics: bool = True
+    # Prompts and answers on the spans (gen_ai.input.messages, ...); off unless asked for, also by
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY|SPAN_AND_EVENT|true.
+    capture_content: bool = False
+    # Also emit LangDB's names (langdb.thread_id, langdb.run_id, langdb.label).
+    langdb_attributes: bool = False
+
+
 class Settings(_Model):
     """The whole configuration. Build it in code or load it with :func:`load_settings`."""
 
@@ -134,6 +159,7 @@ class Settings(_Model):
     default_provider: str | None = None
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @field_validator("providers")
     @classmethod
@@ -188,6 +214,7 @@ def load_settings(
     if errors:
         raise ConfigError("\n".join(f"{where}: {error}" for error in errors))
     _add_environment_providers(data, env)
+    _add_environment_telemetry(data, env)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -239,6 +266,50 @@ def _add_environment_providers(data: dict[str, Any], env: Mapping[str, str]) -> 
         if name in providers or not env.get(variable):
             continue
         providers[name] = {"kind": kind, "base_url": base_url, "api_key": env[variable]}
+
+
+# OTEL_* variable: the telemetry setting it overrides (the OpenTelemetry spec has the variables win).
+OTEL_VARIABLES = {
+    "OTEL_SERVICE_NAME": "service_name",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "endpoint",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "traces_endpoint",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "metrics_endpoint",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "protocol",
+}
+CAPTURE_CONTENT_VALUES = frozenset({"span_only", "span_and_event", "true"})
+
+
+def _add_environment_telemetry(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    telemetry = data.get("telemetry")
+    if telemetry is None:
+        telemetry = data["telemetry"] = {}
+    if not isinstance(telemetry, dict):
+        return  # validation reports it
+    for variable, key in OTEL_VARIABLES.items():
+        if env.get(variable):
+            telemetry[key] = env[variable]
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        telemetry["enabled"] = False
+    if env.get("OTEL_RESOURCE_ATTRIBUTES"):
+        telemetry["resource_attributes"] = {
+            **(telemetry.get("resource_attributes") or {}),
+            **_key_values(env["OTEL_RESOURCE_ATTRIBUTES"]),
+        }
+    if env.get("OTEL_EXPORTER_OTLP_HEADERS"):
+        telemetry["headers"] = {**(telemetry.get("headers") or {}), **_key_values(env["OTEL_EXPORTER_OTLP_HEADERS"])}
+    capture = env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    if capture:
+        telemetry["capture_content"] = capture.strip().lower() in CAPTURE_CONTENT_VALUES
+
+
+def _key_values(value: str) -> dict[str, str]:
+    """``k=v,k2=v2`` as the OTEL_* list variables write it (values percent-encoded)."""
+    out = {}
+    for pair in value.split(","):
+        key, sep, item = pair.partition("=")
+        if sep and key.strip():
+            out[unquote(key.strip())] = unquote(item.strip())
+    return out
 
 
 def _describe(exc: ValidationError) -> list[str]:

@@ -15,11 +15,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from relaygate.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
 from relaygate.settings import Timeouts
 
 __all__ = ["AiohttpClient", "UpstreamClient", "UpstreamRequest", "UpstreamResponse"]
+
+# Only W3C trace context leaves for the provider: the global propagators usually include baggage,
+# and nothing of a caller's baggage (thread, user, key) is any provider's business.
+TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +128,13 @@ class AiohttpClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
+        headers = request.headers
+        if trace.get_current_span().get_span_context().is_valid:
+            headers = dict(headers)
+            TRACE_CONTEXT.inject(headers)
         try:
             response = await self._session.request(
-                request.method, request.url, headers=request.headers, data=request.content, allow_redirects=False
+                request.method, request.url, headers=headers, data=request.content, allow_redirects=False
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _map_error(exc, request.url) from exc

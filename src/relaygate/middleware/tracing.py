@@ -1,14 +1,19 @@
-"""Request ids: thread, run and label from headers, a trace id per request, all echoed back."""
+"""Request ids (thread, run, label from headers; a trace id per request, all echoed back) and the
+request's OpenTelemetry span."""
 
 from __future__ import annotations
 
 import os
 import uuid
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relaygate._asgi import route_path
 from relaygate.context import get_context
 from relaygate.errors import InvalidRequestError, send_error
+from relaygate.telemetry import Telemetry
 
 __all__ = ["TracingMiddleware"]
 
@@ -22,17 +27,21 @@ class TracingMiddleware:
     :class:`~relaygate.context.RequestContext`, generates a run id when none is given and a trace id
     for every request, and adds ``X-Trace-Id``, ``X-Run-Id`` and (when given) ``X-Thread-Id`` to the
     response, error responses included. Ids longer than 256 characters are refused with a 400.
+
+    With ``telemetry`` it also opens the request's span (or annotates the host's server span when
+    the host app is instrumented) and keeps it current while the request is served, so the proxy's
+    GenAI spans are its children; ``X-Trace-Id`` is then the OpenTelemetry trace id.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, telemetry: Telemetry | None = None) -> None:
         self.app = app
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         ctx = get_context(scope)
-        ctx.trace_id = os.urandom(16).hex()
         invalid: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-thread-id":
@@ -47,24 +56,65 @@ class TracingMiddleware:
                 continue
             if len(value) > MAX_ID_LENGTH or not value:
                 invalid = name.decode()
+        if ctx.run_id is None:
+            ctx.run_id = str(uuid.uuid4())
+        span = None
+        owned = False
+        if self.telemetry is not None:
+            span, owned = self.telemetry.start_request(scope, ctx, _route_template(route_path(scope)))
+            context = span.get_span_context()
+            ctx.trace_id = format(context.trace_id, "032x") if context.is_valid else os.urandom(16).hex()
+        else:
+            ctx.trace_id = os.urandom(16).hex()
         if invalid is not None:
             error = InvalidRequestError(
                 f"Header {invalid} must be 1 to {MAX_ID_LENGTH} characters long.", param=invalid, code="invalid_header"
             )
             await send_error(send, error, [(b"x-trace-id", ctx.trace_id.encode())])
+            if self.telemetry is not None and span is not None:
+                self.telemetry.end_request(span, owned, ctx, 400)
             return
-        if ctx.run_id is None:
-            ctx.run_id = str(uuid.uuid4())
         ids = [(b"x-trace-id", ctx.trace_id.encode()), (b"x-run-id", ctx.run_id.encode("latin-1"))]
         if ctx.thread_id is not None:
             ids.append((b"x-thread-id", ctx.thread_id.encode("latin-1")))
 
+        status = 0
+
         async def send_with_ids(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *ids]
+                if span is not None and self.telemetry is not None:
+                    self.telemetry.response_started(span, owned, ctx)
             await send(message)
 
-        await self.app(scope, receive, send_with_ids)
+        if self.telemetry is None or span is None:
+            await self.app(scope, receive, send_with_ids)
+            return
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await self.app(scope, receive, send_with_ids)
+        except BaseException as exc:
+            if owned and span.is_recording():
+                span.record_exception(exc)
+            status = status or 500
+            raise
+        finally:
+            otel_context.detach(token)
+            self.telemetry.end_request(span, owned, ctx, status or 499)
+
+
+def _route_template(path: str) -> str:
+    """The path with its variable parts named, so span names stay few: /{project_id}/v1/..., {model}."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] != "v1" and parts[2] == "v1":
+        parts[1] = "{project_id}"
+    if "models" in parts:
+        at = parts.index("models")
+        if at >= 2 and parts[at - 1] == "v1" and len(parts) > at + 1 and parts[at + 1]:
+            parts[at + 1 :] = ["{model}"]
+    return "/".join(parts)
 
 
 def _tags(value: str) -> dict[str, str]:

@@ -1,0 +1,122 @@
+"""OTLP export for ``relaygate serve``: set up only when the host (or the environment) has not.
+
+A library must not install a TracerProvider behind its host's back, so :class:`~relaygate.Gateway`
+never calls this; the ``relaygate serve`` command does, for the process it owns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics, trace
+
+from relaygate.settings import TelemetrySettings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+__all__ = ["Export", "configure_export"]
+
+logger = logging.getLogger("relaygate")
+
+
+@dataclass
+class Export:
+    """The providers relaygate installed; :meth:`shutdown` flushes what is still queued."""
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is None:
+                continue
+            try:
+                provider.shutdown()
+            except Exception:  # an exporter that cannot flush must not stop the shutdown
+                logger.exception("telemetry shutdown failed")
+
+
+def _endpoint(settings: TelemetrySettings, signal: str) -> str | None:
+    given = settings.traces_endpoint if signal == "traces" else settings.metrics_endpoint
+    if given:
+        return given
+    if settings.endpoint:
+        base = settings.endpoint.rstrip("/")
+        return base if settings.protocol == "grpc" else f"{base}/v1/{signal}"
+    return None
+
+
+def configure_export(settings: TelemetrySettings) -> Export:
+    """Install OTLP-exporting tracer and meter providers, unless one is already set or none is wanted."""
+    export = Export()
+    if not settings.enabled:
+        return export
+    traces_endpoint = _endpoint(settings, "traces")
+    if traces_endpoint is None:
+        logger.info("telemetry: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT); spans are not exported")
+        return export
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
+    headers = {key: value.get_secret_value() for key, value in settings.headers.items()}
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        tracer_provider = SdkTracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings, traces_endpoint, headers)))
+        trace.set_tracer_provider(tracer_provider)
+        export.tracer_provider = tracer_provider
+        logger.info("telemetry: exporting spans to %s (%s)", traces_endpoint, settings.protocol)
+    metrics_endpoint = _endpoint(settings, "metrics")
+    if settings.metrics and metrics_endpoint and _no_meter_provider():
+        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader = PeriodicExportingMetricReader(_metric_exporter(settings, metrics_endpoint, headers))
+        meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
+        metrics.set_meter_provider(meter_provider)
+        export.meter_provider = meter_provider
+    return export
+
+
+def _no_meter_provider() -> bool:
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    return isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
+
+
+def _span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> SpanExporter:
+    if settings.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        except ImportError as exc:
+            raise RuntimeError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc installed"
+            ) from exc
+        exporter: SpanExporter = GrpcSpanExporter(endpoint=endpoint, headers=headers)
+        return exporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers)
+
+
+def _metric_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> MetricExporter:
+    if settings.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
+        except ImportError as exc:
+            raise RuntimeError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc installed"
+            ) from exc
+        metric_exporter: MetricExporter = GrpcMetricExporter(endpoint=endpoint, headers=headers)
+        return metric_exporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=endpoint, headers=headers)

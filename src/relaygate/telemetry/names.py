@@ -1,0 +1,74 @@
+"""Attribute and metric names: the GenAI semantic conventions (v1.41) and relaygate's own namespace.
+
+The GenAI names are written out rather than imported from ``opentelemetry.semconv._incubating``: that
+module is private and its names move between releases, while these are what backends search on.
+"""
+
+from __future__ import annotations
+
+# GenAI semantic conventions v1.41.0 (docs/gen-ai/gen-ai-spans.md, gen-ai-metrics.md)
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+OUTPUT_TYPE = "gen_ai.output.type"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_STREAM = "gen_ai.request.stream"
+REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+REQUEST_SEED = "gen_ai.request.seed"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_TOP_P = "gen_ai.request.top_p"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+TOKEN_TYPE = "gen_ai.token.type"
+ERROR_TYPE = "error.type"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+HTTP_METHOD = "http.request.method"
+HTTP_ROUTE = "http.route"
+HTTP_STATUS = "http.response.status_code"
+URL_PATH = "url.path"
+
+METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_DURATION = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+# Bucket boundaries the conventions advise.
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+
+# relaygate's own; the conventions have no run id, so it lives here rather than under gen_ai.*.
+PROJECT_ID = "relaygate.project.id"
+KEY_ID = "relaygate.key.id"
+THREAD_ID = "relaygate.thread.id"
+RUN_ID = "relaygate.run.id"
+LABEL = "relaygate.label"
+TAGS_PREFIX = "relaygate.tags."
+USER_ID = "relaygate.user.id"
+USER_NAME = "relaygate.user.name"
+USER_TAGS = "relaygate.user.tags"
+REQUESTED_MODEL = "relaygate.request.model"
+ROUTE_PROVIDER = "relaygate.route.provider"
+ROUTE_MODEL = "relaygate.route.model"
+COST_USD = "relaygate.cost.usd"
+ERROR_CODE = "relaygate.error"
+
+# LangDB's names, emitted too when telemetry.langdb_attributes is on.
+LANGDB = {THREAD_ID: "langdb.thread_id", RUN_ID: "langdb.run_id", LABEL: "langdb.label"}
+
+# What relaygate calls a provider kind, as gen_ai.provider.name spells it.
+PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "mock": "relaygate.mock"}
+OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}

@@ -1,0 +1,334 @@
+"""Spans and metrics of a request: the gateway's span and one GenAI CLIENT span per upstream attempt.
+
+Only the OpenTelemetry API is used. With no SDK configured every span is a no-op and the cost is a
+few calls per request; with one, spans go wherever the host's (or ``relaygate serve``'s) provider
+sends them. Nothing secret is ever read into an attribute: no header is copied, only the ids relaygate
+itself parsed (thread, run, label, project, key id) and, when asked for, message content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from relaygate.telemetry import names
+from relaygate.telemetry.content import input_messages, output_message
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from relaygate.context import RequestContext, Route
+
+__all__ = ["Telemetry"]
+
+INSTRUMENTATION = "relaygate"
+PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+PARAMETERS = {
+    "temperature": names.REQUEST_TEMPERATURE,
+    "top_p": names.REQUEST_TOP_P,
+    "frequency_penalty": names.REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": names.REQUEST_PRESENCE_PENALTY,
+    "seed": names.REQUEST_SEED,
+}
+
+
+class Telemetry:
+    """Everything relaygate records about a call, for :class:`TracingMiddleware` and the proxy."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool = False,
+        langdb_attributes: bool = False,
+    ) -> None:
+        from relaygate import __version__
+
+        self.tracer = trace.get_tracer(INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(INSTRUMENTATION, __version__, meter_provider=meter_provider)
+        self.token_usage = meter.create_histogram(
+            names.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used by a GenAI call",
+            explicit_bucket_boundaries_advisory=names.TOKEN_BUCKETS,
+        )  # fmt: skip
+        self.duration = meter.create_histogram(
+            names.METRIC_DURATION, unit="s", description="Duration of a GenAI call",
+            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
+        )  # fmt: skip
+        self.time_to_first_chunk = meter.create_histogram(
+            names.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to the first chunk of a streamed GenAI call",
+            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
+        )  # fmt: skip
+        self.capture_content = capture_content
+        self.langdb_attributes = langdb_attributes
+
+    # --- the gateway's span -------------------------------------------------------------------------
+
+    def start_request(self, scope: Mapping[str, Any], ctx: RequestContext, route: str) -> tuple[Span, bool]:
+        """The span for the gateway's handling of a request, and whether relaygate owns (and ends) it.
+
+        A host app with ASGI instrumentation has already made the server span: relaygate annotates
+        that one. Otherwise it makes one, continuing the caller's trace from ``traceparent``.
+        """
+        current = trace.get_current_span()
+        if current.is_recording():
+            current.set_attributes(self._ids(ctx))
+            return current, False
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in PROPAGATION_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None
+        attributes: dict[str, Any] = {
+            names.HTTP_METHOD: scope["method"],
+            names.HTTP_ROUTE: route,
+            names.URL_PATH: scope["path"],
+            **self._ids(ctx),
+        }
+        span = self.tracer.start_span(
+            f"{scope['method']} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        return span, True
+
+    def response_started(self, span: Span, owned: bool, ctx: RequestContext) -> None:
+        """Who called, once auth has said: a host's span may end with the response's last byte,
+        before relaygate's middleware returns, so a span relaygate does not own is told now."""
+        if not owned and span.is_recording():
+            span.set_attributes(self._caller(ctx))
+
+    def end_request(self, span: Span, owned: bool, ctx: RequestContext, status: int) -> None:
+        if not owned or not span.is_recording():
+            return
+        attributes = self._caller(ctx)
+        attributes[names.HTTP_STATUS] = status
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+            attributes[names.ERROR_TYPE] = ctx.error or str(status)
+        span.set_attributes(attributes)
+        span.end()
+
+    # --- one upstream attempt -----------------------------------------------------------------------
+
+    @contextmanager
+    def attempt(
+        self, ctx: RequestContext, route: Route, endpoint: str, body: Mapping[str, Any], *, stream: bool
+    ) -> Iterator[None]:
+        """A CLIENT span for one call to a provider, current while the request goes out (so the
+        upstream client sends its ``traceparent``) and ended when the proxy records the end."""
+        operation = names.OPERATIONS.get(endpoint, endpoint)
+        provider = route.provider
+        attributes: dict[str, Any] = {
+            names.OPERATION: operation,
+            names.PROVIDER: names.PROVIDER_NAMES.get(provider.kind, provider.kind),
+            names.REQUEST_MODEL: route.model,
+            **_server(provider.settings.base_url),
+            **self._ids(ctx),
+            **self._caller(ctx),
+            names.REQUESTED_MODEL: route.requested,
+            names.ROUTE_PROVIDER: provider.name,
+            names.ROUTE_MODEL: route.model,
+            **_parameters(endpoint, body, stream),
+        }
+        if self.capture_content and endpoint == "chat":
+            messages, system = input_messages(body.get("messages"))
+            attributes[names.INPUT_MESSAGES] = messages
+            if system is not None:
+                attributes[names.SYSTEM_INSTRUCTIONS] = system
+        span = self.tracer.start_span(f"{operation} {route.model}", kind=SpanKind.CLIENT, attributes=attributes)
+        ctx.observers.append(_Attempt(self, span, operation, attributes, stream))
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    # --- attributes ---------------------------------------------------------------------------------
+
+    def _ids(self, ctx: RequestContext) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if ctx.thread_id is not None:
+            out[names.CONVERSATION_ID] = ctx.thread_id
+            out[names.THREAD_ID] = ctx.thread_id
+        if ctx.run_id is not None:
+            out[names.RUN_ID] = ctx.run_id
+        if ctx.label is not None:
+            out[names.LABEL] = ctx.label
+        for key, value in ctx.tags.items():
+            out[names.TAGS_PREFIX + key] = value
+        if self.langdb_attributes:
+            for ours, theirs in names.LANGDB.items():
+                if ours in out:
+                    out[theirs] = out[ours]
+        return out
+
+    @staticmethod
+    def _caller(ctx: RequestContext) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if ctx.project_id is not None:
+            out[names.PROJECT_ID] = ctx.project_id
+        if ctx.key is not None:
+            out[names.KEY_ID] = ctx.key.id
+        user = ctx.user or {}
+        if user.get("id") is not None:
+            out[names.USER_ID] = str(user["id"])
+        if user.get("name") is not None:
+            out[names.USER_NAME] = str(user["name"])
+        if isinstance(user.get("tags"), list):
+            out[names.USER_TAGS] = [str(tag) for tag in user["tags"]]
+        return out
+
+
+class _Attempt:
+    """Follows one attempt's answer on the request context, then ends its span and records metrics."""
+
+    __slots__ = ("_started", "_text", "_tool_calls", "attributes", "operation", "span", "stream", "telemetry")
+
+    def __init__(
+        self, telemetry: Telemetry, span: Span, operation: str, attributes: Mapping[str, Any], stream: bool
+    ) -> None:
+        self.telemetry = telemetry
+        self.span = span
+        self.operation = operation
+        self.stream = stream
+        # The metric dimensions the conventions name, taken from the span's own attributes.
+        self.attributes = {
+            key: attributes[key]
+            for key in (names.OPERATION, names.PROVIDER, names.REQUEST_MODEL, names.SERVER_ADDRESS)
+            if key in attributes
+        }
+        self._started = time.perf_counter()
+        self._text: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+
+    def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
+        if not self.telemetry.capture_content:
+            return
+        choices = body.get("choices") or []
+        message = (choices[0].get("message") or {}) if choices else {}
+        if isinstance(message.get("content"), str):
+            self._text.append(message["content"])
+        for index, call in enumerate(message.get("tool_calls") or ()):
+            self._tool_calls[index] = call
+
+    def on_chunk(self, ctx: RequestContext, chunk: dict[str, Any]) -> None:
+        if not self.telemetry.capture_content:
+            return
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                self._text.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                held = self._tool_calls.setdefault(
+                    call.get("index", 0), {"id": None, "function": {"name": None, "arguments": ""}}
+                )
+                held["id"] = call.get("id") or held["id"]
+                function = call.get("function") or {}
+                held["function"]["name"] = function.get("name") or held["function"]["name"]
+                held["function"]["arguments"] += function.get("arguments") or ""
+
+    def on_end(self, ctx: RequestContext) -> None:
+        ended = time.perf_counter()
+        span = self.span
+        failed = ctx.error is not None or (ctx.status or 0) >= 400
+        error_type = (ctx.error or str(ctx.status)) if failed else None
+        metric_attributes = dict(self.attributes)
+        if ctx.response_model:
+            metric_attributes[names.RESPONSE_MODEL] = ctx.response_model
+        if error_type is not None:
+            metric_attributes[names.ERROR_TYPE] = error_type
+        self.telemetry.duration.record(ended - self._started, metric_attributes)
+        usage = ctx.usage
+        if usage is not None:
+            self.telemetry.token_usage.record(usage.prompt_tokens, {**metric_attributes, names.TOKEN_TYPE: "input"})
+            self.telemetry.token_usage.record(
+                usage.completion_tokens, {**metric_attributes, names.TOKEN_TYPE: "output"}
+            )
+        first_chunk = ctx.first_chunk_at - self._started if self.stream and ctx.first_chunk_at else None
+        if first_chunk is not None:
+            self.telemetry.time_to_first_chunk.record(first_chunk, metric_attributes)
+        if not span.is_recording():
+            return
+        attributes: dict[str, Any] = {}
+        if ctx.response_id:
+            attributes[names.RESPONSE_ID] = ctx.response_id
+        if ctx.response_model:
+            attributes[names.RESPONSE_MODEL] = ctx.response_model
+        if ctx.finish_reasons:
+            attributes[names.RESPONSE_FINISH_REASONS] = list(ctx.finish_reasons)
+        if usage is not None:
+            attributes[names.USAGE_INPUT_TOKENS] = usage.prompt_tokens
+            attributes[names.USAGE_OUTPUT_TOKENS] = usage.completion_tokens
+            if usage.cached_tokens:
+                attributes[names.USAGE_CACHE_READ] = usage.cached_tokens
+            if usage.cache_write_tokens:
+                attributes[names.USAGE_CACHE_CREATION] = usage.cache_write_tokens
+            if usage.reasoning_tokens:
+                attributes[names.USAGE_REASONING] = usage.reasoning_tokens
+        if first_chunk is not None:
+            attributes[names.RESPONSE_TIME_TO_FIRST_CHUNK] = first_chunk
+        if ctx.cost_usd is not None:
+            attributes[names.COST_USD] = ctx.cost_usd
+        if self.telemetry.capture_content and self.operation == "chat" and (self._text or self._tool_calls):
+            finish = ctx.finish_reasons[0] if ctx.finish_reasons else None
+            calls = [self._tool_calls[index] for index in sorted(self._tool_calls)]
+            attributes[names.OUTPUT_MESSAGES] = output_message("".join(self._text), calls, finish)
+        if error_type is not None:
+            attributes[names.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, ctx.error))
+        span.set_attributes(attributes)
+        span.end()
+
+
+@lru_cache(maxsize=64)
+def _server_cached(base_url: str) -> tuple[tuple[str, Any], ...]:
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return ()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return ((names.SERVER_ADDRESS, parts.hostname), (names.SERVER_PORT, port))
+
+
+def _server(base_url: str | None) -> dict[str, Any]:
+    return dict(_server_cached(base_url)) if base_url else {}
+
+
+def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if stream:
+        out[names.REQUEST_STREAM] = True
+    for key, name in PARAMETERS.items():
+        value = body.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = value
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        out[names.REQUEST_MAX_TOKENS] = max_tokens
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out[names.REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, list) and all(isinstance(item, str) for item in stop):
+        out[names.REQUEST_STOP_SEQUENCES] = stop
+    choices = body.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
+        out[names.REQUEST_CHOICE_COUNT] = choices
+    if endpoint == "chat":
+        response_format = body.get("response_format")
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        out[names.OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema") else "text"
+    elif endpoint == "images":
+        out[names.OUTPUT_TYPE] = "image"
+    elif endpoint == "embeddings" and isinstance(body.get("encoding_format"), str):
+        out[names.REQUEST_ENCODING_FORMATS] = [body["encoding_format"]]
+    return out

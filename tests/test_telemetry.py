@@ -1,0 +1,284 @@
+"""OpenTelemetry spans and metrics through the whole stack, read from the SDK's in-memory exporter.
+
+(The OTLP export itself, protobuf over HTTP to a real receiver, is in test_telemetry_export.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from relaygate import Gateway
+from relaygate.settings import TelemetrySettings
+from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY, make_settings
+from tests.fakes.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.anyio
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+HEADERS = {
+    "authorization": f"Bearer {KEY_A}",
+    "x-thread-id": "thread-42",
+    "x-run-id": "run-7",
+    "x-label": "summariser",
+    "x-tags": "team=search&env=test",
+    "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+    "baggage": "user.email=someone%40example.com",
+}
+CHAT = {
+    "model": "upstream/gpt-4o",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+    "temperature": 0.3,
+    "max_tokens": 50,
+    "extra": {"user": {"id": "u-1", "name": "Ada", "tags": ["beta"]}},
+}
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.metrics = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def one(self, kind: SpanKind) -> ReadableSpan:
+        spans = [span for span in self.finished() if span.kind == kind]
+        assert len(spans) == 1, [span.name for span in self.finished()]
+        return spans[0]
+
+    def metric_points(self, name: str) -> list[Any]:
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+async def _client(
+    upstream_url: str, recorded: Recorded, **telemetry: Any
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    settings = make_settings(upstream_url, telemetry=TelemetrySettings(**telemetry))
+    gateway = Gateway(settings, tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
+    async with gateway.lifespan():
+        transport = httpx.ASGITransport(app=gateway.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=HEADERS) as client:
+            yield gateway, client
+
+
+@pytest.fixture
+def recorded() -> Recorded:
+    return Recorded()
+
+
+@pytest.fixture
+async def client(upstream_url: str, recorded: Recorded) -> AsyncIterator[httpx.AsyncClient]:
+    async for _, client in _client(upstream_url, recorded):
+        yield client
+
+
+async def test_a_chat_call_makes_a_server_span_and_a_genai_client_span_in_the_callers_trace(
+    client: httpx.AsyncClient, recorded: Recorded, fake_upstream: FakeOpenAI
+) -> None:
+    response = await client.post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 200
+    server, call = recorded.one(SpanKind.SERVER), recorded.one(SpanKind.CLIENT)
+    assert server.name == "POST /v1/chat/completions"
+    assert call.name == "chat gpt-4o"
+    # One trace, the caller's: the server span continues the traceparent, the call is its child.
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
+    assert call.parent is not None and call.parent.span_id == server.context.span_id
+    assert call.context.trace_id == server.context.trace_id
+    assert response.headers["x-trace-id"] == TRACE_ID
+    # The upstream got our CLIENT span as its parent, and none of the caller's baggage.
+    seen = fake_upstream.last("/chat/completions").headers
+    assert seen["traceparent"] == f"00-{TRACE_ID}-{format(call.context.span_id, '016x')}-01"
+    assert "baggage" not in seen
+
+    attributes: dict[str, Any] = dict(call.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.request.model"] == "gpt-4o"
+    assert attributes["gen_ai.response.model"] == "gpt-4o"
+    assert attributes["gen_ai.response.id"] == response.json()["id"]
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attributes["gen_ai.usage.input_tokens"] == response.json()["usage"]["prompt_tokens"]
+    assert attributes["gen_ai.usage.output_tokens"] == response.json()["usage"]["completion_tokens"]
+    assert attributes["gen_ai.request.temperature"] == 0.3
+    assert attributes["gen_ai.request.max_tokens"] == 50
+    assert attributes["gen_ai.output.type"] == "text"
+    assert attributes["gen_ai.conversation.id"] == "thread-42"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert isinstance(attributes["server.port"], int)
+    assert "gen_ai.request.stream" not in attributes
+    assert attributes["relaygate.run.id"] == "run-7"
+    assert attributes["relaygate.label"] == "summariser"
+    assert attributes["relaygate.tags.team"] == "search"
+    assert attributes["relaygate.project.id"] == "proj-a"
+    assert attributes["relaygate.key.id"].startswith("key_")
+    assert attributes["relaygate.user.id"] == "u-1"
+    assert attributes["relaygate.user.name"] == "Ada"
+    assert attributes["relaygate.user.tags"] == ("beta",)
+    assert attributes["relaygate.request.model"] == "upstream/gpt-4o"
+    assert attributes["relaygate.route.provider"] == "upstream"
+    assert attributes["relaygate.route.model"] == "gpt-4o"
+    assert call.status.status_code == StatusCode.UNSET
+    # No content unless asked for, and no LangDB names unless asked for.
+    assert not any(
+        key.startswith(("gen_ai.input", "gen_ai.output.messages", "gen_ai.system", "langdb.")) for key in attributes
+    )
+
+    server_attributes = dict(server.attributes or {})
+    assert server_attributes["http.response.status_code"] == 200
+    assert server_attributes["gen_ai.conversation.id"] == "thread-42"
+    assert server_attributes["relaygate.project.id"] == "proj-a"
+
+
+async def test_a_streamed_call_span_covers_the_stream_and_records_the_first_chunk(
+    client: httpx.AsyncClient, recorded: Recorded
+) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        chunks = [line async for line in response.aiter_lines() if line.startswith("data: {")]
+    call = recorded.one(SpanKind.CLIENT)
+    attributes: dict[str, Any] = dict(call.attributes or {})
+    assert attributes["gen_ai.request.stream"] is True
+    assert attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    usage = orjson.loads(chunks[-1].removeprefix("data: "))["usage"]
+    assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    # The span covers the stream, not only the wait for its first chunk.
+    assert call.end_time is not None and call.start_time is not None
+    assert (call.end_time - call.start_time) / 1e9 >= attributes["gen_ai.response.time_to_first_chunk"]
+    assert recorded.metric_points("gen_ai.client.operation.time_to_first_chunk")
+
+
+async def test_a_failed_call_has_error_status_and_type(client: httpx.AsyncClient, recorded: Recorded) -> None:
+    response = await client.post("/v1/chat/completions", json={**CHAT, "model": "upstream/status-503"})
+    assert response.status_code == 503
+    call, server = recorded.one(SpanKind.CLIENT), recorded.one(SpanKind.SERVER)
+    assert call.status.status_code == StatusCode.ERROR
+    assert (call.attributes or {})["error.type"] == response.json()["error"]["code"] or (call.attributes or {})[
+        "error.type"
+    ] == response.json()["error"]["type"]
+    assert server.status.status_code == StatusCode.ERROR
+    assert (server.attributes or {})["http.response.status_code"] == 503
+
+
+async def test_a_refused_request_has_a_server_span_but_no_call(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded):
+        response = await client.post("/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer wrong"})
+        assert response.status_code == 401
+    assert not [span for span in recorded.finished() if span.kind == SpanKind.CLIENT]
+    server = recorded.one(SpanKind.SERVER)
+    assert (server.attributes or {})["http.response.status_code"] == 401
+    assert server.status.status_code == StatusCode.UNSET  # a client's mistake is not the server's error
+
+
+async def test_no_secret_reaches_any_span(client: httpx.AsyncClient, recorded: Recorded) -> None:
+    await client.post("/v1/chat/completions", json=CHAT, headers={"x-admin-key": ADMIN_KEY, "lb-llm-key": "sk-lb"})
+    await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    await client.post("/v1/chat/completions", json={**CHAT, "model": "upstream/status-401"})
+    exported = repr([(span.name, dict(span.attributes or {}), span.events) for span in recorded.finished()])
+    for secret in (KEY_A, UPSTREAM_KEY, ADMIN_KEY, "sk-lb"):
+        assert secret not in exported
+
+
+async def test_content_is_captured_only_when_asked_for(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded, capture_content=True):
+        await client.post("/v1/chat/completions", json=CHAT)
+        await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    whole, streamed = [span for span in recorded.finished() if span.kind == SpanKind.CLIENT]
+    for span in (whole, streamed):
+        attributes: dict[str, Any] = dict(span.attributes or {})
+        assert orjson.loads(attributes["gen_ai.input.messages"]) == [
+            {"role": "user", "parts": [{"type": "text", "content": "Hi"}]}
+        ]
+        assert orjson.loads(attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
+        output = orjson.loads(attributes["gen_ai.output.messages"])
+        assert output[0]["role"] == "assistant" and output[0]["finish_reason"] == "stop"
+        assert output[0]["parts"][0]["content"].startswith("Hello from the fake upstream")
+
+
+async def test_langdb_names_are_emitted_when_asked_for(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded, langdb_attributes=True):
+        await client.post("/v1/chat/completions", json=CHAT)
+    attributes: dict[str, Any] = dict(recorded.one(SpanKind.CLIENT).attributes or {})
+    assert attributes["langdb.thread_id"] == "thread-42"
+    assert attributes["langdb.run_id"] == "run-7"
+    assert attributes["langdb.label"] == "summariser"
+
+
+async def test_token_usage_and_duration_metrics(client: httpx.AsyncClient, recorded: Recorded) -> None:
+    response = await client.post("/v1/chat/completions", json=CHAT)
+    usage = response.json()["usage"]
+    tokens = {
+        point.attributes["gen_ai.token.type"]: point.sum
+        for point in recorded.metric_points("gen_ai.client.token.usage")
+    }
+    assert tokens == {"input": usage["prompt_tokens"], "output": usage["completion_tokens"]}
+    (duration,) = recorded.metric_points("gen_ai.client.operation.duration")
+    assert duration.count == 1 and duration.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert "error.type" not in duration.attributes
+
+
+async def test_telemetry_off_makes_no_spans(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded, enabled=False):
+        response = await client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 200
+        assert len(response.headers["x-trace-id"]) == 32
+    assert recorded.finished() == []
+
+
+async def test_in_a_host_app_with_its_own_asgi_instrumentation_the_host_span_is_annotated(
+    upstream_url: str, recorded: Recorded, fake_upstream: FakeOpenAI
+) -> None:
+    from examples.fastapi_app import build_app
+
+    gateway = Gateway(make_settings(upstream_url), tracer_provider=recorded.tracer_provider)
+    app = build_app(gateway, tracer_provider=recorded.tracer_provider)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host", headers=HEADERS) as client:
+            response = await client.post("/llm/v1/chat/completions", json=CHAT)
+            streamed = await client.post("/llm/v1/chat/completions", json={**CHAT, "stream": True})
+    assert response.status_code == 200 and streamed.status_code == 200
+    servers = [span for span in recorded.finished() if span.kind == SpanKind.SERVER]
+    calls = [span for span in recorded.finished() if span.kind == SpanKind.CLIENT]
+    # The host's server span per request (no second one from relaygate, no span per SSE chunk).
+    assert len(servers) == 2 and len(calls) == 2
+    assert all(
+        span.instrumentation_scope is not None
+        and span.instrumentation_scope.name == "opentelemetry.instrumentation.asgi"
+        for span in servers
+    )
+    for server, call in zip(servers, calls, strict=True):
+        assert format(server.context.trace_id, "032x") == TRACE_ID
+        assert call.parent is not None and call.parent.span_id == server.context.span_id
+        attributes = dict(server.attributes or {})
+        assert attributes["gen_ai.conversation.id"] == "thread-42"
+        assert attributes["relaygate.run.id"] == "run-7"
+        assert attributes["relaygate.project.id"] == "proj-a"
+    assert response.headers["x-trace-id"] == TRACE_ID
+    assert fake_upstream.last("/chat/completions").headers["traceparent"].split("-")[1] == TRACE_ID
