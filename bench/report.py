@@ -75,6 +75,14 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{ratio:.0f}x (goal {GOAL_LITELLM_RATIO:.0f}x)",
             )
         )
+    notrace_rps = _get(results, "relaygate-notrace", "load", "requests_per_second")
+    if full_rps and notrace_rps:
+        notrace_p50 = _get(results, "relaygate-notrace", "latency", "added_p50_ms")
+        full_added = _get(results, "relaygate-full", "latency", "added_p50_ms")
+        out.append(
+            _check("tracing cost (spans exported vs tracing off)", True,
+                   f"{full_rps / notrace_rps:.2f}x the req/s, {full_added - notrace_p50:+.3f} ms p50 at 1 connection")
+        )  # fmt: skip
     full_p50 = _get(results, "relaygate-full", "latency", "added_p50_ms")
     floor_p50 = _get(results, "floor-aiohttp", "latency", "added_p50_ms")
     if full_p50 is not None and floor_p50 is not None:

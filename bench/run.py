@@ -120,10 +120,25 @@ def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
 
 
-def _relaygate_full(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+def _relaygate_full(*, tracing: bool) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+    def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+        # Spans go through the batch processor and the OTLP/HTTP exporter to the fake upstream,
+        # which accepts exports; with tracing off, OpenTelemetry is disabled as a user would.
+        telemetry = (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": upstream.removesuffix("/v1"), "OTEL_SERVICE_NAME": "relaygate-bench"}
+            if tracing
+            else {"OTEL_SDK_DISABLED": "true"}
+        )
+        return _start_full(upstream, telemetry, "relaygate-full" if tracing else "relaygate-notrace")
+
+    return start
+
+
+def _start_full(upstream: str, telemetry: dict[str, str], name: str) -> tuple[Server, dict[str, str]]:
     port = free_port()
     key = "rg-" + secrets.token_urlsafe(24)
     env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
+    env.update(telemetry)
     command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(BENCH_DIR / "relaygate-full.yaml")]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     headers = {
@@ -133,7 +148,8 @@ def _relaygate_full(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
         "x-run-id": "bench-run",
         "x-label": "bench",
     }
-    return start_server("relaygate-full", command, port=port, env=env, cwd=str(BENCH_DIR.parent)), headers
+    unset = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"]
+    return start_server(name, command, port=port, env=env, unset=unset, cwd=str(BENCH_DIR.parent)), headers
 
 
 def _litellm(version: str, phases: Phases) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
@@ -163,7 +179,10 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
         ]
     specs += [
         PathSpec("relaygate-min", "relaygate, proxy only", True, _relaygate_min),
-        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full),
+        PathSpec(
+            "relaygate-notrace", "relaygate, every middleware on, tracing off", False, _relaygate_full(tracing=False)
+        ),
+        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full(tracing=True)),
     ]
     if litellm:
         specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))

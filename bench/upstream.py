@@ -6,7 +6,8 @@ A raw asyncio protocol on uvloop with httptools' parser: no framework, answers p
 - the same with ``stream: true`` and ``model: bench-stream-<N>x<G>ms``: an SSE stream of a role chunk,
   N content chunks ``G`` ms apart, a finish chunk, the usage chunk when ``stream_options.include_usage``
   asks for it, and ``[DONE]``;
-- ``GET /v1/models`` and ``GET /health``.
+- ``GET /v1/models`` and ``GET /health``;
+- ``POST /v1/traces`` and ``/v1/metrics``: OTLP/HTTP exports, accepted and dropped.
 
 Run: ``python -m bench.upstream --port 9100``.
 """
@@ -64,6 +65,9 @@ MODELS = _response(
     orjson.dumps({"object": "list", "data": [{"id": JSON_MODEL, "object": "model", "owned_by": "bench"}]}),
 )
 HEALTH = _response(b"200 OK", b"application/json", b'{"status":"ok"}')
+# An OTLP/HTTP export answered with an empty Export*ServiceResponse (zero bytes of protobuf), so the
+# gateway's span exporter has somewhere to send to.
+OTLP_ACCEPTED = _response(b"200 OK", b"application/x-protobuf", b"")
 NOT_FOUND = _response(b"404 Not Found", b"application/json", b'{"error":{"message":"not found","type":"bench"}}')
 BAD_REQUEST = _response(b"400 Bad Request", b"application/json", b'{"error":{"message":"bad body","type":"bench"}}')
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -137,6 +141,8 @@ class _Connection(asyncio.Protocol):
         method = self._parser.get_method()
         if method == b"POST" and path.endswith(b"/chat/completions"):
             self._chat(transport)
+        elif method == b"POST" and path in (b"/v1/traces", b"/v1/metrics"):
+            transport.write(OTLP_ACCEPTED)
         elif path.endswith(b"/models"):
             transport.write(MODELS)
         elif path.endswith(b"/health"):

@@ -23,6 +23,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_for_local_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # OTLP exporters send with `requests`, which honours proxy variables; test servers are local.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture(scope="session")
 def fake_upstream_server() -> Iterator[tuple[FakeOpenAI, str]]:
     fake = FakeOpenAI()

@@ -22,6 +22,7 @@ GATEWAY_PATHS = [
     "floor-httpx2",
     "floor-httpx",
     "relaygate-min",
+    "relaygate-notrace",
     "relaygate-full",
 ]
 STREAMED_PATHS = ["floor-aiohttp", "relaygate-min", "relaygate-full"]

@@ -50,10 +50,10 @@ METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 
-# relaygate's own; the conventions have no run id, so it lives here rather than under gen_ai.*.
+# relaygate's own; the conventions have no run id, so it lives here rather than under gen_ai.*. The
+# thread is gen_ai.conversation.id and the routed model gen_ai.request.model: not repeated here.
 PROJECT_ID = "relaygate.project.id"
 KEY_ID = "relaygate.key.id"
-THREAD_ID = "relaygate.thread.id"
 RUN_ID = "relaygate.run.id"
 LABEL = "relaygate.label"
 TAGS_PREFIX = "relaygate.tags."
@@ -62,12 +62,11 @@ USER_NAME = "relaygate.user.name"
 USER_TAGS = "relaygate.user.tags"
 REQUESTED_MODEL = "relaygate.request.model"
 ROUTE_PROVIDER = "relaygate.route.provider"
-ROUTE_MODEL = "relaygate.route.model"
 COST_USD = "relaygate.cost.usd"
 ERROR_CODE = "relaygate.error"
 
 # LangDB's names, emitted too when telemetry.langdb_attributes is on.
-LANGDB = {THREAD_ID: "langdb.thread_id", RUN_ID: "langdb.run_id", LABEL: "langdb.label"}
+LANGDB = {CONVERSATION_ID: "langdb.thread_id", RUN_ID: "langdb.run_id", LABEL: "langdb.label"}
 
 # What relaygate calls a provider kind, as gen_ai.provider.name spells it.
 PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "mock": "relaygate.mock"}

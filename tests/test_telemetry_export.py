@@ -1,0 +1,113 @@
+"""`relaygate serve` exporting spans and metrics over OTLP/HTTP to a real receiver that decodes them.
+
+The gateway runs as its own process with only the standard ``OTEL_*`` variables set; what is asserted
+is what reached the receiver, protobuf-decoded, after the process stopped (so shutdown flushed it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY
+from tests.otlp import OtlpReceiver, RecordedSpan
+from tests.servers import relaygate_serve
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_ID = "b7ad6b7169203331"
+CONFIG = """\
+providers:
+  upstream:
+    kind: openai
+    base_url: {upstream_url}
+    api_key: {upstream_key}
+projects:
+  - id: proj-a
+    keys: ["{key}"]
+admin_key: {admin_key}
+"""
+
+
+def _calls(spans: list[RecordedSpan]) -> list[RecordedSpan]:
+    return sorted((span for span in spans if span.kind == "CLIENT"), key=lambda span: span.start_time_unix_nano)
+
+
+def test_serve_exports_the_callers_trace_with_every_attribute_and_no_secret(tmp_path: Path, upstream_url: str) -> None:
+    config = tmp_path / "relaygate.yaml"
+    config.write_text(
+        CONFIG.format(upstream_url=upstream_url, upstream_key=UPSTREAM_KEY, key=KEY_A, admin_key=ADMIN_KEY)
+    )
+    headers = {
+        "authorization": f"Bearer {KEY_A}",
+        "x-admin-key": ADMIN_KEY,
+        "x-thread-id": "thread-export",
+        "x-run-id": "run-export",
+        "x-label": "exporter",
+        "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+    }
+    chat = {"model": "upstream/gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    with OtlpReceiver() as receiver:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_SERVICE_NAME": "relaygate-under-test",
+            # Nothing is exported on a timer during the test: only the flush at shutdown can deliver.
+            "OTEL_BSP_SCHEDULE_DELAY": "60000",
+            "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+        }
+        with relaygate_serve(["--config", str(config)], env=env, cwd=tmp_path) as base_url:
+            with httpx.Client(base_url=base_url, headers=headers) as client:
+                whole = client.post("/v1/chat/completions", json=chat)
+                with client.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as streamed:
+                    lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+                failed = client.post("/v1/chat/completions", json={**chat, "model": "upstream/status-500"})
+        # The process has stopped: whatever its batch processor still held was flushed at shutdown.
+        spans = receiver.spans
+        raw = b"".join(receiver.raw_exports)
+        metric_names = {metric.name for metric in receiver.metrics}
+    assert whole.status_code == 200 and streamed.status_code == 200 and lines[-1] == "data: [DONE]"
+    assert failed.status_code == 500
+
+    calls = _calls(spans)
+    assert [span.name for span in calls] == ["chat gpt-4o", "chat gpt-4o", "chat status-500"]
+    servers = {span.span_id: span for span in spans if span.kind == "SERVER" and span.name.startswith("POST")}
+    assert len(servers) == 3
+    for call in calls:
+        server = servers[call.parent_span_id]  # each call's parent is its request's server span
+        assert call.trace_id == server.trace_id == TRACE_ID
+        assert server.parent_span_id == PARENT_ID
+        assert server.name == "POST /v1/chat/completions"
+        assert server.resource["service.name"] == call.resource["service.name"] == "relaygate-under-test"
+        assert server.attributes["gen_ai.conversation.id"] == "thread-export"
+        assert call.attributes["gen_ai.conversation.id"] == "thread-export"
+        assert call.attributes["relaygate.run.id"] == "run-export"
+        assert call.attributes["relaygate.label"] == "exporter"
+        assert call.attributes["relaygate.project.id"] == "proj-a"
+        assert call.attributes["relaygate.key.id"].startswith("key_")
+        assert call.attributes["gen_ai.provider.name"] == "openai"
+        assert call.attributes["gen_ai.request.model"] == call.name.removeprefix("chat ")
+        assert call.attributes["server.address"] == "127.0.0.1"
+        assert call.scope_name == "relaygate"
+
+    ok, stream, error = calls
+    assert ok.status_code == "UNSET"
+    assert ok.attributes["gen_ai.response.id"] == whole.json()["id"]
+    assert ok.attributes["gen_ai.usage.input_tokens"] == whole.json()["usage"]["prompt_tokens"]
+    assert ok.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert stream.attributes["gen_ai.request.stream"] is True
+    assert stream.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    last_chunk = orjson.loads(lines[-2].removeprefix("data: "))
+    assert last_chunk["choices"][0]["finish_reason"] == "stop"
+    # The client asked for no usage chunk, yet the gateway knew the usage (it asked upstream itself).
+    assert stream.attributes["gen_ai.usage.output_tokens"] > 0
+    assert error.status_code == "ERROR"
+    assert error.attributes["error.type"]
+    assert servers[error.parent_span_id].status_code == "ERROR"
+    assert servers[error.parent_span_id].attributes["http.response.status_code"] == 500
+
+    # Nothing secret anywhere in what left the process: not the client's key, the admin key or the
+    # provider's key, in any attribute, resource or event.
+    for secret in (KEY_A, ADMIN_KEY, UPSTREAM_KEY):
+        assert secret.encode() not in raw
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= metric_names
