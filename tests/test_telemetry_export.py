@@ -10,8 +10,14 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY
+from relaygate import Gateway
+from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY, make_settings
 from tests.otlp import OtlpReceiver, RecordedSpan
 from tests.servers import relaygate_serve
 
@@ -111,3 +117,46 @@ def test_serve_exports_the_callers_trace_with_every_attribute_and_no_secret(tmp_
     for secret in (KEY_A, ADMIN_KEY, UPSTREAM_KEY):
         assert secret.encode() not in raw
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= metric_names
+
+
+@pytest.mark.anyio
+async def test_the_fastapi_example_with_its_own_asgi_instrumentation_exports_one_trace(upstream_url: str) -> None:
+    from examples.fastapi_app import build_app
+
+    with OtlpReceiver() as receiver:
+        provider = TracerProvider(resource=Resource.create({"service.name": "host-app"}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.traces_url)))
+        gateway = Gateway(make_settings(upstream_url), tracer_provider=provider)
+        app = build_app(gateway, tracer_provider=provider)
+        headers = {
+            "authorization": f"Bearer {KEY_A}",
+            "x-thread-id": "thread-host",
+            "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+        }
+        chat = {"model": "upstream/gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://host", headers=headers) as client:
+                whole = await client.post("/llm/v1/chat/completions", json=chat)
+                streamed = await client.post("/llm/v1/chat/completions", json={**chat, "stream": True})
+                failed = await client.post("/llm/v1/chat/completions", json={**chat, "model": "upstream/status-502"})
+        provider.force_flush()
+        provider.shutdown()
+        spans = receiver.spans
+        raw = b"".join(receiver.raw_exports)
+    assert (whole.status_code, streamed.status_code, failed.status_code) == (200, 200, 502)
+    servers = {span.span_id: span for span in spans if span.kind == "SERVER"}
+    calls = _calls(spans)
+    # The host's ASGI instrumentation made the server spans (one per request, none per SSE chunk);
+    # relaygate annotated them and hung its calls under them, all in the caller's trace.
+    assert len(servers) == 3 and len(calls) == 3
+    assert {span.scope_name for span in servers.values()} == {"opentelemetry.instrumentation.asgi"}
+    for call in calls:
+        server = servers[call.parent_span_id]
+        assert call.trace_id == server.trace_id == TRACE_ID
+        assert server.attributes["gen_ai.conversation.id"] == "thread-host"
+        assert server.attributes["relaygate.project.id"] == "proj-a"
+        assert call.resource["service.name"] == "host-app"
+    assert calls[1].attributes["gen_ai.request.stream"] is True
+    assert calls[2].status_code == "ERROR" and calls[2].attributes["error.type"]
+    assert KEY_A.encode() not in raw and UPSTREAM_KEY.encode() not in raw
