@@ -111,3 +111,35 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(
     other = tmp_path / "other.yaml"
     other.write_text("max_body_bytes: 4096\n")
     assert load_settings(environ={"RELAYGATE_CONFIG": str(other)}).max_body_bytes == 4096
+
+
+def test_standard_otel_variables_override_the_telemetry_config(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "telemetry:\n  endpoint: http://from-config:4318\n  service_name: from-config\n  langdb_attributes: true\n",
+    )
+    assert load_settings(path, environ={}).telemetry.endpoint == "http://from-config:4318"
+    telemetry = load_settings(
+        path,
+        environ={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            "OTEL_SERVICE_NAME": "gateway-eu",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=ml%20ops",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20collector-token",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        },
+    ).telemetry
+    assert telemetry.endpoint == "http://collector:4318"
+    assert telemetry.service_name == "gateway-eu"
+    assert telemetry.resource_attributes == {"deployment.environment": "prod", "team": "ml ops"}
+    assert telemetry.headers["authorization"].get_secret_value() == "Bearer collector-token"
+    assert "collector-token" not in repr(telemetry)
+    assert telemetry.capture_content is True
+    assert telemetry.protocol == "grpc"
+    assert telemetry.langdb_attributes is True  # from the file; no variable says otherwise
+    assert load_settings(path, environ={"OTEL_SDK_DISABLED": "true"}).telemetry.enabled is False
+    no_content = load_settings(path, environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"})
+    assert no_content.telemetry.capture_content is False
+    with pytest.raises(ConfigError, match="telemetry.protocol"):
+        load_settings(path, environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"})
