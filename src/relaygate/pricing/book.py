@@ -1,0 +1,122 @@
+"""The price book: which price applies to a call, from four layers where the most specific wins.
+
+1. the shipped catalogue (``prices.yaml``), by provider kind;
+2. prices from the config file (``prices:``);
+3. the model registry (``POST /admin/models``);
+4. per-project custom prices (``POST /projects/{id}/custom_prices``), seen only by that project.
+
+Layers 2-4 are keyed ``provider/model``, where ``provider`` is a provider's name in the config or a provider
+kind (pricing the model on every provider of that kind). The book lives in memory and is shared by all
+requests of an asyncio app: a change never edits a mapping that a lookup may be reading but builds a new one
+and swaps the reference, so a lookup sees the old prices or the new ones, never half of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from relaygate.pricing.catalogue import Catalogue, default_catalogue
+from relaygate.pricing.models import ModelPrice, PriceEntry, PriceSource, parse_price_key
+from relaygate.pricing.names import name_forms
+
+__all__ = ["PriceBook"]
+
+# (provider name or kind, lower-cased model name) -> price
+_Index = dict[tuple[str, str], ModelPrice]
+
+
+class PriceBook:
+    """Finds the price of a call. See the module docstring for the layers."""
+
+    def __init__(
+        self, catalogue: Catalogue | None = None, *, overrides: Mapping[str, ModelPrice] | None = None
+    ) -> None:
+        """``catalogue`` defaults to the shipped one; ``overrides`` are the config's ``prices:``."""
+        self._catalogue = catalogue if catalogue is not None else default_catalogue()
+        self._config = _index(overrides or {})
+        self._registered: _Index = {}
+        self._projects: dict[str, _Index] = {}
+
+    def set_registered(self, prices: Mapping[str, ModelPrice]) -> None:
+        """Replace the whole registry layer (e.g. with what the store holds at start-up)."""
+        self._registered = _index(prices)
+
+    def register(self, key: str, price: ModelPrice) -> None:
+        """Add or replace one registered model's price (``POST /admin/models``)."""
+        self._registered = {**self._registered, **_index({key: price})}
+
+    def set_project_prices(self, project_id: str, prices: Mapping[str, ModelPrice]) -> list[str]:
+        """Add or replace a project's custom prices for the given models and return their keys.
+
+        Models not named keep their custom price, as LangDB's ``custom_prices`` updates the models it is given.
+        """
+        updates = _index(prices)
+        self._projects = {**self._projects, project_id: {**self._projects.get(project_id, {}), **updates}}
+        return list(prices)
+
+    def clear_project_prices(self, project_id: str) -> None:
+        """Drop all of a project's custom prices."""
+        self._projects = {pid: index for pid, index in self._projects.items() if pid != project_id}
+
+    def lookup(
+        self, kind: str, model: str, provider_name: str | None = None, project_id: str | None = None
+    ) -> PriceEntry | None:
+        """The price entry for ``model`` on a provider of ``kind`` (named ``provider_name``), or ``None``.
+
+        ``model`` is the provider's own model name (the part after ``provider/``). Snapshot and alias names
+        find their model's price; an unknown model has no price, never a guessed one.
+        """
+        forms = name_forms(kind, model)
+        providers = [p for p in (provider_name, kind) if p]
+        layers: list[tuple[PriceSource, _Index | None]] = [
+            ("project", self._projects.get(project_id) if project_id is not None else None),
+            ("registry", self._registered),
+            ("config", self._config),
+        ]
+        for source, index in layers:
+            if not index:
+                continue
+            # The provider's own name before its kind, then the model's most specific form first.
+            for provider in providers:
+                for form in forms:
+                    price = index.get((provider, form))
+                    if price is not None:
+                        return PriceEntry(provider=provider, model=form, source=source, price=price)
+        found = self._catalogue.find(kind, model)
+        if found is None:
+            return None
+        key, price = found
+        return PriceEntry(provider=kind, model=key, source="catalogue", price=price)
+
+    def price(
+        self, kind: str, model: str, provider_name: str | None = None, project_id: str | None = None
+    ) -> ModelPrice | None:
+        """The price of ``model`` (see :meth:`lookup`), or ``None`` when it has none."""
+        entry = self.lookup(kind, model, provider_name=provider_name, project_id=project_id)
+        return entry.price if entry is not None else None
+
+    def catalogue_entries(self, project_id: str | None = None) -> list[PriceEntry]:
+        """Every listed price for ``GET /pricing``, sorted by provider and model.
+
+        One entry per ``provider/model``: a config or registry price replaces the catalogue's for the same
+        key, and with ``project_id`` that project's custom prices replace both.
+        """
+        merged: dict[tuple[str, str], PriceEntry] = {
+            (kind, model): PriceEntry(provider=kind, model=model, source="catalogue", price=price)
+            for kind, model, price in self._catalogue.entries()
+        }
+        layers: list[tuple[PriceSource, _Index]] = [("config", self._config), ("registry", self._registered)]
+        if project_id is not None:
+            layers.append(("project", self._projects.get(project_id, {})))
+        for source, index in layers:
+            for (provider, model), price in index.items():
+                merged[provider, model] = PriceEntry(provider=provider, model=model, source=source, price=price)
+        return [merged[key] for key in sorted(merged)]
+
+
+def _index(prices: Mapping[str, ModelPrice]) -> _Index:
+    index: _Index = {}
+    for key, price in prices.items():
+        provider, model = parse_price_key(key)
+        index[provider, model.strip().lower()] = price
+    return index

@@ -1,0 +1,76 @@
+"""The cost of a call in USD: token usage times a :class:`ModelPrice`, or generated images times their price.
+
+Arithmetic is exact (:class:`~decimal.Decimal`); the result is rounded once, to a nano-dollar (1e-9 USD),
+and returned as a float for ``RequestContext.cost_usd`` and the ledger. A nano-dollar is finer than any
+real charge (one token of the cheapest catalogue price, gpt-5-nano's cached input at $0.005 per 1M tokens,
+costs 5e-9 USD), and rounding there means a cost is the float nearest a short decimal amount, the same
+however it was reached, instead of carrying a long tail from an unusual custom price.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from relaygate.context import Usage
+from relaygate.pricing.models import ModelPrice
+
+__all__ = ["cost_of", "image_cost"]
+
+_MILLION = Decimal(1_000_000)
+_NANO_DOLLAR = Decimal("1e-9")
+
+
+def cost_of(usage: Usage | None, price: ModelPrice | None) -> float | None:
+    """The USD cost of a chat or embeddings call's token ``usage``, or ``None`` when it cannot be priced.
+
+    ``usage`` is read as the adapters report it: ``prompt_tokens`` includes the cache reads
+    (``cached_tokens``) and the cache writes (``cache_write_tokens``), and ``completion_tokens`` includes
+    ``reasoning_tokens``. So the uncached prompt is billed at ``input``, cache reads at ``cached_input`` and
+    cache writes at ``cache_write`` (each falling back to ``input``), and all completion tokens at
+    ``output``: reasoning tokens are output tokens and are not billed a second time. Embeddings have no
+    completion tokens and cost their input only.
+
+    ``None`` when the price is unknown, and when tokens were used that the price has no rate for (completion
+    tokens against an input-only price): an unpriced part is unknown, not free. Image output is not token
+    usage here; price generated images with :func:`image_cost`.
+    """
+    if usage is None or price is None:
+        return None
+    cached = max(usage.cached_tokens, 0)
+    written = max(usage.cache_write_tokens, 0)
+    # Never below zero: a provider that reported cache reads outside prompt_tokens must not earn a credit.
+    uncached = max(usage.prompt_tokens - cached - written, 0)
+    parts = (
+        (uncached, price.input),
+        (cached, price.cached_input if price.cached_input is not None else price.input),
+        (written, price.cache_write if price.cache_write is not None else price.input),
+        (max(usage.completion_tokens, 0), price.output),
+    )
+    total = Decimal(0)
+    for tokens, rate in parts:
+        if not tokens:
+            continue
+        if rate is None:
+            return None
+        total += tokens * rate
+    return _usd(total / _MILLION)
+
+
+def image_cost(price: ModelPrice | None, n: int, size: str | None = None, quality: str | None = None) -> float | None:
+    """The USD cost of ``n`` generated images of ``size`` and ``quality``, or ``None`` when it cannot be priced.
+
+    ``size`` and ``quality`` are OpenAI's Images API values (``1024x1024``, ``low``/``medium``/``high`` for
+    gpt-image models, ``standard``/``hd`` for DALL-E 3); pass what the response reports when it does, as
+    ``auto`` or a missing value is priced at the model's default (the API's default, or the dearest option
+    where the model chooses). ``None`` when the model has no image prices or none for that quality and size.
+    """
+    if n < 0:
+        raise ValueError("n must not be negative")
+    if price is None or price.images is None:
+        return None
+    each = price.images.price_for(quality, size)
+    return _usd(each * n) if each is not None else None
+
+
+def _usd(amount: Decimal) -> float:
+    return float(amount.quantize(_NANO_DOLLAR, rounding=ROUND_HALF_EVEN))
