@@ -160,6 +160,10 @@ class Settings(_Model):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     server: ServerSettings = Field(default_factory=ServerSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # The ledger's database: sqlite:///relaygate.db (the embedded default) or postgresql://user@host:5432/name.
+    database: str = "sqlite:///relaygate.db"
+    # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways.
+    counters: str | None = None
 
     @field_validator("providers")
     @classmethod
