@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from relaygate import Gateway, Settings
 from relaygate.settings import ProjectSettings, ProviderSettings
+from tests.databases import SESSION_PREFIX, drop_schemas, new_schema, require_postgres
 from tests.fakes.openai_server import FakeOpenAI
 from tests.servers import serve_in_thread
 
@@ -59,7 +62,7 @@ def make_settings(upstream_url: str, **overrides: Any) -> Settings:
             ProjectSettings(id="proj-b", keys=[KEY_B, KEY_AB]),
         ],
         admin_key=ADMIN_KEY,
-        **overrides,
+        **{"database": "sqlite:///:memory:", **overrides},
     )
 
 
@@ -76,3 +79,21 @@ async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"authorization": f"Bearer {KEY_A}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = require_postgres()
+    yield url
+    anyio.run(drop_schemas, SESSION_PREFIX)  # anything a failed test left behind
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``database:`` URL of an empty ledger: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relaygate.db'}"
+        return
+    schema = new_schema()
+    yield f"{request.getfixturevalue('postgres_url')}?schema={schema}"
+    anyio.run(drop_schemas, schema)

@@ -44,6 +44,9 @@ EXPECTED_USAGE = {
     "total_tokens": 56,
     "prompt_tokens_details": {"cached_tokens": 30},
     "cache_creation_input_tokens": 5,
+    # What the ledger prices it at (claude-sonnet-4, USD per 1M: input 3, cache read 0.30, cache write 3.75,
+    # output 15): 12 uncached x 3 + 30 read x 0.30 + 5 written x 3.75 + 9 out x 15 = 198.75 per 1M.
+    "cost": 0.00019875,
 }
 PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER_TOOL = {

@@ -69,6 +69,10 @@ WHOLE_USAGE = {
     "completion_tokens_details": {"reasoning_tokens": 7},
 }
 STREAM_USAGE = {**WHOLE_USAGE, "completion_tokens": 10, "total_tokens": 24}
+# As the ledger prices them (gemini-2.5-flash, USD per 1M: input 0.30, cached 0.03, output 2.50; thinking
+# tokens are output tokens): 10 x 0.30 + 4 x 0.03 + 12 (or 10) x 2.50.
+WHOLE_USAGE["cost"] = 0.00003312
+STREAM_USAGE["cost"] = 0.00002812
 
 
 @pytest.fixture(scope="module")
@@ -768,7 +772,9 @@ async def test_embeddings_keep_their_order_across_batches_and_are_renormalised(
         assert item["embedding"] == pytest.approx([v / norm for v in raw], abs=1e-6)
         assert math.sqrt(sum(v * v for v in item["embedding"])) == pytest.approx(1.0, abs=1e-5)
     expected_tokens = sum(math.ceil(len(text) / 4) for text in texts)
-    assert answer["usage"] == {"prompt_tokens": expected_tokens, "total_tokens": expected_tokens}
+    # gemini-embedding-001 costs 0.15 USD per 1M input tokens.
+    cost = pytest.approx(expected_tokens * 0.15 / 1_000_000)
+    assert answer["usage"] == {"prompt_tokens": expected_tokens, "total_tokens": expected_tokens, "cost": cost}
 
 
 async def test_default_sdk_embeddings_in_base64_decode_to_the_float_answer(

@@ -96,14 +96,17 @@ class RequestContext:
     ended_at: float | None = None
     observers: list[ResponseObserver] = field(default_factory=list)
 
-    def record_response(self, body: dict[str, Any]) -> None:
+    def record_response(self, body: dict[str, Any]) -> bool:
+        """Note a whole answer and tell the observers; ``True`` when ``body`` was changed (its usage priced)."""
         self.response_id = body.get("id")
         self.response_model = body.get("model")
         self._note_usage_and_finish(body)
         for observer in self.observers:
             observer.on_response(self, body)
+        return self._add_cost(body)
 
-    def record_chunk(self, chunk: dict[str, Any]) -> None:
+    def record_chunk(self, chunk: dict[str, Any]) -> bool:
+        """Note a stream chunk and tell the observers; ``True`` when ``chunk`` was changed (its usage priced)."""
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
             self.response_id = chunk.get("id")
@@ -111,6 +114,7 @@ class RequestContext:
         self._note_usage_and_finish(chunk)
         for observer in self.observers:
             observer.on_chunk(self, chunk)
+        return self._add_cost(chunk) if "usage" in chunk else False
 
     def record_end(self, status: int, error: str | None = None) -> None:
         self.status = status
@@ -118,6 +122,15 @@ class RequestContext:
         self.ended_at = time.perf_counter()
         for observer in self.observers:
             observer.on_end(self)
+
+    def _add_cost(self, data: dict[str, Any]) -> bool:
+        # The caller sees what the call cost in the usage object (as LangDB's usage chunk has it), once an
+        # observer (the ledger) has priced it; adapters send the object as changed here.
+        usage = data.get("usage")
+        if self.cost_usd is None or not isinstance(usage, dict):
+            return False
+        usage["cost"] = self.cost_usd
+        return True
 
     def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")

@@ -11,12 +11,17 @@ import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relaygate.api import ApiApp
 from relaygate.keys import KeyRing, key_digest
-from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.ledger import Ledger
+from relaygate.middleware import AuthMiddleware, LedgerMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.middleware.auth import OPEN_PROJECT
+from relaygate.pricing import PriceBook
 from relaygate.providers import build_providers
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
 from relaygate.settings import Settings, load_settings
+from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
 
 if TYPE_CHECKING:
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["Gateway"]
 
 logger = logging.getLogger("relaygate")
+
+# Routes that need X-Admin-Key: the model registry and the projects' custom prices.
+ADMIN_PREFIXES = ("/admin", "/projects", "/v1/admin", "/v1/projects")
 
 
 class Gateway:
@@ -67,16 +75,42 @@ class Gateway:
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
+        self.ledger = self._ledger(self.settings)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
-        # known before the key is checked against it.
+        # known before the key is checked against it; the ledger records what limits and guards refuse;
+        # the management API answers its own routes and passes model calls on.
         stack: ASGIApp = self.proxy
-        stack = AuthMiddleware(stack, keys=self.keys, admin_key_digest=key_digest(admin_key) if admin_key else None)
+        if self.ledger is not None:
+            stack = LedgerMiddleware(stack, ledger=self.ledger)
+            stack = ApiApp(
+                stack,
+                ledger=self.ledger,
+                providers=self.providers,
+                projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
+            )
+        stack = AuthMiddleware(
+            stack,
+            keys=self.keys,
+            admin_key_digest=key_digest(admin_key) if admin_key else None,
+            admin_prefixes=ADMIN_PREFIXES,
+        )
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry)
         self.stack = stack
         self._started = False
         self._warned = False
         self._lifespans = 0
+
+    @staticmethod
+    def _ledger(settings: Settings) -> Ledger | None:
+        if settings.database is None:
+            return None
+        stores_messages = {project.id: project.store_messages for project in settings.projects}
+        return Ledger(
+            open_store(settings.database),
+            prices=PriceBook(overrides=settings.prices),
+            store_messages=lambda project_id: stores_messages.get(project_id, True),
+        )
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:
@@ -123,6 +157,8 @@ class Gateway:
         try:
             for provider in self.providers.values():
                 await provider.start()
+            if self.ledger is not None:
+                await self.ledger.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -136,6 +172,9 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        if self.ledger is not None:
+            # Every call accepted so far is written before the process goes.
+            await self.ledger.close()
         for provider in self.providers.values():
             await provider.aclose()
         if self.export is not None:

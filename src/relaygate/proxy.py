@@ -191,10 +191,15 @@ class ProxyApp:
                 {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_route_headers(route)]}
             )
             await send({"type": "http.response.body", "body": first, "more_body": True})
+            finished = False  # stays so when the client leaves and the relay is cancelled
             async with anyio.create_task_group() as group:
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
-                await _relay(send, frames, ctx)
+                finished = await _relay(send, frames, ctx)
                 group.cancel_scope.cancel()
+            # Only now: servers answer receive() with a disconnect once the response is complete, which
+            # the watcher above must not take for a client that left.
+            if finished:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if frames is not None:
                 await frames.aclose()
@@ -242,14 +247,17 @@ def _route_headers(route: Route) -> Headers:
     return [(b"x-model-name", route.model.encode()), (b"x-provider-name", route.provider.name.encode())]
 
 
-async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestContext) -> None:
-    """Send the frames after the first; once the response has started, errors become the last event."""
+async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestContext) -> bool:
+    """Send the frames after the first; once the response has started, errors become the last event.
+
+    ``False`` when the client has gone; otherwise the caller ends the response.
+    """
     try:
         async for out in frames:
             await send({"type": "http.response.body", "body": out, "more_body": True})
     except OSError:
         ctx.error = "client_disconnected"  # servers of ASGI spec 2.4 raise it from send()
-        return
+        return False
     except GatewayError as error:
         ctx.error = error.code or error.type
         await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
@@ -258,7 +266,7 @@ async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestCo
         ctx.error = "server_error"
         failure = ServerError("The gateway failed while relaying the stream.")
         await send({"type": "http.response.body", "body": sse_error_frame(failure), "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return True
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ctx: RequestContext) -> None:

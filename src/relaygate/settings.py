@@ -17,6 +17,8 @@ from urllib.parse import unquote
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from relaygate.pricing.models import ModelPrice, parse_price_key
+
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ConfigError",
@@ -112,6 +114,8 @@ class ProjectSettings(_Model):
     name: str | None = None
     # A key itself (usually "${ENV_VAR}") or "sha256:<hex>" of a key.
     keys: list[SecretStr] = Field(default_factory=list)
+    # Whether the ledger stores the prompts and answers of this project's threads; calls are recorded either way.
+    store_messages: bool = True
 
 
 class ServerSettings(_Model):
@@ -160,8 +164,12 @@ class Settings(_Model):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     server: ServerSettings = Field(default_factory=ServerSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-    # The ledger's database: sqlite:///relaygate.db (the embedded default) or postgresql://user@host:5432/name.
-    database: str = "sqlite:///relaygate.db"
+    # The ledger's database: sqlite:///relaygate.db (the embedded default) or postgresql://user@host:5432/name;
+    # null turns the ledger (costs, threads, analytics) off.
+    database: str | None = "sqlite:///relaygate.db"
+    # Prices over the shipped catalogue, USD per 1M tokens: {"provider/model": {input, output, cached_input, ...}};
+    # "provider" is a provider's name or a kind (openai, anthropic, gemini).
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways.
     counters: str | None = None
 
@@ -172,6 +180,20 @@ class Settings(_Model):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"provider name {name!r} may hold only letters, digits, '_', '.' and '-'")
         return providers
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("database must be sqlite:///path/to/file.db or postgresql://user@host:5432/name")
+        return url
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for key in prices:
+            parse_price_key(key)
+        return prices
 
     @field_validator("projects")
     @classmethod

@@ -1,15 +1,10 @@
 """Fixtures of the store tests: a ``store`` over each backend (a temp SQLite file, a PostgreSQL schema).
 
-PostgreSQL is the server at 127.0.0.1:5432 (trust auth, database ``test``; another URL can be given in
-``RELAYGATE_TEST_POSTGRES``). Each test gets its own schema, dropped afterwards, and every schema is named
-after this session, so parallel runs and other suites sharing the database never see each other's rows.
-Without a server the PostgreSQL cases are skipped; under ``CI=true`` they fail, so CI cannot pass by
-silently testing one backend.
+The databases are those of ``tests/databases.py``.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,45 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 from relaygate.store import CallRecord, PostgresStore, SQLiteStore, Store
-
-POSTGRES_URL = os.environ.get("RELAYGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-SESSION_PREFIX = f"rg_test_{uuid.uuid4().hex[:10]}"
+from tests.databases import drop_schemas, new_schema
 
 StoreFactory = Callable[[], Store]
-
-
-async def _drop_schemas(prefix: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        names = await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix.replace("_", r"\_") + "%"
-        )
-        for (name,) in names:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    async def ping() -> None:
-        with anyio.fail_after(5):
-            conn = await asyncpg.connect(POSTGRES_URL)
-            await conn.close()
-
-    try:
-        anyio.run(ping)
-    except Exception as exc:
-        message = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc!r}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: the PostgreSQL backend must be tested)")
-        pytest.skip(message)
-    yield POSTGRES_URL
-    anyio.run(_drop_schemas, SESSION_PREFIX)  # anything a failed test left behind
 
 
 def sqlite_factory(path: Path) -> StoreFactory:
@@ -69,9 +31,9 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         yield sqlite_factory(tmp_path / "relaygate.db")
         return
     url = request.getfixturevalue("postgres_url")
-    schema = f"{SESSION_PREFIX}_{uuid.uuid4().hex[:8]}"
+    schema = new_schema()
     yield lambda: PostgresStore(url, schema=schema)
-    anyio.run(_drop_schemas, schema)
+    anyio.run(drop_schemas, schema)
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ from relaygate.store import (
 )
 from relaygate.store._sql import SQLStore, title_of
 from relaygate.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration, pending_migrations
-from tests.store.conftest import SESSION_PREFIX, T0, StoreFactory, make_call
+from tests.databases import SESSION_PREFIX
+from tests.store.conftest import T0, StoreFactory, make_call
 
 pytestmark = pytest.mark.anyio
 

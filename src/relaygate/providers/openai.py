@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
+import orjson
+
 from relaygate.context import RequestContext
 from relaygate.providers.base import Endpoint, Provider, json_answer
 from relaygate.providers.errors import stream_error, upstream_error
@@ -50,8 +52,8 @@ class OpenAIProvider(Provider):
         return await self.post(self.base_url + PATHS[endpoint], payload)
 
     def response_body(self, endpoint: Endpoint, raw: bytes, ctx: RequestContext) -> bytes:
-        ctx.record_response(json_answer(raw, self.name))
-        return raw
+        body = json_answer(raw, self.name)
+        return orjson.dumps(body) if ctx.record_response(body) else raw
 
     def stream_frames(
         self, response: UpstreamResponse, ctx: RequestContext, *, usage_chunk: bool
@@ -68,7 +70,7 @@ class _PassThrough(StreamMapper):
     ends_on_done: ClassVar[bool] = True
 
     def on_event(self, payload: dict[str, Any], event: SSEEvent) -> tuple[bytes, bool]:
-        self.ctx.record_chunk(payload)
+        changed = self.ctx.record_chunk(payload)
         if not self.usage_chunk and not payload.get("choices") and payload.get("usage"):
             return b"", False  # the usage chunk the gateway asked for on its own behalf
-        return frame(event.data), False
+        return frame(orjson.dumps(payload) if changed else event.data), False

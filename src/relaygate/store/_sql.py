@@ -618,6 +618,13 @@ class SQLStore(Store):
         )
         return {r[0]: self._read_prices(r[1:]) for r in sorted(rows, key=lambda r: str(r[0]))}
 
+    async def all_custom_prices(self) -> dict[str, dict[str, ModelPrices]]:
+        rows = await self._fetch(f"SELECT project_id, model, {PRICE_COLUMNS} FROM custom_prices", [])
+        out: dict[str, dict[str, ModelPrices]] = {}
+        for r in sorted(rows, key=lambda r: (str(r[0]), str(r[1]))):
+            out.setdefault(r[0], {})[r[1]] = self._read_prices(r[2:])
+        return out
+
 
 def _product(values: list[list[str | None]]) -> list[tuple[str | None, ...]]:
     keys: list[tuple[str | None, ...]] = [()]

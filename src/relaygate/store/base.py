@@ -418,3 +418,7 @@ class Store(ABC):
 
     @abstractmethod
     async def custom_prices(self, project_id: str) -> dict[str, ModelPrices]: ...
+
+    @abstractmethod
+    async def all_custom_prices(self) -> dict[str, dict[str, ModelPrices]]:
+        """Every project's custom prices, by project id (for a gateway's price book at start)."""

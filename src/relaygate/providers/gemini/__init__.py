@@ -83,8 +83,8 @@ class GeminiProvider(Provider):
     def response_body(self, endpoint: Endpoint, raw: bytes, ctx: RequestContext) -> bytes:
         data = json_answer(raw, self.name)
         if endpoint == "embeddings":
-            ctx.record_response(data)  # already the OpenAI body: open() assembled it from the batches
-            return raw
+            # Already the OpenAI body: open() assembled it from the batches.
+            return orjson.dumps(data) if ctx.record_response(data) else raw
         model = ctx.route.model if ctx.route is not None else ""
         created = int(time.time())
         body = images_response(data, created) if endpoint == "images" else chat_response(data, model, created)

@@ -1,0 +1,166 @@
+"""Request bodies of the management API, as the seeds spell them, and the time window they select.
+
+The LangDB documents give two spellings of a window: ``period`` with ``start_time_us``/``end_time_us``
+(the API reference) and ``interval`` with ISO ``start_time``/``end_time`` (the OpenAPI file); both are
+accepted, as are ``groupBy`` and ``group_by``. A bad field is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from relaygate.errors import InvalidRequestError
+from relaygate.pricing import ModelPrice
+from relaygate.store import Bucket, GroupBy
+
+__all__ = [
+    "CustomPrice",
+    "ModelCreateRequest",
+    "SummaryRequest",
+    "ThreadsRequest",
+    "UsageModelsRequest",
+    "WindowRequest",
+]
+
+Period = Literal["last_hour", "last_day", "last_week", "last_month", "last_year"]
+PERIODS: dict[str, timedelta] = {
+    "last_hour": timedelta(hours=1),
+    "last_day": timedelta(days=1),
+    "last_week": timedelta(days=7),
+    "last_month": timedelta(days=30),
+    "last_year": timedelta(days=365),
+}
+DEFAULT_PERIOD = "last_month"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Microseconds since the epoch, up to year 9999.
+TimeUs = Annotated[int, Field(ge=0, le=253_402_300_799_999_999)]
+
+
+class _Body(BaseModel):
+    # Fields the gateway does not know are ignored, as clients of the hosted API may send more.
+    model_config = ConfigDict(extra="ignore", strict=False, populate_by_name=True)
+
+
+class WindowRequest(_Body):
+    period: Period | None = Field(None, validation_alias=AliasChoices("period", "interval"))
+    start_time_us: TimeUs | None = None
+    end_time_us: TimeUs | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    def window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """``[start, end)``: the period back from now, else the given times (a missing end is now)."""
+        now = now or datetime.now(UTC)
+        if self.period is not None:
+            return now - PERIODS[self.period], now
+        start = _at(self.start_time_us, self.start_time, "start_time_us")
+        end = _at(self.end_time_us, self.end_time, "end_time_us") or now
+        if start is None:
+            start = end - PERIODS[DEFAULT_PERIOD]
+        if start >= end:
+            raise InvalidRequestError(
+                "The window is empty: start_time_us must be before end_time_us.",
+                param="start_time_us",
+                code="invalid_value",
+            )
+        return start, end
+
+
+class SummaryRequest(WindowRequest):
+    group_by: list[GroupBy] = Field(
+        default_factory=list, validation_alias=AliasChoices("groupBy", "group_by"), max_length=3
+    )
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct(cls, value: list[GroupBy]) -> list[GroupBy]:
+        if len(set(value)) != len(value):
+            raise ValueError("each dimension may be named once")
+        return value
+
+
+class UsageModelsRequest(WindowRequest):
+    min_unit: Bucket | None = Field(None, validation_alias=AliasChoices("min_unit", "granularity"))
+
+
+class ThreadsRequest(_Body):
+    limit: int = Field(20, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class ModelCreateRequest(_Body):
+    """``POST /admin/models``. ``provider_info_id`` names one of the gateway's providers (by name)."""
+
+    model_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-/]*$")
+    description: str = ""
+    provider_info_id: str = Field(
+        min_length=1, max_length=128, validation_alias=AliasChoices("provider_info_id", "provider")
+    )
+    project_id: str | None = None
+    public: bool = False
+    request_response_mapping: str | None = None
+    model_type: str = "completions"
+    # USD per token, as LangDB's registry takes them.
+    input_token_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    output_token_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    context_size: int | None = Field(None, ge=1)
+    capabilities: list[str] = Field(default_factory=list)
+    input_types: list[str] = Field(default_factory=list)
+    output_types: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    # USD per image, by "quality/size" or "size".
+    type_prices: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    mp_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    owner_name: str = ""
+    priority: int = 0
+    model_name_in_provider: str | None = Field(None, min_length=1, max_length=200)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    def price(self) -> ModelPrice | None:
+        """The model's price, or ``None`` when the request gives none."""
+        if self.input_token_price is None:
+            if self.output_token_price is not None:
+                raise InvalidRequestError(
+                    "output_token_price needs input_token_price.", param="input_token_price", code="invalid_value"
+                )
+            return None
+        return ModelPrice.per_token(self.input_token_price, self.output_token_price)
+
+
+class CustomPrice(_Body):
+    """One model's custom price in ``POST /projects/{id}/custom_prices``: USD per 1M tokens, as LangDB's
+    ``per_input_token``/``per_output_token`` are (its example of 1.23 is a per-million figure)."""
+
+    per_input_token: float = Field(ge=0, allow_inf_nan=False)
+    per_output_token: float = Field(ge=0, allow_inf_nan=False)
+    per_cached_input_token: float | None = Field(None, ge=0, allow_inf_nan=False)
+    per_cached_input_write_token: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    def price(self) -> ModelPrice:
+        return ModelPrice.model_validate(
+            {
+                "input": str(self.per_input_token),
+                "output": str(self.per_output_token),
+                "cached_input": None if self.per_cached_input_token is None else str(self.per_cached_input_token),
+                "cache_write": (
+                    None if self.per_cached_input_write_token is None else str(self.per_cached_input_write_token)
+                ),
+            }
+        )
+
+
+def _at(us: int | None, when: datetime | None, param: str) -> datetime | None:
+    if us is not None:
+        return EPOCH + timedelta(microseconds=us)
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise InvalidRequestError(
+            f"{param.removesuffix('_us')} must carry a time zone (e.g. 2025-01-01T00:00:00Z).",
+            param=param.removesuffix("_us"),
+            code="invalid_value",
+        )
+    return when.astimezone(UTC)

@@ -1,0 +1,180 @@
+"""The :class:`Ledger`: prices calls as their usage becomes known and records them off the request's path.
+
+Per call, :meth:`Ledger.begin` puts a :class:`PricedCall` among the context's response observers. It
+prices the call as soon as the usage is known (a whole answer, or a stream's usage chunk), before the
+adapter writes that object out, so the caller sees ``usage.cost`` and, on whole answers, the
+``X-Cost-Usd`` header. :meth:`Ledger.finish` then queues the call's record and its thread messages on the
+batch writer; nothing on the request's path waits for the database.
+
+Prices come from the :class:`~relaygate.pricing.PriceBook`. The registry and the custom prices live in
+the store, so that every gateway sharing a database prices alike: they are loaded at start and reloaded
+every ``refresh_interval`` seconds (a gateway that changes them applies the change at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from relaygate.answers import AnswerCollector
+from relaygate.ledger.prices import model_price
+from relaygate.ledger.records import call_record, turn_messages
+from relaygate.pricing import PriceBook, cost_of, image_cost
+from relaygate.store import BatchWriter, Store
+
+if TYPE_CHECKING:
+    from relaygate.context import RequestContext
+
+__all__ = ["COST_HEADER", "Ledger", "PricedCall"]
+
+logger = logging.getLogger("relaygate.ledger")
+
+COST_HEADER = b"x-cost-usd"
+
+
+class PricedCall:
+    """One call's observer: prices it when its usage is known and collects the answer for the thread."""
+
+    __slots__ = ("answer", "id", "images", "ledger")
+
+    def __init__(self, ledger: Ledger, *, collect_answer: bool) -> None:
+        self.ledger = ledger
+        self.id = uuid.uuid4()
+        self.answer = AnswerCollector() if collect_answer else None
+        self.images: int | None = None
+
+    def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
+        if ctx.endpoint == "images" and isinstance(body.get("data"), list):
+            self.images = len(body["data"])
+        ctx.cost_usd = self.ledger.price(ctx, images=self.images)
+        if self.answer is not None:
+            self.answer.add_response(body)
+
+    def on_chunk(self, ctx: RequestContext, chunk: dict[str, Any]) -> None:
+        if self.answer is not None:
+            self.answer.add_chunk(chunk)
+        if chunk.get("usage"):
+            ctx.cost_usd = self.ledger.price(ctx)
+
+    def on_end(self, ctx: RequestContext) -> None:
+        if ctx.cost_usd is None and ctx.usage is not None:
+            ctx.cost_usd = self.ledger.price(ctx, images=self.images)
+
+
+class Ledger:
+    """Prices and records model calls; see the module docstring.
+
+    ``store_messages(project_id)`` says whether a project's thread messages (prompts and answers) are
+    stored; calls are recorded either way.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        prices: PriceBook | None = None,
+        store_messages: Callable[[str], bool] = lambda project_id: True,
+        refresh_interval: float = 30.0,
+        writer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.prices = prices if prices is not None else PriceBook()
+        self.store_messages = store_messages
+        self.refresh_interval = refresh_interval
+        self.writer = BatchWriter(store, **(writer_options or {}))
+        self._stack: AsyncExitStack | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    async def start(self) -> None:
+        """Open the store (creating or upgrading its schema), load the stored prices, start writing."""
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(self.store)
+            await self.reload_prices()
+            group = await stack.enter_async_context(anyio.create_task_group())
+            # Registered last, so it is cancelled first; the writer below is closed (and flushed) before
+            # the store it writes to.
+            stack.callback(group.cancel_scope.cancel)
+            await stack.enter_async_context(self.writer)
+            if self.refresh_interval > 0:
+                group.start_soon(self._refresh_prices)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def close(self) -> None:
+        """Write every call accepted so far, then close the store."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def reload_prices(self) -> None:
+        """Take the registry's and the projects' prices from the store into the price book."""
+        registered = {}
+        for entry in await self.store.registered_models():
+            price = model_price(entry.prices)
+            if price is not None:
+                registered[f"{entry.provider}/{entry.model_name_in_provider or entry.name}"] = price
+        self.prices.set_registered(registered)
+        for project_id, stored in (await self.store.all_custom_prices()).items():
+            book = {key: price for key, prices in stored.items() if (price := model_price(prices)) is not None}
+            self.prices.clear_project_prices(project_id)
+            self.prices.set_project_prices(project_id, book)
+
+    async def _refresh_prices(self) -> None:
+        while True:
+            await anyio.sleep(self.refresh_interval)
+            try:
+                await self.reload_prices()
+            except Exception:  # a database that is away for a moment must not stop the refreshes
+                logger.warning("ledger: could not reload prices from the store", exc_info=True)
+
+    # --- the request path ---------------------------------------------------------------------------
+
+    def begin(self, ctx: RequestContext) -> PricedCall:
+        """Follow a model call on ``ctx``: price it and, for threads, collect its answer."""
+        project = ctx.project_id or "default"
+        call = PricedCall(self, collect_answer=ctx.thread_id is not None and self.store_messages(project))
+        ctx.observers.append(call)
+        return call
+
+    def finish(self, ctx: RequestContext, call: PricedCall, *, status: int, endpoint: str) -> None:
+        """Queue the call's record (and its thread messages); never waits."""
+        try:
+            record = call_record(ctx, status=status, endpoint=endpoint, call_id=call.id)
+            messages = turn_messages(ctx, record, call.answer) if call.answer is not None else []
+        except ValueError:
+            logger.exception("ledger: the call could not be recorded")
+            return
+        self.writer.submit(record, messages)
+
+    def price(self, ctx: RequestContext, *, images: int | None = None) -> float | None:
+        """What the call cost, from its usage (or its images) at the project's prices; ``None``: unknown."""
+        route = ctx.route
+        if route is None:
+            return None
+        price = self.prices.price(
+            route.provider.kind, route.model, provider_name=route.provider.name, project_id=ctx.project_id
+        )
+        if images is not None and ctx.endpoint == "images":
+            body = ctx.body or {}
+            cost = image_cost(price, images, _str(body.get("size")), _str(body.get("quality")))
+            if cost is not None:
+                return cost
+        return cost_of(ctx.usage, price)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,148 @@
+"""What the ledger writes for a call: its :class:`CallRecord` and the thread messages it added.
+
+A chat client sends the whole conversation with every call, so storing every request's messages would
+store the thread again and again. A call adds to its thread only its new turn: the messages after the
+last assistant message it sent (all of them, on the thread's first call), then the answer. A client that
+rewrites earlier history is not followed into it; the thread keeps what was said when it was said.
+
+Inline data (``data:`` URLs of images and files) is not copied into the ledger: the message keeps a
+marker with the media type and size, so a thread of screenshots does not grow the database by megabytes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from relaygate.store import CallRecord, MessageRecord
+
+if TYPE_CHECKING:
+    from relaygate.answers import AnswerCollector
+    from relaygate.context import RequestContext
+
+__all__ = ["call_record", "turn_messages"]
+
+_DATA_URL = re.compile(r"^data:([^;,]*)[^,]*,")
+
+
+def call_record(ctx: RequestContext, *, status: int, endpoint: str, call_id: uuid.UUID) -> CallRecord:
+    """The call as the ledger keeps it, from everything the layers noted on the context."""
+    started, ended = _wall_times(ctx)
+    route = ctx.route
+    body = ctx.body or {}
+    usage = ctx.usage
+    user = ctx.user or {}
+    requested = route.requested if route is not None else body.get("model")
+    first_chunk = ctx.first_chunk_at
+    return CallRecord(
+        id=call_id,
+        project_id=ctx.project_id or "default",
+        trace_id=ctx.trace_id,
+        started_at=started,
+        ended_at=ended,
+        thread_id=ctx.thread_id,
+        run_id=ctx.run_id,
+        label=ctx.label,
+        tags=dict(ctx.tags),
+        key_id=ctx.key.id if ctx.key is not None else None,
+        user_id=_text(user.get("id")),
+        user_name=_text(user.get("name")),
+        user_tags=[str(tag) for tag in user.get("tags") or ()],
+        requested_model=requested if isinstance(requested, str) else "",
+        model=route.model if route is not None else "",
+        provider=route.provider.name if route is not None else "",
+        provider_kind=route.provider.kind if route is not None else "",
+        endpoint=endpoint,
+        stream=body.get("stream") is True,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        total_tokens=usage.total_tokens if usage else 0,
+        cached_tokens=usage.cached_tokens if usage else 0,
+        cache_write_tokens=usage.cache_write_tokens if usage else 0,
+        reasoning_tokens=usage.reasoning_tokens if usage else 0,
+        cost_usd=ctx.cost_usd,
+        status=status,
+        error=ctx.error,
+        latency_ms=((ctx.ended_at or time.perf_counter()) - ctx.started_at) * 1000,
+        ttft_ms=(first_chunk - ctx.started_at) * 1000 if first_chunk is not None else None,
+    )
+
+
+def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector | None) -> list[MessageRecord]:
+    """The thread messages this call adds: its new turn of the conversation, then the answer."""
+    if ctx.thread_id is None:
+        return []
+    messages = (ctx.body or {}).get("messages")
+    if not isinstance(messages, list):
+        return []
+    last_assistant = max(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), default=-1
+    )
+    out: list[MessageRecord] = []
+    for message in messages[last_assistant + 1 :]:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            continue
+        out.append(
+            MessageRecord(
+                project_id=call.project_id,
+                thread_id=ctx.thread_id,
+                role=message["role"],
+                created_at=call.started_at,
+                position=len(out),
+                content=_without_inline_data(message.get("content")),
+                tool_calls=message.get("tool_calls"),
+                tool_call_id=_text(message.get("tool_call_id")),
+                call_id=call.id,
+            )
+        )
+    if answer is not None and not answer.empty:
+        out.append(
+            MessageRecord(
+                project_id=call.project_id,
+                thread_id=ctx.thread_id,
+                role="assistant",
+                created_at=call.ended_at,
+                position=len(out),
+                content=answer.text if answer.text or not answer.refusal else answer.refusal,
+                tool_calls=answer.tool_calls or None,
+                call_id=call.id,
+                model=call.model or None,
+                cost_usd=call.cost_usd,
+            )
+        )
+    return out
+
+
+def _wall_times(ctx: RequestContext) -> tuple[datetime, datetime]:
+    # The context keeps monotonic times (for durations); the ledger wants wall-clock ones.
+    now_wall, now = time.time(), time.perf_counter()
+    ended = ctx.ended_at if ctx.ended_at is not None else now
+    return (
+        datetime.fromtimestamp(now_wall - (now - ctx.started_at), UTC),
+        datetime.fromtimestamp(now_wall - (now - ended), UTC),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _without_inline_data(content: Any) -> Any:
+    if not isinstance(content, list):
+        return content
+    return [_part_without_data(part) for part in content]
+
+
+def _part_without_data(part: Any) -> Any:
+    if not isinstance(part, dict):
+        return part
+    for key, field in (("image_url", "url"), ("file", "file_data")):
+        inner = part.get(key)
+        value = inner.get(field) if isinstance(inner, dict) else None
+        if isinstance(value, str) and (match := _DATA_URL.match(value)):
+            kept = f"data:{match.group(1)};omitted,{len(value) - match.end()} bytes"
+            return {**part, key: {**inner, field: kept}}  # type: ignore[dict-item]
+    return part
