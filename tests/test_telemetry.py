@@ -141,6 +141,7 @@ async def test_a_chat_call_makes_a_server_span_and_a_genai_client_span_in_the_ca
     assert attributes["relaygate.user.tags"] == ("beta",)
     assert attributes["relaygate.request.model"] == "upstream/gpt-4o"
     assert attributes["relaygate.route.provider"] == "upstream"
+    assert attributes["relaygate.cost.usd"] == response.json()["usage"]["cost"] > 0  # priced by the ledger
     assert call.status.status_code == StatusCode.UNSET
     # No content unless asked for, and no LangDB names unless asked for.
     assert not any(
@@ -167,6 +168,7 @@ async def test_a_streamed_call_span_covers_the_stream_and_records_the_first_chun
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
     usage = orjson.loads(chunks[-1].removeprefix("data: "))["usage"]
     assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert attributes["relaygate.cost.usd"] == usage["cost"] > 0
     # The span covers the stream, not only the wait for its first chunk.
     assert call.end_time is not None and call.start_time is not None
     assert (call.end_time - call.start_time) / 1e9 >= attributes["gen_ai.response.time_to_first_chunk"]
