@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.layers import LAYER_OFF
+
 __all__ = ["checks", "table", "write"]
 
 # The goals of issue 3, with every middleware on.
@@ -75,14 +77,15 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{ratio:.0f}x (goal {GOAL_LITELLM_RATIO:.0f}x)",
             )
         )
-    notrace_rps = _get(results, "relaygate-notrace", "load", "requests_per_second")
-    if full_rps and notrace_rps:
-        notrace_p50 = _get(results, "relaygate-notrace", "latency", "added_p50_ms")
-        full_added = _get(results, "relaygate-full", "latency", "added_p50_ms")
-        out.append(
-            _check("tracing cost (spans exported vs tracing off)", True,
-                   f"{full_rps / notrace_rps:.2f}x the req/s, {full_added - notrace_p50:+.3f} ms p50 at 1 connection")
-        )  # fmt: skip
+    full_added = _get(results, "relaygate-full", "latency", "added_p50_ms")
+    for name, (layer, _) in LAYER_OFF.items():
+        off_rps = _get(results, name, "load", "requests_per_second")
+        off_p50 = _get(results, name, "latency", "added_p50_ms")
+        if full_rps and off_rps and full_added is not None and off_p50 is not None:
+            out.append(
+                _check(f"{layer} cost (every middleware on vs {layer} off)", True,
+                       f"{full_rps / off_rps:.2f}x the req/s, {full_added - off_p50:+.3f} ms p50 at 1 connection")
+            )  # fmt: skip
     full_p50 = _get(results, "relaygate-full", "latency", "added_p50_ms")
     floor_p50 = _get(results, "floor-aiohttp", "latency", "added_p50_ms")
     if full_p50 is not None and floor_p50 is not None:

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from bench import adapters, report
+from bench.layers import LAYER_OFF
 from bench.load import (
     StreamTimer,
     Target,
@@ -120,26 +122,31 @@ def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
 
 
-def _relaygate_full(*, tracing: bool) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+def _relaygate_full(name: str = "relaygate-full") -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
     def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
         # Spans go through the batch processor and the OTLP/HTTP exporter to the fake upstream,
         # which accepts exports; with tracing off, OpenTelemetry is disabled as a user would.
         telemetry = (
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": upstream.removesuffix("/v1"), "OTEL_SERVICE_NAME": "relaygate-bench"}
-            if tracing
-            else {"OTEL_SDK_DISABLED": "true"}
+            {"OTEL_SDK_DISABLED": "true"}
+            if name == "relaygate-notrace"
+            else {"OTEL_EXPORTER_OTLP_ENDPOINT": upstream.removesuffix("/v1"), "OTEL_SERVICE_NAME": "relaygate-bench"}
         )
-        return _start_full(upstream, telemetry, "relaygate-full" if tracing else "relaygate-notrace")
+        config = yaml.safe_load((BENCH_DIR / "relaygate-full.yaml").read_text())
+        config["database"] = f"sqlite:///{work / (name + '.db')}"
+        config.update(LAYER_OFF.get(name, ("", {}))[1])
+        path = work / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return _start_full(upstream, telemetry, name, path)
 
     return start
 
 
-def _start_full(upstream: str, telemetry: dict[str, str], name: str) -> tuple[Server, dict[str, str]]:
+def _start_full(upstream: str, telemetry: dict[str, str], name: str, config: Path) -> tuple[Server, dict[str, str]]:
     port = free_port()
     key = "rg-" + secrets.token_urlsafe(24)
     env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
     env.update(telemetry)
-    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(BENCH_DIR / "relaygate-full.yaml")]
+    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(config)]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     headers = {
         "authorization": f"Bearer {key}",
@@ -179,10 +186,11 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
         ]
     specs += [
         PathSpec("relaygate-min", "relaygate, proxy only", True, _relaygate_min),
-        PathSpec(
-            "relaygate-notrace", "relaygate, every middleware on, tracing off", False, _relaygate_full(tracing=False)
+        *(
+            PathSpec(name, f"relaygate, every middleware on, {layer} off", False, _relaygate_full(name))
+            for name, (layer, _) in LAYER_OFF.items()
         ),
-        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full(tracing=True)),
+        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full()),
     ]
     if litellm:
         specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))

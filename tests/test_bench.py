@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.layers import LAYER_OFF
 from bench.load import parse_wrk
 
 ROOT = Path(__file__).parent.parent
@@ -22,7 +23,7 @@ GATEWAY_PATHS = [
     "floor-httpx2",
     "floor-httpx",
     "relaygate-min",
-    "relaygate-notrace",
+    *LAYER_OFF,
     "relaygate-full",
 ]
 STREAMED_PATHS = ["floor-aiohttp", "relaygate-min", "relaygate-full"]
