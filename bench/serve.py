@@ -21,7 +21,8 @@ __all__ = ["MinimalStack", "minimal_settings"]
 
 
 def minimal_settings(upstream: str) -> Settings:
-    return Settings(providers={"up": ProviderSettings(kind="openai", base_url=upstream)}, default_provider="up")
+    provider = ProviderSettings(kind="openai", base_url=upstream)
+    return Settings(providers={"up": provider}, default_provider="up", database=None)
 
 
 class MinimalStack:

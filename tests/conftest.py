@@ -27,6 +27,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _in_a_scratch_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A gateway built with the default settings keeps its ledger in ./relaygate.db: not in the checkout.
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
 def _no_proxy_for_local_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     # OTLP exporters send with `requests`, which honours proxy variables; test servers are local.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

@@ -52,7 +52,12 @@ def free_port() -> int:
 def relaygate_serve(
     args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[str]:
-    """Run the real ``relaygate serve`` command; yields its base URL once /health answers."""
+    """Run the real ``relaygate serve`` command; yields its base URL once /health answers.
+
+    Without ``cwd`` it runs in a scratch directory, where its default ledger file goes.
+    """
+    scratch = tempfile.TemporaryDirectory() if cwd is None else None
+    cwd = Path(scratch.name) if scratch is not None else cwd
     port = free_port()
     command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), *args]
     process_env = {**os.environ, **(env or {})}
@@ -83,3 +88,5 @@ def relaygate_serve(
             process.kill()
             process.wait()
         log.close()
+        if scratch is not None:
+            scratch.cleanup()

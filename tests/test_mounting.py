@@ -38,7 +38,8 @@ def example_id(example: ModuleType) -> str:
 
 
 def make_gateway() -> Gateway:
-    return Gateway(Settings(providers={"mock": ProviderSettings(kind="mock", chunk_delay=CHUNK_DELAY)}))
+    mock = ProviderSettings(kind="mock", chunk_delay=CHUNK_DELAY)
+    return Gateway(Settings(providers={"mock": mock}, database="sqlite:///:memory:"))
 
 
 def data_lines(text: str) -> list[str]:

@@ -112,6 +112,9 @@ class ApiApp:
                 )
             if not self.ledger.running:
                 raise ServerError("The ledger has not started: the gateway's lifespan did not run.", status=503)
+            if self.ledger.writer.pending:
+                # Read-your-writes: what this gateway has accepted is in the figures it answers with.
+                await self.ledger.writer.flush()
             params = {key: unquote(value) for key, value in match.groupdict().items()}
             await handler(_Request(scope, receive, send, get_context(scope), params, self.max_body_bytes))
         except GatewayError as error:
