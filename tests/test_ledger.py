@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
 
 from relaygate import Gateway
 from relaygate.settings import ProjectSettings
+from tests.asgi import Exchange, http_scope, run
 from tests.conftest import ADMIN_KEY, KEY_A, KEY_B, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -242,7 +244,7 @@ async def test_a_registered_model_is_listed_with_its_price(gateway: Gateway) -> 
     async with _client(gateway, **{"x-admin-key": ADMIN_KEY}) as client:
         created = await client.post("/admin/models", json=model)
         assert created.status_code == 200
-        assert created.json()["input_token_price"] == "1e-05" and created.json()["model_name"] == "house-model"
+        assert created.json()["input_token_price"] == "0.00001" and created.json()["model_name"] == "house-model"
         listed = {p["model"]: p for p in (await client.get("/pricing")).json()["data"]}
         registered = (await client.get("/admin/models")).json()["data"]
     assert listed["upstream/ft-house-1"]["input_price"] == 10.0  # USD per 1M tokens
@@ -351,3 +353,13 @@ async def test_without_a_database_the_ledger_is_off(upstream_url: str) -> None:
             assert response.is_success and "cost" not in response.json()["usage"]
             assert "x-cost-usd" not in response.headers
             assert (await client.post("/usage/total", json={})).status_code == 404
+
+
+async def test_a_stream_the_client_left_is_recorded_as_cut_short(gateway: Gateway) -> None:
+    scope = http_scope("/v1/chat/completions", headers={"authorization": f"Bearer {KEY_A}"})
+    body = orjson.dumps(_chat("Tick", "upstream/endless", stream=True))
+    with anyio.fail_after(5):
+        await run(gateway.app, scope, Exchange(body, disconnect_after_chunks=3))
+    async with _client(gateway) as client:
+        models = (await client.post("/usage/models", json={"period": "last_hour"})).json()["models"]
+    assert [(m["model"], m["requests"], m["errors"]) for m in models] == [("upstream/endless", 1, 1)]

@@ -7,6 +7,7 @@ seeds' ``UsageTotal`` and ``ThreadCost``; every figure the ledger has is added b
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from relaygate.pricing import ModelPrice, PriceEntry
@@ -121,7 +122,9 @@ def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> dict[str, Any]
 
 def _per_token(usd_per_million: Any) -> str | None:
     # The seeds' Model shows prices per token as strings ("0.00001").
-    return None if usd_per_million is None else f"{float(usd_per_million) / 1_000_000:.12g}"
+    if usd_per_million is None:
+        return None
+    return format((Decimal(usd_per_million) / 1_000_000).normalize(), "f")
 
 
 def _number(value: Any) -> float | None:
