@@ -11,8 +11,9 @@ import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
-from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.middleware import AuthMiddleware, GuardsMiddleware, ProjectScopeMiddleware, TracingMiddleware
 from relaygate.providers import build_providers
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
@@ -67,9 +68,15 @@ class Gateway:
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
+        # Guard models are called in-process through the same router and providers as any request.
+        self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
-        # known before the key is checked against it.
+        # known before the key is checked against it; guards sit right around the proxy, so that
+        # what they let through (or redact) is exactly what goes upstream and back.
         stack: ASGIApp = self.proxy
+        stack = GuardsMiddleware(
+            stack, guards=self.guards, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry
+        )
         stack = AuthMiddleware(stack, keys=self.keys, admin_key_digest=key_digest(admin_key) if admin_key else None)
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry)

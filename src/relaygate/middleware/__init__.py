@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from relaygate.middleware.auth import AuthMiddleware
+from relaygate.middleware.guards import GuardsMiddleware
 from relaygate.middleware.projects import ProjectScopeMiddleware
 from relaygate.middleware.tracing import TracingMiddleware
 
-__all__ = ["AuthMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]
+__all__ = ["AuthMiddleware", "GuardsMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]
