@@ -133,6 +133,7 @@ def parse_parameters(model: type[ParametersT], parameters: Mapping[str, Any]) ->
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"])
             message = "unknown parameter" if error["type"] == "extra_forbidden" else error["msg"]
+            message = message.removeprefix("Value error, ")
             problems.append(f"parameters.{where}: {message}" if where else message)
         raise ValueError("; ".join(problems)) from None
 

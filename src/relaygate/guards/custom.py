@@ -79,7 +79,7 @@ class CustomGuard(Guard):
             return Verdict(False, result)
         if isinstance(result, Verdict):
             return Verdict(result.passed, result.reason)
-        raise GuardFailure(f"its callable returned a {type(result).__name__}, not a verdict")
+        raise GuardFailure(f"its callable returned a value of type {type(result).__name__}, not a verdict")
 
 
 def _load(target: str) -> Any:

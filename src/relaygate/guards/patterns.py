@@ -10,7 +10,7 @@ end whatever is held is judged as final.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,6 +21,10 @@ from relaygate.guards.base import Finding, Guard, TextStage
 from relaygate.guards.results import Verdict
 
 __all__ = ["Detector", "Match", "PatternGuard", "PatternStage"]
+
+# A candidate that fails its check (a card number cut before its last group) may still grow into a
+# valid one while it ends this close to the end of the text (a separator and a character).
+GROWTH = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +73,9 @@ class PatternGuard(Guard):
                     continue
                 if detector.check is None or detector.check(found.group()):
                     yield Match(start, end, detector)
-                elif partial and end == len(text):
-                    yield Match(start, end, detector, partial=True)  # more characters may make it valid
+                elif partial and len(text) - end <= GROWTH:
+                    # More characters may make it valid: "GB82 WEST 1234 5698 " is an IBAN cut short.
+                    yield Match(start, end, detector, partial=True)
 
     def describe(self, labels: Sequence[str]) -> str:
         return f"{self.subject_label} {', '.join(dict.fromkeys(labels))}"
@@ -88,7 +93,7 @@ class PatternGuard(Guard):
             if not redactions:
                 return Verdict(True)
             return Verdict(False, self.describe(labels), texts=out, redactions=redactions)
-        labels = [match.detector.label for text in texts for match in self.scan(text)]
+        labels = [match.detector.label for text in texts for match in distinct(self.scan(text))]
         return Verdict(not labels, self.describe(labels) if labels else None)
 
 
@@ -116,10 +121,10 @@ class PatternStage(TextStage):
                 cut = min(cut, match.start)
             else:
                 matches.append(match)
+        matches = distinct(matches)
         if matches and self.guard.action == "block":
             self.labels.extend(match.detector.label for match in matches)
             raise Finding(self.guard.describe(self.labels))
-        matches.sort(key=lambda match: match.start)
         moved = True
         while moved:  # a match the cut would split waits whole
             moved = False
@@ -134,7 +139,7 @@ class PatternStage(TextStage):
         out: list[str] = []
         at = 0
         for match in matches:
-            if match.end > cut or match.start < at:
+            if match.end > cut:
                 continue
             out.append(text[at : match.start])
             out.append(match.detector.placeholder)
@@ -144,3 +149,12 @@ class PatternStage(TextStage):
         out.append(text[at:cut])
         self.held = text[cut:]
         return "".join(out)
+
+
+def distinct(matches: Iterable[Match]) -> list[Match]:
+    """Matches in text order without overlaps: where two overlap, the earlier (then the first detector's) wins."""
+    out: list[Match] = []
+    for match in sorted(matches, key=lambda match: match.start):
+        if not out or match.start >= out[-1].end:
+            out.append(match)
+    return out

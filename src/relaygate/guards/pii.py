@@ -125,7 +125,7 @@ ENTITIES: dict[str, list[Detector]] = {
             regex.compile(
                 r"(?<![\w+])(?:\+\d[\d .()\-]{6,20}\d"  # international
                 r"|(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}"  # North American
-                r"|0\d{1,4}(?:[ .\-]\d{2,4}){2,4})"  # national, with a trunk 0
+                r"|0[1-9]\d{0,3}(?:[ .\-]\d{2,4}){2,4})"  # national, with a trunk 0
                 r"(?!\d)"
             ),
             "[PHONE]",
