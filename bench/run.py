@@ -120,7 +120,9 @@ def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
 
 
-def _relaygate_full(*, tracing: bool) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+def _relaygate_full(
+    *, tracing: bool, name: str | None = None, config: str = "relaygate-full.yaml"
+) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
     def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
         # Spans go through the batch processor and the OTLP/HTTP exporter to the fake upstream,
         # which accepts exports; with tracing off, OpenTelemetry is disabled as a user would.
@@ -129,17 +131,20 @@ def _relaygate_full(*, tracing: bool) -> Callable[[str, Path], tuple[Server, dic
             if tracing
             else {"OTEL_SDK_DISABLED": "true"}
         )
-        return _start_full(upstream, telemetry, "relaygate-full" if tracing else "relaygate-notrace")
+        path_name = name or ("relaygate-full" if tracing else "relaygate-notrace")
+        return _start_full(upstream, telemetry, path_name, config)
 
     return start
 
 
-def _start_full(upstream: str, telemetry: dict[str, str], name: str) -> tuple[Server, dict[str, str]]:
+def _start_full(
+    upstream: str, telemetry: dict[str, str], name: str, config: str = "relaygate-full.yaml"
+) -> tuple[Server, dict[str, str]]:
     port = free_port()
     key = "rg-" + secrets.token_urlsafe(24)
     env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
     env.update(telemetry)
-    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(BENCH_DIR / "relaygate-full.yaml")]
+    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(BENCH_DIR / config)]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     headers = {
         "authorization": f"Bearer {key}",
@@ -183,6 +188,13 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
             "relaygate-notrace", "relaygate, every middleware on, tracing off", False, _relaygate_full(tracing=False)
         ),
         PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full(tracing=True)),
+        # The same with a regex and a pii guard on every request: their cost on the request path.
+        PathSpec(
+            "relaygate-guards",
+            "relaygate, every middleware on, regex and pii guards",
+            False,
+            _relaygate_full(tracing=True, name="relaygate-guards", config="relaygate-guards.yaml"),
+        ),
     ]
     if litellm:
         specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))

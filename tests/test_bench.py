@@ -24,6 +24,7 @@ GATEWAY_PATHS = [
     "relaygate-min",
     "relaygate-notrace",
     "relaygate-full",
+    "relaygate-guards",
 ]
 STREAMED_PATHS = ["floor-aiohttp", "relaygate-min", "relaygate-full"]
 

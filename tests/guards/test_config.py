@@ -96,3 +96,21 @@ def test_guard_parameters_are_checked_when_the_gateway_is_built(guard: dict[str,
         Gateway(settings)
     assert message in str(raised.value)
     assert str(raised.value).startswith("guards.g")
+
+
+def test_check_refuses_bad_guard_parameters_and_lists_good_guards(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relaygate.cli import main
+
+    config = tmp_path / "relaygate.yaml"
+    config.write_text(ISSUE_CONFIG.replace('keys: ["${PROJ_A_KEY}"]', "keys: [rg-a]"))
+    assert main(["check", "--config", str(config)]) == 0
+    assert "guards: word_count_validator_bd4bdnun (word_count), no_pii (pii), no_secrets_out (regex)" in (
+        capsys.readouterr().out
+    )
+    config.write_text(ISSUE_CONFIG.replace("max_words: 50", "max_words: fifty").replace("${PROJ_A_KEY}", "rg-a"))
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "relaygate: invalid configuration" in err
+    assert "guards.word_count_validator_bd4bdnun: parameters.max_words: Input should be a valid integer" in err

@@ -33,12 +33,13 @@ JSON = dict[str, Any]
 
 
 class _Choice:
-    __slots__ = ("finished", "pieces", "stages")
+    __slots__ = ("finish_reason", "finished", "pieces", "stages")
 
     def __init__(self, stages: list[TextStage]) -> None:
         self.stages = stages
         self.pieces: list[str] = []
         self.finished = False
+        self.finish_reason: str | None = None
 
 
 class StreamGuards:
@@ -91,6 +92,7 @@ class StreamGuards:
             released = self._feed(index, state, text, final=bool(finish))
             if finish:
                 state.finished = True
+                state.finish_reason = str(finish)
             if released == text:
                 kept.append(choice)
                 continue
@@ -126,15 +128,22 @@ class StreamGuards:
             )
         # An answer already refused is not judged further, except by observers.
         guards = [guard for guard in self.at_end if self.error is None or guard.action == "observe"]
-        if guards:
+        texts = self.texts()
+        if guards and texts:
             try:
-                await self.engine.run(guards, self.texts(), ctx)
+                await self.engine.run(guards, texts, ctx)
             except GatewayError as error:
                 return error
         return self.error
 
     def texts(self) -> list[str]:
-        return ["".join(state.pieces) for _, state in sorted(self.choices.items())]
+        """The answer's text by choice, as it went out; a choice that only called tools has none."""
+        texts = []
+        for _, state in sorted(self.choices.items()):
+            text = "".join(state.pieces)
+            if text or state.finish_reason != "tool_calls":
+                texts.append(text)
+        return texts
 
     # --- inside --------------------------------------------------------------------------------------
 

@@ -205,7 +205,7 @@ class GuardsMiddleware:
         try:
             await self.app(scope, receive, send_guarded)
         finally:
-            if not finished:
+            if not finished and stream.choices:
                 # Cut short (the client left): what the stream guards saw is still recorded.
                 ctx.guard_results.extend(stream.stage_results())
         if refused is not None:
