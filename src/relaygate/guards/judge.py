@@ -94,6 +94,8 @@ class JudgeGuard(Guard):
 
     async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
         text = join_texts(texts)[-self.parameters.max_chars :]
+        if not text.strip():
+            return Verdict(True)  # nothing to judge: no call to pay for
         body: dict[str, Any] = {
             "model": self.route.requested,
             "messages": [

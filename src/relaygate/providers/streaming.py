@@ -55,27 +55,27 @@ class StreamMapper(ABC):
     def feed(self, events: list[SSEEvent]) -> tuple[bytes, bool]:
         """Frames for ``events``, and whether the stream has ended (done or error)."""
         out = b""
-        try:
-            for event in events:
-                if self.ends_on_done and event.data == DONE:
-                    return out + self.flush() + DONE_FRAME, True
-                try:
-                    payload = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    logger.warning("provider %s sent a stream event that is not JSON; skipped", self.provider)
-                    continue
-                if not isinstance(payload, dict):
-                    continue
-                error = self.error_in(payload, event)
-                if error is not None:
-                    self.ctx.error = error.code or error.type
-                    return out + sse_error_frame(error), True
+        for event in events:
+            if self.ends_on_done and event.data == DONE:
+                return out + self.finish(), True
+            try:
+                payload = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                logger.warning("provider %s sent a stream event that is not JSON; skipped", self.provider)
+                continue
+            if not isinstance(payload, dict):
+                continue
+            error = self.error_in(payload, event)
+            if error is not None:
+                self.ctx.error = error.code or error.type
+                return out + sse_error_frame(error), True
+            try:
                 frames, ended = self.on_event(payload, event)
-                out += frames
-                if ended:
-                    return out, True
-        except StreamStopped as stop:
-            return out + self.stopped(stop), True
+            except StreamStopped as stop:
+                return out + self.stopped(stop), True
+            out += frames
+            if ended:
+                return out, True
         return out, False
 
     def chunk_frame(self, chunk: JSON, data: bytes | None = None) -> bytes:
@@ -103,7 +103,7 @@ class StreamMapper(ABC):
         return self._frames([stop.chunk]) + sse_error_frame(stop.error)
 
     def finish(self) -> bytes:
-        """Held-back text, then :meth:`end`: the last frames of a stream whose body simply ended."""
+        """Held-back text, then :meth:`end`: the last frames of a stream that ended without an error."""
         try:
             return self.flush() + self.end()
         except StreamStopped as stop:
