@@ -69,9 +69,6 @@ class GuardsMiddleware:
             # Read and parsed once: the proxy takes the body from the context.
             body = await read_json_body(scope, receive, self.max_body_bytes)
             selection = self.guards.select(ctx.project_id, _requested(body))
-            if not selection:
-                await self.app(scope, receive, send)
-                return
             if selection.input:
                 await self._input(selection.input, endpoint, body, ctx)
         except ClientDisconnected:
@@ -81,6 +78,9 @@ class GuardsMiddleware:
             ctx.status, ctx.error = error.status, error.code or error.type
             self._trace(ctx)
             await send_error(send, error)
+            return
+        if not selection:
+            await self.app(scope, receive, send)
             return
         outputs = selection.output if endpoint == "chat" else ()
         try:
