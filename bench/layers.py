@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-# Path name: (the layer, what the config of "relaygate, every middleware on" changes for it). Tracing is
-# switched off in the environment (OTEL_SDK_DISABLED), as a user would.
-LAYER_OFF: dict[str, tuple[str, dict[str, Any]]] = {
-    "relaygate-notrace": ("tracing", {}),
-    "relaygate-noledger": ("ledger", {"database": None}),
+Config = dict[str, Any]
+
+
+def _no_ledger(config: Config) -> None:
+    config["database"] = None
+
+
+def _no_guards(config: Config) -> None:
+    config.pop("guards", None)
+    for project in config.get("projects", ()):
+        project.pop("guards", None)
+
+
+# Path name: (the layer, how it changes the config of "relaygate, every middleware on"). Tracing is switched
+# off in the environment (OTEL_SDK_DISABLED), as a user would.
+LAYER_OFF: dict[str, tuple[str, Callable[[Config], None]]] = {
+    "relaygate-notrace": ("tracing", lambda config: None),
+    "relaygate-noledger": ("ledger", _no_ledger),
+    "relaygate-noguards": ("regex and pii guards", _no_guards),
 }

@@ -133,7 +133,8 @@ def _relaygate_full(name: str = "relaygate-full") -> Callable[[str, Path], tuple
         )
         config = yaml.safe_load((BENCH_DIR / "relaygate-full.yaml").read_text())
         config["database"] = f"sqlite:///{work / (name + '.db')}"
-        config.update(LAYER_OFF.get(name, ("", {}))[1])
+        if name in LAYER_OFF:
+            LAYER_OFF[name][1](config)
         path = work / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         return _start_full(upstream, telemetry, name, path)

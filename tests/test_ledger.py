@@ -8,6 +8,7 @@ completion tokens), so the expected figures are sums of the costs the gateway it
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -16,7 +17,8 @@ import orjson
 import pytest
 
 from relaygate import Gateway
-from relaygate.settings import ProjectSettings
+from relaygate.pricing import ModelPrice
+from relaygate.settings import GuardSettings, ProjectSettings
 from tests.asgi import Exchange, http_scope, run
 from tests.conftest import ADMIN_KEY, KEY_A, KEY_B, make_settings
 
@@ -363,3 +365,29 @@ async def test_a_stream_the_client_left_is_recorded_as_cut_short(gateway: Gatewa
     async with _client(gateway) as client:
         models = (await client.post("/usage/models", json={"period": "last_hour"})).json()["models"]
     assert [(m["model"], m["requests"], m["errors"]) for m in models] == [("upstream/endless", 1, 1)]
+
+
+async def test_a_guards_model_calls_add_to_the_cost_and_its_results_are_recorded(
+    upstream_url: str, database_url: str
+) -> None:
+    judge = GuardSettings(
+        type="llm_judge", stage="input", action="block", parameters={"template": "toxicity", "model": "upstream/judge"}
+    )
+    # The fake judge answers with the usual usage: 16 tokens at 1 USD per 1M.
+    judge_price = ModelPrice(input=Decimal(1), output=Decimal(1))
+    gateway = _gateway(upstream_url, database_url, guards={"toxic": judge}, prices={"upstream/judge": judge_price})
+    async with gateway.lifespan():
+        async with _client(gateway) as client:
+            response = await client.post(
+                "/v1/chat/completions", json={**_chat("Be kind"), "extra": {"guards": ["toxic"]}}
+            )
+            assert response.status_code == 200
+            assert gateway.ledger is not None
+            await gateway.ledger.writer.flush()
+            (call,) = await gateway.ledger.store.calls_of_trace("proj-a", response.headers["x-trace-id"])
+    total = GPT_4O_CALL + 16 / 1_000_000
+    assert float(response.headers["x-cost-usd"]) == pytest.approx(total)
+    assert call.cost_usd == pytest.approx(total)
+    (guard,) = call.guards
+    assert guard["id"] == "toxic" and guard["passed"] is True and guard["model"] == "upstream/judge"
+    assert guard["cost_usd"] == pytest.approx(16 / 1_000_000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from relaygate.context import RequestContext, ResponseObserver, Usage, get_context
 from relaygate.errors import GatewayError
 from relaygate.gateway import Gateway
-from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.middleware import AuthMiddleware, GuardsMiddleware, ProjectScopeMiddleware, TracingMiddleware
 from relaygate.proxy import ProxyApp
 from relaygate.settings import ConfigError, Settings, load_settings
 
@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "Gateway",
     "GatewayError",
+    "GuardsMiddleware",
     "ProjectScopeMiddleware",
     "ProxyApp",
     "RequestContext",

@@ -65,6 +65,15 @@ def _load(path: str | None) -> Settings | None:
         return None
 
 
+def _build(settings: Settings) -> Gateway | None:
+    """The gateway, or ``None`` after saying why not: some settings (guards) are checked only as it is built."""
+    try:
+        return Gateway(settings)
+    except ConfigError as exc:
+        print(f"relaygate: invalid configuration\n{exc}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -84,6 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
         "log_config": _log_config(),
         "timeout_graceful_shutdown": 30,
     }
+    gateway = _build(settings)
+    if gateway is None:
+        return 2
     _explain(settings)
     if workers > 1:
         # Each worker process builds its own gateway from the same file.
@@ -91,13 +103,13 @@ def _serve(args: argparse.Namespace) -> int:
             set_config_path(args.config)
         uvicorn.run("relaygate.cli:worker_app", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(_served(settings).app, **options)
+        uvicorn.run(_served(settings, gateway).app, **options)
     return 0
 
 
-def _served(settings: Settings) -> Gateway:
+def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
     """The gateway of a process ``relaygate serve`` owns: it may install OTLP export for itself."""
-    gateway = Gateway(settings)
+    gateway = gateway if gateway is not None else Gateway(settings)
     gateway.export = configure_export(settings.telemetry)
     return gateway
 
@@ -120,10 +132,13 @@ def _check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
         return 2
-    gateway = Gateway(settings)
+    gateway = _build(settings)
+    if gateway is None:
+        return 2
     print("providers: " + ", ".join(f"{name} ({p.kind})" for name, p in gateway.providers.items()))
     print(f"projects: {', '.join(p.id for p in settings.projects) or '(none: every request is accepted)'}")
     print(f"admin API: {'on' if settings.admin_key else 'off'}")
+    print(f"guards: {', '.join(f'{name} ({guard.type})' for name, guard in settings.guards.items()) or '(none)'}")
     return 0
 
 

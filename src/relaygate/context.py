@@ -3,7 +3,9 @@
 Middlewares and the proxy write what they learn here (ids, project, key, parsed request, route, usage)
 instead of keeping per-request state on themselves or scattering scope keys. Later layers (tracing,
 the ledger, limits, guards) read it, and may subscribe to what the proxy sees of the response through
-:class:`ResponseObserver`, so nobody parses the upstream bytes twice.
+:class:`ResponseObserver`, so nobody parses the upstream bytes twice. Output guards of a stream sit in
+``output_filter`` (:class:`OutputFilter`): the stream mapper hands it each parsed chunk before the
+chunk's frame goes out; without one, the stream path does nothing more than check that it is absent.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.types import Scope
 
 if TYPE_CHECKING:
+    from relaygate.errors import GatewayError
+    from relaygate.guards.results import GuardResult
     from relaygate.keys import ApiKey
     from relaygate.providers.base import Provider
 
-__all__ = ["SCOPE_KEY", "RequestContext", "ResponseObserver", "Route", "Usage", "get_context"]
+__all__ = [
+    "SCOPE_KEY",
+    "OutputFilter",
+    "RequestContext",
+    "ResponseObserver",
+    "Route",
+    "StreamStopped",
+    "Usage",
+    "get_context",
+]
 
 SCOPE_KEY = "relaygate"
 
@@ -68,6 +81,32 @@ class ResponseObserver(Protocol):
     def on_end(self, ctx: RequestContext) -> None: ...
 
 
+class OutputFilter(Protocol):
+    """Sees each OpenAI chunk of a stream before it is recorded and sent, and may hold or replace it."""
+
+    def on_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """``None`` to send the chunk as it came; else the chunks to send instead (none: hold it back).
+
+        Raises :class:`StreamStopped` to end the stream there.
+        """
+        ...
+
+    def close(self) -> list[dict[str, Any]]:
+        """Chunks still held back when the stream ends without finishing its choices; may raise
+        :class:`StreamStopped` too."""
+        ...
+
+
+class StreamStopped(Exception):
+    """An output filter ends the stream: ``chunk`` (``finish_reason: "content_filter"``) goes out last,
+    then ``error`` as the final error event."""
+
+    def __init__(self, chunk: dict[str, Any], error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.chunk = chunk
+        self.error = error
+
+
 @dataclass(slots=True)
 class RequestContext:
     trace_id: str = ""
@@ -95,6 +134,9 @@ class RequestContext:
     first_chunk_at: float | None = None
     ended_at: float | None = None
     observers: list[ResponseObserver] = field(default_factory=list)
+    # One result per guard run, in the order they ran (relaygate.guards).
+    guard_results: list[GuardResult] = field(default_factory=list)
+    output_filter: OutputFilter | None = None
 
     def record_response(self, body: dict[str, Any]) -> bool:
         """Note a whole answer and tell the observers; ``True`` when ``body`` was changed (its usage priced)."""

@@ -16,6 +16,8 @@ __all__ = [
     "AuthenticationError",
     "ClientDisconnected",
     "GatewayError",
+    "GuardError",
+    "GuardViolationError",
     "InvalidRequestError",
     "MethodNotAllowedError",
     "ModelNotFoundError",
@@ -106,6 +108,18 @@ class PayloadTooLargeError(GatewayError):
 class ServerError(GatewayError):
     status = 500
     type = "server_error"
+
+
+class GuardViolationError(InvalidRequestError):
+    """A guard refused the request or the answer; 446 instead of 400 when configured (LangDB's status)."""
+
+    code = "guard_violation"
+
+
+class GuardError(ServerError):
+    """A guard could not judge (its model failed, its code raised): the call is refused, not let through."""
+
+    code = "guard_error"
 
 
 class UpstreamError(GatewayError):

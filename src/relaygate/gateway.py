@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +12,20 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
+from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
 from relaygate.ledger import Ledger
-from relaygate.middleware import AuthMiddleware, LedgerMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.middleware import (
+    AuthMiddleware,
+    GuardsMiddleware,
+    LedgerMiddleware,
+    ProjectScopeMiddleware,
+    TracingMiddleware,
+)
 from relaygate.middleware.auth import OPEN_PROJECT
 from relaygate.pricing import PriceBook
 from relaygate.providers import build_providers
+from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
 from relaygate.settings import Settings, load_settings
@@ -75,11 +83,17 @@ class Gateway:
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
-        self.ledger = self._ledger(self.settings)
+        self.ledger = self._ledger(self.settings, self.providers)
+        # Guard models are called in-process through the same router and providers as any request.
+        self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
-        # known before the key is checked against it; the ledger records what limits and guards refuse;
-        # the management API answers its own routes and passes model calls on.
+        # known before the key is checked against it; the management API answers its own routes and
+        # passes model calls on; the ledger records what limits and guards refuse; guards sit right
+        # around the proxy, so that what they let through (or redact) is exactly what goes upstream and back.
         stack: ASGIApp = self.proxy
+        stack = GuardsMiddleware(
+            stack, guards=self.guards, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry
+        )
         if self.ledger is not None:
             stack = LedgerMiddleware(stack, ledger=self.ledger)
             stack = ApiApp(
@@ -102,7 +116,7 @@ class Gateway:
         self._lifespans = 0
 
     @staticmethod
-    def _ledger(settings: Settings) -> Ledger | None:
+    def _ledger(settings: Settings, providers: Mapping[str, Provider]) -> Ledger | None:
         if settings.database is None:
             return None
         stores_messages = {project.id: project.store_messages for project in settings.projects}
@@ -110,6 +124,7 @@ class Gateway:
             open_store(settings.database),
             prices=PriceBook(overrides=settings.prices),
             store_messages=lambda project_id: stores_messages.get(project_id, True),
+            provider_kinds={name: provider.kind for name, provider in providers.items()},
         )
 
     @classmethod

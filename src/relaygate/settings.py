@@ -22,6 +22,8 @@ from relaygate.pricing.models import ModelPrice, parse_price_key
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ConfigError",
+    "GuardOptions",
+    "GuardSettings",
     "ProjectSettings",
     "ProviderSettings",
     "ServerSettings",
@@ -116,6 +118,45 @@ class ProjectSettings(_Model):
     keys: list[SecretStr] = Field(default_factory=list)
     # Whether the ledger stores the prompts and answers of this project's threads; calls are recorded either way.
     store_messages: bool = True
+    # Ids of guards (top-level ``guards:``) applied to every call of the project.
+    guards: list[str] = Field(default_factory=list)
+
+
+GuardType = Literal["word_count", "regex", "pii", "json_schema", "moderation", "llm_judge", "custom"]
+# Guards that can rewrite what they find instead of refusing it.
+REDACTING_GUARDS = frozenset({"regex", "pii"})
+
+
+class GuardSettings(_Model):
+    """One guard: what it checks (``type`` and its ``parameters``), when and what it does on a finding.
+
+    The parameters of each type are checked when the gateway is built (:mod:`relaygate.guards`).
+    """
+
+    type: GuardType
+    stage: Literal["input", "output"]
+    action: Literal["block", "redact", "observe"] = "block"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _action_fits_type(self) -> GuardSettings:
+        if self.action == "redact" and self.type not in REDACTING_GUARDS:
+            raise ValueError(f"action redact is for guards of type {' or '.join(sorted(REDACTING_GUARDS))}")
+        if self.type == "json_schema" and self.stage != "output":
+            raise ValueError("a json_schema guard checks answers: its stage is output")
+        return self
+
+
+class GuardOptions(_Model):
+    """How guards answer and how much of a stream they may hold."""
+
+    # 400 (OpenAI's status for a refused request) or 446, the status LangDB's gateway uses for guards.
+    violation_status: Literal[400, 446] = 400
+    # Guards that judge a whole answer (json_schema, llm_judge, moderation, custom) hold a streamed
+    # answer until it is complete; a longer answer is refused rather than let through unjudged.
+    stream_hold_chars: int = Field(100_000, ge=1)
+    # Streamed text that may still be the start of a match (regex, pii) is held back, at most this much.
+    stream_tail_chars: int = Field(256, ge=16)
 
 
 class ServerSettings(_Model):
@@ -172,6 +213,9 @@ class Settings(_Model):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways.
     counters: str | None = None
+    # Guards by id; projects name their default ones, requests add theirs with extra.guards.
+    guards: dict[str, GuardSettings] = Field(default_factory=dict)
+    guard_options: GuardOptions = Field(default_factory=GuardOptions)
 
     @field_validator("providers")
     @classmethod
@@ -195,6 +239,14 @@ class Settings(_Model):
             parse_price_key(key)
         return prices
 
+    @field_validator("guards")
+    @classmethod
+    def _guard_ids(cls, guards: dict[str, GuardSettings]) -> dict[str, GuardSettings]:
+        for guard_id in guards:
+            if not re.match(NAME_PATTERN, guard_id):
+                raise ValueError(f"guard id {guard_id!r} may hold only letters, digits, '_', '.' and '-'")
+        return guards
+
     @field_validator("projects")
     @classmethod
     def _unique_projects(cls, projects: list[ProjectSettings]) -> list[ProjectSettings]:
@@ -209,6 +261,16 @@ class Settings(_Model):
     def _default_provider_exists(self) -> Settings:
         if self.default_provider and self.default_provider not in self.providers and self.default_provider != "mock":
             raise ValueError(f"default_provider {self.default_provider!r} is not among the providers")
+        return self
+
+    @model_validator(mode="after")
+    def _project_guards_exist(self) -> Settings:
+        for project in self.projects:
+            unknown = [guard_id for guard_id in project.guards if guard_id not in self.guards]
+            if unknown:
+                raise ValueError(
+                    f"project {project.id!r} names guards that are not defined under guards: {', '.join(unknown)}"
+                )
         return self
 
 

@@ -11,7 +11,13 @@ What it does is chosen by the model name the gateway forwards:
 - ``split``: one event split across reads inside a UTF-8 character, with CRLF framing;
 - ``error-event``: a 200 stream whose second event is ``data: {"error": ...}``;
 - ``no-done``: a stream that ends without ``data: [DONE]``;
-- ``paced``: the ordinary stream with 10 ms between events, so that each arrives in its own read.
+- ``paced``: the ordinary stream with 10 ms between events, so that each arrives in its own read;
+- ``echo`` / ``echo-<n>``: answers with the last user message's text, streamed in pieces of ``n``
+  characters (default 5), so that a test chooses both the answer and where chunks split it;
+- ``judge``: a guard judge answering ``{"verdict": ...}``: fail when the judged text holds one of
+  ``JUDGE_FAILS``; ``judge-garbage`` answers with prose instead of a verdict.
+
+``POST /v1/moderations`` flags inputs holding one of ``MODERATION_FLAGS`` (category ``violence``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from starlette.types import Message, Receive, Scope, Send
 from tests.fakes.recording import Seen, read_request, tick_until_disconnect
 
 REPLY = "Hello from the fake upstream"
+JUDGE_FAILS = ("idiot", "ignore previous instructions")
+MODERATION_FLAGS = ("kill",)
 MODELS = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "gpt-image-1"]
 
 
@@ -76,6 +84,16 @@ class FakeOpenAI:
             return
         if model.startswith("sleep-"):
             await asyncio.sleep(float(model.removeprefix("sleep-")))
+        if path == "/v1/moderations":
+            await _json(send, 200, _moderation(data))
+            return
+        if path == "/v1/chat/completions" and model.startswith(("echo", "judge")):
+            content = _judge(data) if model.startswith("judge") else _last_user_text(data)
+            if data.get("stream"):
+                await self._stream(data, receive, send, content)
+            else:
+                await _json(send, 200, _completion(data, content))
+            return
         if path == "/v1/chat/completions":
             if data.get("stream"):
                 await self._stream(data, receive, send)
@@ -90,7 +108,7 @@ class FakeOpenAI:
         else:
             await _json(send, 404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
 
-    async def _stream(self, data: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def _stream(self, data: dict[str, Any], receive: Receive, send: Send, content: str | None = None) -> None:
         model = data["model"]
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
 
@@ -128,10 +146,16 @@ class FakeOpenAI:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await event(chunk({"role": "assistant", "content": ""}))
-        for word in REPLY.split(" "):
-            if model == "paced":
-                await asyncio.sleep(0.01)
-            await event(chunk({"content": word + " "}))
+        if content is not None:
+            suffix = model.partition("-")[2]
+            size = int(suffix) if suffix.isdigit() else 5
+            for at in range(0, len(content), size):
+                await event(chunk({"content": content[at : at + size]}))
+        else:
+            for word in REPLY.split(" "):
+                if model == "paced":
+                    await asyncio.sleep(0.01)
+                await event(chunk({"content": word + " "}))
         await event(chunk({}, "stop"))
         if (data.get("stream_options") or {}).get("include_usage"):
             await event({**chunk({}), "choices": [], "usage": _usage()})
@@ -150,18 +174,57 @@ def _usage() -> dict[str, Any]:
     }
 
 
-def _completion(data: dict[str, Any]) -> dict[str, Any]:
+def _completion(data: dict[str, Any], content: str = REPLY) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 1,
         "model": data["model"],
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": REPLY}, "logprobs": None, "finish_reason": "stop"}
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
             for i in range(data.get("n") or 1)
         ],
         "usage": _usage(),
     }
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _last_user_text(data: dict[str, Any]) -> str:
+    users = [message for message in data.get("messages") or () if message.get("role") == "user"]
+    return _text(users[-1].get("content")) if users else ""
+
+
+def _judge(data: dict[str, Any]) -> str:
+    if data["model"] == "judge-garbage":
+        return "I think the text is probably fine."
+    judged = _last_user_text(data).partition("<text>")[2].lower()
+    failed = any(word in judged for word in JUDGE_FAILS)
+    return orjson.dumps({"verdict": "fail" if failed else "pass", "reason": "fake judgement"}).decode()
+
+
+def _moderation(data: dict[str, Any]) -> dict[str, Any]:
+    inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
+    results = []
+    for text in inputs:
+        flagged = any(word in str(text).lower() for word in MODERATION_FLAGS)
+        results.append(
+            {
+                "flagged": flagged,
+                "categories": {"violence": flagged, "harassment": False},
+                "category_scores": {"violence": 0.97 if flagged else 0.01, "harassment": 0.02},
+            }
+        )
+    return {"id": "modr-fake", "model": data.get("model", ""), "results": results}
 
 
 def _embeddings(data: dict[str, Any]) -> dict[str, Any]:

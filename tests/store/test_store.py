@@ -35,7 +35,7 @@ from relaygate.store import (
     SummaryRow,
     open_store,
 )
-from relaygate.store._sql import SQLStore, title_of
+from relaygate.store._sql import CALL_COLUMNS, SQLStore, title_of
 from relaygate.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration, pending_migrations
 from tests.databases import SESSION_PREFIX
 from tests.store.conftest import T0, StoreFactory, make_call
@@ -224,6 +224,27 @@ async def test_migrations_create_every_table_and_index_and_starting_again_change
         assert isinstance(again, SQLStore)
         rows = await again._fetch("SELECT COUNT(*) FROM schema_version", [])
         assert rows[0][0] == len(SQLITE_MIGRATIONS)
+
+
+async def test_a_database_of_the_first_schema_is_upgraded_keeping_its_calls(
+    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as first_release:
+        first_release.setattr("relaygate.store.sqlite.SQLITE_MIGRATIONS", SQLITE_MIGRATIONS[:1])
+        first_release.setattr("relaygate.store.postgres.POSTGRES_MIGRATIONS", POSTGRES_MIGRATIONS[:1])
+        async with store_factory() as old:
+            assert await old.schema_version() == 1
+            assert isinstance(old, SQLStore)
+            old_columns = ", ".join(CALL_COLUMNS.split(", ")[:-2])
+            row = old._call_row(make_call())[:-2]
+            await old._transaction([(f"INSERT INTO calls ({old_columns}) VALUES ({', '.join('?' * len(row))})", [row])])
+    async with store_factory() as upgraded:
+        assert await upgraded.schema_version() == len(SQLITE_MIGRATIONS)
+        assert (await upgraded.usage_total("proj-a", *EVER)).calls == 1
+        call = make_call(guards=[{"id": "g", "passed": False}], attempts=[{"provider": "a", "status": 500}])
+        await upgraded.write([call])
+        stored = await upgraded.get_call("proj-a", call.id)
+        assert stored is not None and stored.guards == call.guards and stored.attempts == call.attempts
 
 
 async def test_a_schema_newer_than_the_code_is_refused(store: Store, store_factory: StoreFactory) -> None:

@@ -30,6 +30,7 @@ from relaygate.store import BatchWriter, Store
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
+    from relaygate.guards import GuardResult
 
 __all__ = ["COST_HEADER", "Ledger", "PricedCall"]
 
@@ -39,20 +40,33 @@ COST_HEADER = b"x-cost-usd"
 
 
 class PricedCall:
-    """One call's observer: prices it when its usage is known and collects the answer for the thread."""
+    """One call's observer: prices it when its usage is known and collects the answer for the thread.
 
-    __slots__ = ("answer", "id", "images", "ledger")
+    The cost of a call is its model call's plus what the guards' model calls (judges) cost; it is
+    ``None`` only while nothing of it is known.
+    """
+
+    __slots__ = ("answer", "id", "images", "ledger", "model_cost")
 
     def __init__(self, ledger: Ledger, *, collect_answer: bool) -> None:
         self.ledger = ledger
         self.id = uuid.uuid4()
         self.answer = AnswerCollector() if collect_answer else None
         self.images: int | None = None
+        self.model_cost: float | None = None
+
+    def total(self, ctx: RequestContext) -> float | None:
+        """The call's cost as known now, also set on ``ctx.cost_usd``."""
+        guards = self.ledger.guard_costs(ctx)
+        known = [cost for cost in (self.model_cost, *guards) if cost is not None]
+        ctx.cost_usd = round(sum(known), 9) if known else ctx.cost_usd
+        return ctx.cost_usd
 
     def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         if ctx.endpoint == "images" and isinstance(body.get("data"), list):
             self.images = len(body["data"])
-        ctx.cost_usd = self.ledger.price(ctx, images=self.images)
+        self.model_cost = self.ledger.price(ctx, images=self.images)
+        self.total(ctx)
         if self.answer is not None:
             self.answer.add_response(body)
 
@@ -60,11 +74,13 @@ class PricedCall:
         if self.answer is not None:
             self.answer.add_chunk(chunk)
         if chunk.get("usage"):
-            ctx.cost_usd = self.ledger.price(ctx)
+            self.model_cost = self.ledger.price(ctx)
+            self.total(ctx)
 
     def on_end(self, ctx: RequestContext) -> None:
-        if ctx.cost_usd is None and ctx.usage is not None:
-            ctx.cost_usd = self.ledger.price(ctx, images=self.images)
+        if self.model_cost is None and ctx.usage is not None:
+            self.model_cost = self.ledger.price(ctx, images=self.images)
+        self.total(ctx)
 
 
 class Ledger:
@@ -80,12 +96,15 @@ class Ledger:
         *,
         prices: PriceBook | None = None,
         store_messages: Callable[[str], bool] = lambda project_id: True,
+        provider_kinds: Mapping[str, str] | None = None,
         refresh_interval: float = 30.0,
         writer_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.prices = prices if prices is not None else PriceBook()
         self.store_messages = store_messages
+        # Guards name the provider of a model they called; its kind finds the catalogue price.
+        self.provider_kinds = dict(provider_kinds or {})
         self.refresh_interval = refresh_interval
         self.writer = BatchWriter(store, **(writer_options or {}))
         self._stack: AsyncExitStack | None = None
@@ -152,13 +171,26 @@ class Ledger:
 
     def finish(self, ctx: RequestContext, call: PricedCall, *, status: int, endpoint: str) -> None:
         """Queue the call's record (and its thread messages); never waits."""
+        call.total(ctx)  # guards that judged the answer may have added to it
         try:
-            record = call_record(ctx, status=status, endpoint=endpoint, call_id=call.id)
+            costs = [self._guard_cost(result, ctx) for result in ctx.guard_results]
+            record = call_record(ctx, status=status, endpoint=endpoint, call_id=call.id, guard_costs=costs)
             messages = turn_messages(ctx, record, call.answer) if call.answer is not None else []
         except ValueError:
             logger.exception("ledger: the call could not be recorded")
             return
         self.writer.submit(record, messages)
+
+    def guard_costs(self, ctx: RequestContext) -> list[float | None]:
+        """What the model calls of the guards cost (``None`` where no price is known)."""
+        return [self._guard_cost(result, ctx) for result in ctx.guard_results if result.usage is not None]
+
+    def _guard_cost(self, result: GuardResult, ctx: RequestContext) -> float | None:
+        if result.usage is None or result.provider is None or result.model is None:
+            return None
+        kind = self.provider_kinds.get(result.provider, result.provider)
+        price = self.prices.price(kind, result.model, provider_name=result.provider, project_id=ctx.project_id)
+        return cost_of(result.usage, price)
 
     def price(self, ctx: RequestContext, *, images: int | None = None) -> float | None:
         """What the call cost, from its usage (or its images) at the project's prices; ``None``: unknown."""

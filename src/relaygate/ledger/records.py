@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,13 @@ __all__ = ["call_record", "turn_messages"]
 _DATA_URL = re.compile(r"^data:([^;,]*)[^,]*,")
 
 
-def call_record(ctx: RequestContext, *, status: int, endpoint: str, call_id: uuid.UUID) -> CallRecord:
-    """The call as the ledger keeps it, from everything the layers noted on the context."""
+def call_record(
+    ctx: RequestContext, *, status: int, endpoint: str, call_id: uuid.UUID, guard_costs: Sequence[float | None]
+) -> CallRecord:
+    """The call as the ledger keeps it, from everything the layers noted on the context.
+
+    ``guard_costs`` holds the cost of each guard result's model call (``None``: none, or no price).
+    """
     started, ended = _wall_times(ctx)
     route = ctx.route
     body = ctx.body or {}
@@ -68,6 +74,21 @@ def call_record(ctx: RequestContext, *, status: int, endpoint: str, call_id: uui
         error=ctx.error,
         latency_ms=((ctx.ended_at or time.perf_counter()) - ctx.started_at) * 1000,
         ttft_ms=(first_chunk - ctx.started_at) * 1000 if first_chunk is not None else None,
+        guards=[
+            {
+                "id": result.id,
+                "type": result.type,
+                "stage": result.stage,
+                "action": result.action,
+                "passed": result.passed,
+                "reason": result.reason,
+                "error": result.error,
+                "redactions": result.redactions,
+                "model": f"{result.provider}/{result.model}" if result.provider and result.model else None,
+                "cost_usd": cost,
+            }
+            for result, cost in zip(ctx.guard_results, guard_costs, strict=True)
+        ],
     )
 
 

@@ -50,8 +50,9 @@ class LedgerMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if ctx.cost_usd is not None:
-                    message["headers"] = [*message.get("headers", ()), (COST_HEADER, _usd(ctx.cost_usd))]
+                cost = call.total(ctx)
+                if cost is not None:
+                    message["headers"] = [*message.get("headers", ()), (COST_HEADER, _usd(cost))]
             await send(message)
 
         try:

@@ -18,7 +18,7 @@ from relaygate.providers.errors import stream_error, upstream_error
 from relaygate.providers.listing import data_ids
 from relaygate.providers.streaming import StreamMapper, relay
 from relaygate.requests import GATEWAY_FIELDS
-from relaygate.sse import SSEEvent, frame
+from relaygate.sse import SSEEvent
 from relaygate.upstream import UpstreamResponse
 
 __all__ = ["OpenAIProvider", "stream_error", "upstream_error"]
@@ -70,7 +70,7 @@ class _PassThrough(StreamMapper):
     ends_on_done: ClassVar[bool] = True
 
     def on_event(self, payload: dict[str, Any], event: SSEEvent) -> tuple[bytes, bool]:
-        changed = self.ctx.record_chunk(payload)
         if not self.usage_chunk and not payload.get("choices") and payload.get("usage"):
+            self.ctx.record_chunk(payload)
             return b"", False  # the usage chunk the gateway asked for on its own behalf
-        return frame(orjson.dumps(payload) if changed else event.data), False
+        return self.chunk_frame(payload, event.data), False

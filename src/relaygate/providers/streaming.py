@@ -5,7 +5,9 @@
 logged and skipped, and an event reporting an error becomes the final ``data: {"error": ...}`` frame,
 without ``[DONE]``. Once the stream has ended, the rest of the body is read (for a moment at most) so
 that the connection goes back to the pool. A stream cut short (client gone, upstream failed) still
-reports what the mapper has counted so far (:meth:`StreamMapper.on_close`).
+reports what the mapper has counted so far (:meth:`StreamMapper.on_close`). Every OpenAI chunk goes
+through :meth:`StreamMapper.chunk_frame`, where output guards (``ctx.output_filter``) may hold it back,
+rewrite it or stop the stream with a ``content_filter`` chunk and an error event.
 
 :class:`ChunkMapper` is the base of adapters that write OpenAI ``chat.completion.chunk`` frames
 themselves rather than passing the upstream's on.
@@ -23,7 +25,7 @@ from typing import Any, ClassVar
 import anyio
 import orjson
 
-from relaygate.context import RequestContext
+from relaygate.context import RequestContext, StreamStopped
 from relaygate.errors import UpstreamError, sse_error_frame
 from relaygate.providers.errors import stream_error
 from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
@@ -55,7 +57,7 @@ class StreamMapper(ABC):
         out = b""
         for event in events:
             if self.ends_on_done and event.data == DONE:
-                return out + DONE_FRAME, True
+                return out + self.finish(), True
             try:
                 payload = orjson.loads(event.data)
             except orjson.JSONDecodeError:
@@ -67,11 +69,53 @@ class StreamMapper(ABC):
             if error is not None:
                 self.ctx.error = error.code or error.type
                 return out + sse_error_frame(error), True
-            frames, ended = self.on_event(payload, event)
+            try:
+                frames, ended = self.on_event(payload, event)
+            except StreamStopped as stop:
+                return out + self.stopped(stop), True
             out += frames
             if ended:
                 return out, True
         return out, False
+
+    def chunk_frame(self, chunk: JSON, data: bytes | None = None) -> bytes:
+        """Records an OpenAI chunk and returns its frame; ``data`` is the chunk's JSON when it is at hand.
+
+        An output filter on the context (output guards) sees the chunk first and may hold it back,
+        replace it, or stop the stream (:class:`~relaygate.context.StreamStopped`).
+        """
+        output_filter = self.ctx.output_filter
+        if output_filter is not None:
+            replaced = output_filter.on_chunk(chunk)
+            if replaced is not None:
+                return self._frames(replaced)
+        # Recording may price the usage object in place (usage.cost): then the chunk is written anew.
+        changed = self.ctx.record_chunk(chunk)
+        return frame(data if data is not None and not changed else orjson.dumps(chunk))
+
+    def flush(self) -> bytes:
+        """Frames of the text an output filter still holds back, for the end of the stream."""
+        output_filter = self.ctx.output_filter
+        return b"" if output_filter is None else self._frames(output_filter.close())
+
+    def stopped(self, stop: StreamStopped) -> bytes:
+        """The last frames of a stream an output filter stopped: its content_filter chunk and error."""
+        self.ctx.error = stop.error.code or stop.error.type
+        return self._frames([stop.chunk]) + sse_error_frame(stop.error)
+
+    def finish(self) -> bytes:
+        """Held-back text, then :meth:`end`: the last frames of a stream that ended without an error."""
+        try:
+            return self.flush() + self.end()
+        except StreamStopped as stop:
+            return self.stopped(stop)
+
+    def _frames(self, chunks: list[JSON]) -> bytes:
+        out = b""
+        for chunk in chunks:
+            self.ctx.record_chunk(chunk)
+            out += frame(orjson.dumps(chunk))
+        return out
 
     def error_in(self, payload: JSON, event: SSEEvent) -> UpstreamError | None:
         """The error an event reports (``{"error": ...}``), or ``None`` for any other event."""
@@ -107,7 +151,7 @@ async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenera
                             pass
                     return
         out, ended = mapper.feed(decoder.close())
-        yield out if ended else out + mapper.end()
+        yield out if ended else out + mapper.finish()
     finally:
         mapper.on_close()
 
@@ -140,9 +184,7 @@ class ChunkMapper(StreamMapper):
 
     def emit(self, choices: list[JSON]) -> bytes:
         """The frame of a chunk holding ``choices``, recorded on the request's context."""
-        chunk = self.chunk(choices)
-        self.ctx.record_chunk(chunk)
-        return frame(orjson.dumps(chunk))
+        return self.chunk_frame(self.chunk(choices))
 
     @abstractmethod
     def usage_so_far(self) -> JSON:

@@ -50,7 +50,7 @@ CALL_COLUMNS = (
     "id, project_id, trace_id, thread_id, run_id, label, tags, key_id, user_id, user_name, user_tags, "
     "requested_model, model, provider, provider_kind, endpoint, stream, prompt_tokens, completion_tokens, "
     "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, error, latency_us, "
-    "ttft_us, started_at, ended_at"
+    "ttft_us, started_at, ended_at, guards, attempts"
 )
 MESSAGE_COLUMNS = (
     "id, project_id, thread_id, call_id, position, created_at, role, content, tool_calls, tool_call_id, model, "
@@ -284,6 +284,8 @@ class SQLStore(Store):
             None if c.ttft_ms is None else _us(c.ttft_ms),
             self._bind_time(c.started_at),
             self._bind_time(c.ended_at),
+            _dumps(c.guards),
+            _dumps(c.attempts),
         )
 
     def _read_call(self, r: Sequence[Any]) -> CallRecord:
@@ -319,6 +321,8 @@ class SQLStore(Store):
             ttft_ms=None if r[27] is None else r[27] / 1000,
             started_at=self._read_time(r[28]),
             ended_at=self._read_time(r[29]),
+            guards=_loads(r[30]),
+            attempts=_loads(r[31]),
         )
 
     def _message_row(self, m: MessageRecord) -> tuple[Any, ...]:
@@ -427,6 +431,13 @@ class SQLStore(Store):
             f"SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND id = ?", [project_id, self._bind_uuid(call_id)]
         )
         return self._read_call(rows[0]) if rows else None
+
+    async def calls_of_trace(self, project_id: str, trace_id: str) -> list[CallRecord]:
+        rows = await self._fetch(
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND trace_id = ? ORDER BY started_at, id",
+            [project_id, trace_id],
+        )
+        return [self._read_call(r) for r in rows]
 
     async def list_threads(self, project_id: str, *, limit: int = 20, offset: int = 0) -> Page[ThreadSummary]:
         _check_page(limit, offset)

@@ -164,6 +164,10 @@ class CallRecord:
     error: str | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
+    # What the guards found ({id, type, stage, action, passed, reason, error, cost_usd}, ...) and, when the
+    # call was routed or retried, each attempt ({provider, model, status, error, duration_ms}, ...).
+    guards: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Frozen: normalising needs object.__setattr__.
@@ -361,6 +365,10 @@ class Store(ABC):
 
     @abstractmethod
     async def get_call(self, project_id: str, call_id: uuid.UUID) -> CallRecord | None: ...
+
+    @abstractmethod
+    async def calls_of_trace(self, project_id: str, trace_id: str) -> list[CallRecord]:
+        """The project's calls of one trace (the ``X-Trace-Id`` a response carried), oldest first."""
 
     @abstractmethod
     async def list_threads(self, project_id: str, *, limit: int = 20, offset: int = 0) -> Page[ThreadSummary]:

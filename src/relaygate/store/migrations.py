@@ -144,6 +144,14 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "guard results and routing attempts of each call",
+        (
+            "ALTER TABLE calls ADD COLUMN guards TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE calls ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -245,6 +253,14 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (project_id, model)
             )
             """,
+        ),
+    ),
+    Migration(
+        2,
+        "guard results and routing attempts of each call",
+        (
+            "ALTER TABLE calls ADD COLUMN guards JSON NOT NULL DEFAULT '[]'",
+            "ALTER TABLE calls ADD COLUMN attempts JSON NOT NULL DEFAULT '[]'",
         ),
     ),
 )

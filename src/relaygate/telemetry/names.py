@@ -65,6 +65,24 @@ ROUTE_PROVIDER = "relaygate.route.provider"
 COST_USD = "relaygate.cost.usd"
 ERROR_CODE = "relaygate.error"
 
+# Guards: on the request's span, the ids that ran, failed (a violation or a redaction) and errored, and
+# one event per guard run with the rest. Reasons never quote what was found.
+GUARD_IDS = "relaygate.guard.ids"
+GUARD_FAILED_IDS = "relaygate.guard.failed_ids"
+GUARD_ERROR_IDS = "relaygate.guard.error_ids"
+GUARD_EVENT = "relaygate.guard"
+GUARD_ID = "relaygate.guard.id"
+GUARD_TYPE = "relaygate.guard.type"
+GUARD_STAGE = "relaygate.guard.stage"
+GUARD_ACTION = "relaygate.guard.action"
+GUARD_PASSED = "relaygate.guard.passed"
+GUARD_REASON = "relaygate.guard.reason"
+GUARD_ERROR = "relaygate.guard.error"
+GUARD_REDACTIONS = "relaygate.guard.redactions"
+GUARD_DURATION = "relaygate.guard.duration"
+GUARD_PROVIDER = "relaygate.guard.provider"
+GUARD_MODEL = "relaygate.guard.model"
+
 # LangDB's names, emitted too when telemetry.langdb_attributes is on.
 LANGDB = {CONVERSATION_ID: "langdb.thread_id", RUN_ID: "langdb.run_id", LABEL: "langdb.label"}
 

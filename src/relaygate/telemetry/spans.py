@@ -114,6 +114,45 @@ class Telemetry:
         span.set_attributes(attributes)
         span.end()
 
+    def record_guards(self, ctx: RequestContext) -> None:
+        """The request's guard results on its span (the current one): which ran, failed and errored as
+        attributes, and one ``relaygate.guard`` event per guard run."""
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        results = ctx.guard_results
+        attributes: dict[str, Any] = {names.GUARD_IDS: [result.id for result in results]}
+        failed = [result.id for result in results if not result.passed and result.error is None]
+        errored = [result.id for result in results if result.error is not None]
+        if failed:
+            attributes[names.GUARD_FAILED_IDS] = failed
+        if errored:
+            attributes[names.GUARD_ERROR_IDS] = errored
+        span.set_attributes(attributes)
+        for result in results:
+            event: dict[str, Any] = {
+                names.GUARD_ID: result.id,
+                names.GUARD_TYPE: result.type,
+                names.GUARD_STAGE: result.stage,
+                names.GUARD_ACTION: result.action,
+                names.GUARD_PASSED: result.passed,
+                names.GUARD_DURATION: result.duration_s,
+            }
+            if result.reason is not None:
+                event[names.GUARD_REASON] = result.reason
+            if result.error is not None:
+                event[names.GUARD_ERROR] = result.error
+            if result.redactions:
+                event[names.GUARD_REDACTIONS] = result.redactions
+            if result.provider is not None:
+                event[names.GUARD_PROVIDER] = result.provider
+            if result.model is not None:
+                event[names.GUARD_MODEL] = result.model
+            if result.usage is not None:
+                event[names.USAGE_INPUT_TOKENS] = result.usage.prompt_tokens
+                event[names.USAGE_OUTPUT_TOKENS] = result.usage.completion_tokens
+            span.add_event(names.GUARD_EVENT, event)
+
     # --- one upstream attempt -----------------------------------------------------------------------
 
     @contextmanager
