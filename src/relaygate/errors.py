@@ -22,7 +22,10 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
     "ServerError",
+    "ServiceUnavailableError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -103,8 +106,29 @@ class PayloadTooLargeError(GatewayError):
     code = "request_too_large"
 
 
+class RateLimitError(GatewayError):
+    """A rate limit was reached; the call succeeds after ``Retry-After``. ``type`` is ``requests`` or ``tokens``."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceededError(GatewayError):
+    """A budget is spent; retrying does not help before its period ends."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class ServerError(GatewayError):
     status = 500
+    type = "server_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
     type = "server_error"
 
 
