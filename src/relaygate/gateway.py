@@ -12,9 +12,17 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
+from relaygate.counters import open_counters
 from relaygate.keys import KeyRing, key_digest
 from relaygate.ledger import Ledger
-from relaygate.middleware import AuthMiddleware, LedgerMiddleware, ProjectScopeMiddleware, TracingMiddleware
+from relaygate.limits.limiter import Limiter
+from relaygate.middleware import (
+    AuthMiddleware,
+    LedgerMiddleware,
+    LimitsMiddleware,
+    ProjectScopeMiddleware,
+    TracingMiddleware,
+)
 from relaygate.middleware.auth import OPEN_PROJECT
 from relaygate.pricing import PriceBook
 from relaygate.providers import build_providers
@@ -76,10 +84,14 @@ class Gateway:
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
         self.ledger = self._ledger(self.settings)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the ledger records what limits and guards refuse;
-        # the management API answers its own routes and passes model calls on.
+        # the management API answers its own routes and passes model calls on; limits hold a call's
+        # worst case before the guards and the proxy see it, and settle it once the proxy is done.
         stack: ASGIApp = self.proxy
+        if self.limiter is not None:
+            stack = LimitsMiddleware(stack, limiter=self.limiter, max_body_bytes=self.settings.max_body_bytes)
         if self.ledger is not None:
             stack = LedgerMiddleware(stack, ledger=self.ledger)
             stack = ApiApp(
@@ -111,6 +123,14 @@ class Gateway:
             prices=PriceBook(overrides=settings.prices),
             store_messages=lambda project_id: stores_messages.get(project_id, True),
         )
+
+    @staticmethod
+    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None) -> Limiter | None:
+        projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
+        if not projects:
+            return None
+        counters, prefix = open_counters(settings.counters)
+        return Limiter(projects=projects, counters=counters, router=router, ledger=ledger, prefix=prefix)
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:
@@ -159,6 +179,8 @@ class Gateway:
                 await provider.start()
             if self.ledger is not None:
                 await self.ledger.start()
+            if self.limiter is not None:
+                await self.limiter.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -172,6 +194,8 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        if self.limiter is not None:
+            await self.limiter.aclose()
         if self.ledger is not None:
             # Every call accepted so far is written before the process goes.
             await self.ledger.close()

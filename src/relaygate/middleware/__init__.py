@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from relaygate.middleware.auth import AuthMiddleware
 from relaygate.middleware.ledger import LedgerMiddleware
+from relaygate.middleware.limits import LimitsMiddleware
 from relaygate.middleware.projects import ProjectScopeMiddleware
 from relaygate.middleware.tracing import TracingMiddleware
 
-__all__ = ["AuthMiddleware", "LedgerMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]
+__all__ = ["AuthMiddleware", "LedgerMiddleware", "LimitsMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]
