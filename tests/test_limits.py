@@ -311,3 +311,29 @@ async def test_embeddings_and_images_are_reserved_and_settled(upstream_url: str,
         image_nanos = round(float(image.headers["x-cost-usd"]) * 1e9)
         assert image_nanos > 0
         assert await level(gateway, "project:usd_total:total") == 80 + image_nanos
+
+
+async def test_a_new_day_brings_a_new_daily_budget(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    gateway = Gateway(settings(upstream_url, "sqlite:///:memory:", None, {"usd_per_day": "0.005"}))
+    evening = datetime(2030, 5, 1, 23, 59, 59, tzinfo=UTC).timestamp()
+    limiter(gateway).clock = lambda: evening
+    async with gateway.lifespan(), client(gateway) as http:
+        first = await burst(http, [chat() for _ in range(11)])
+        late = await http.post("/v1/chat/completions", json=chat())
+        limiter(gateway).clock = lambda: evening + 2
+        morning = await burst(http, [chat() for _ in range(11)])
+    assert sorted(r.status_code for r in first) == [200] * 10 + [429]
+    assert late.status_code == 429 and late.headers["retry-after"] == "1"  # a second to midnight (UTC)
+    assert sorted(r.status_code for r in morning) == [200] * 10 + [429]
+
+
+async def test_counters_out_of_reach_refuse_calls_rather_than_let_them_through(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    nowhere = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    gateway = Gateway(settings(upstream_url, "sqlite:///:memory:", nowhere, {"requests_per_minute": 5}))
+    async with gateway.lifespan(), client(gateway) as http:
+        response = await http.post("/v1/chat/completions", json=chat())
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "limits_unavailable"
+    assert fake_upstream.requests == []
