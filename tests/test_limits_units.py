@@ -26,8 +26,10 @@ from relaygate.limits.estimate import (
     images_cost,
     token_cost,
 )
-from relaygate.limits.limiter import _duration, _output_cap, _usd
 from relaygate.limits.periods import period_of
+from relaygate.limits.refusals import duration as _duration
+from relaygate.limits.refusals import usd_text as _usd
+from relaygate.limits.scopes import output_cap as _output_cap
 from relaygate.pricing import ModelPrice, PriceBook
 from relaygate.providers import build_providers
 from relaygate.settings import ProviderSettings, Settings

@@ -16,38 +16,25 @@ only if still absent, so several gateways loading the same budget count it once.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import anyio
 
 from relaygate.context import RequestContext, Route
 from relaygate.counters import Adjustment, Charge, Counters
-from relaygate.errors import (
-    GatewayError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    RateLimitError,
-    ServiceUnavailableError,
-)
-from relaygate.limits.config import DEFAULT, USD_LIMITS, LimitSet, ModelLimits, ProjectLimits
-from relaygate.limits.estimate import (
-    DEFAULT_MAX_OUTPUT_TOKENS,
-    Estimate,
-    StreamTally,
-    estimate,
-    images_cost,
-    token_cost,
-)
-from relaygate.limits.periods import Period, period_of
+from relaygate.errors import GatewayError, PermissionDeniedError, ServiceUnavailableError
+from relaygate.limits.config import USD_LIMITS, LimitSet, ProjectLimits
+from relaygate.limits.estimate import Estimate, StreamTally, estimate, images_cost, token_cost
+from relaygate.limits.periods import period_of
+from relaygate.limits.refusals import Headers, rate_headers, refusal
+from relaygate.limits.scopes import MINUTE, Item, Scope, applicable, output_cap
 from relaygate.pricing import ModelPrice
 from relaygate.routing import ModelRouter
-from relaygate.store import SpendKind, SpendScope, usd_to_nanos
+from relaygate.store import usd_to_nanos
 
 if TYPE_CHECKING:
     from relaygate.ledger import Ledger
@@ -56,66 +43,16 @@ __all__ = ["Admission", "Limiter"]
 
 logger = logging.getLogger("relaygate.limits")
 
-Headers = list[tuple[bytes, bytes]]
-
 _NANOS = Decimal(1_000_000_000)
-# Rates are per minute; their counters drain limit/60 a second and are empty a minute after their last use.
-_MINUTE = 60.0
 # A budget counter absent again right after it was loaded (it expired between two steps): give up then.
 _ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class _Scope:
-    """Who a limit belongs to: the project, or one of its keys, users or models."""
-
-    kind: SpendKind
-    id: str
-    project_id: str
-    provider: str | None = None
-    model: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == SpendKind.PROJECT:
-            return f"project {self.project_id}"
-        return f"{self.kind.value} {self.id} of project {self.project_id}"
-
-    @property
-    def key(self) -> str:
-        project = quote(self.project_id, safe="")
-        if self.kind == SpendKind.PROJECT:
-            return f"{project}:project"
-        return f"{project}:{self.kind.value}:{quote(self.id, safe='')}"
-
-    def spend_scope(self) -> SpendScope:
-        if self.kind == SpendKind.PROJECT:
-            return SpendScope(SpendKind.PROJECT, self.project_id)
-        if self.kind == SpendKind.MODEL:
-            return SpendScope(SpendKind.MODEL, self.model or self.id, self.project_id, provider=self.provider)
-        return SpendScope(self.kind, self.id, self.project_id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One limit on one call: what it is, and what the call charges to its counter."""
-
-    scope: _Scope
-    name: str
-    value: int | Decimal
-    charge: Charge
-    period: Period | None = None
-
-    @property
-    def unit(self) -> str:
-        return {"requests_per_minute": "requests", "tokens_per_minute": "tokens"}.get(self.name, "usd")
 
 
 @dataclass(slots=True)
 class Admission:
     """A call let through: what it reserved, to be settled when it ends; the rate headers for its answer."""
 
-    items: list[_Item]
+    items: list[Item]
     estimate: Estimate
     price: ModelPrice | None
     tally: StreamTally | None = None
@@ -166,10 +103,10 @@ class Limiter:
             route = self.router.resolve(model)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing
-        scoped = _applicable(limits, ctx, body, route)
+        scoped = applicable(limits, ctx, body, route)
         if not scoped:
             return None
-        worst = estimate(endpoint, body, _output_cap(limits, route))
+        worst = estimate(endpoint, body, output_cap(limits, route))
         price = None
         nanos = 0
         if any(limit_set.has_usd for _, limit_set in scoped):
@@ -198,7 +135,7 @@ class Limiter:
             raise ServiceUnavailableError(
                 "Rate limits and budgets cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
-        admission = Admission(items, worst, price, headers=_rate_headers(items, levels, charged=True))
+        admission = Admission(items, worst, price, headers=rate_headers(items, levels, charged=True))
         if body.get("stream") is True and any(item.name != "requests_per_minute" for item in items):
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
@@ -211,13 +148,13 @@ class Limiter:
             route.provider.kind, route.model, provider_name=route.provider.name, project_id=ctx.project_id
         )
 
-    def _items(self, scope: _Scope, limits: LimitSet, tokens: int, nanos: int, now: float) -> Iterable[_Item]:
+    def _items(self, scope: Scope, limits: LimitSet, tokens: int, nanos: int, now: float) -> Iterable[Item]:
         base = f"{self.prefix}:{scope.key}"
         for name, amount in (("requests_per_minute", 1), ("tokens_per_minute", tokens)):
             value = getattr(limits, name)
             if value is not None:
-                charge = Charge(f"{base}:{name}", amount, value, rate=value / _MINUTE, ttl=_MINUTE + 1)
-                yield _Item(scope, name, value, charge)
+                charge = Charge(f"{base}:{name}", amount, value, rate=value / MINUTE, ttl=MINUTE + 1)
+                yield Item(scope, name, value, charge)
         for name in USD_LIMITS:
             usd = getattr(limits, name)
             if usd is not None:
@@ -229,22 +166,22 @@ class Limiter:
                     ttl=period.ttl(now),
                     loaded=self.ledger is not None,
                 )
-                yield _Item(scope, name, usd, charge, period)
+                yield Item(scope, name, usd, charge, period)
 
-    async def _reserve(self, items: Sequence[_Item], now: float) -> tuple[float, ...]:
+    async def _reserve(self, items: Sequence[Item], now: float) -> tuple[float, ...]:
         charges = [item.charge for item in items]
         for _ in range(_ATTEMPTS):
             outcome = await self.counters.reserve(charges, now)
             if outcome.admitted:
                 return outcome.levels
             if outcome.refused:
-                raise _refusal(items, outcome.levels, outcome.refused, now)
+                raise refusal(items, outcome.levels, outcome.refused, now)
             async with anyio.create_task_group() as group:
                 for index in outcome.missing:
                     group.start_soon(self._load, items[index], now)
         raise ServiceUnavailableError("Budgets could not be loaded from the ledger.", code="limits_unavailable")
 
-    async def _load(self, item: _Item, now: float) -> None:
+    async def _load(self, item: Item, now: float) -> None:
         """Start a budget's counter at the spend the ledger holds for its period (unless another did)."""
         key = item.charge.key
         loading = self._loading.get(key)
@@ -304,116 +241,3 @@ class Limiter:
             # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
             nanos = reserved_nanos if succeeded or usage is not None else 0
         return tokens, nanos
-
-
-def _applicable(
-    limits: ProjectLimits, ctx: RequestContext, body: dict[str, Any], route: Route
-) -> list[tuple[_Scope, LimitSet]]:
-    project = ctx.project_id or ""
-    model_name = f"{route.provider.name}/{route.model}"
-    found: list[tuple[_Scope, LimitSet | None]] = [(_Scope(SpendKind.PROJECT, project, project), limits)]
-    if ctx.key is not None:
-        found.append(
-            (_Scope(SpendKind.KEY, ctx.key.id, project), limits.keys.get(ctx.key.id, limits.keys.get(DEFAULT)))
-        )
-    user = _user_id(body)
-    if user is not None:
-        found.append((_Scope(SpendKind.USER, user, project), limits.users.get(user, limits.users.get(DEFAULT))))
-    model_limits = limits.models.get(model_name, limits.models.get(DEFAULT))
-    found.append(
-        (_Scope(SpendKind.MODEL, model_name, project, provider=route.provider.name, model=route.model), model_limits)
-    )
-    return [(scope, limit_set) for scope, limit_set in found if limit_set is not None and not limit_set.empty]
-
-
-def _user_id(body: dict[str, Any]) -> str | None:
-    extra = body.get("extra")
-    user = extra.get("user") if isinstance(extra, dict) else None
-    user_id = user.get("id") if isinstance(user, dict) else None
-    return user_id if isinstance(user_id, str) and user_id else None
-
-
-def _output_cap(limits: ProjectLimits, route: Route) -> int:
-    """Output tokens assumed for a chat request that sets no max_tokens."""
-    provider = route.provider
-    if provider.kind == "anthropic":
-        return provider.settings.default_max_tokens  # what the adapter sends in that case
-    model: ModelLimits | None = limits.models.get(f"{provider.name}/{route.model}", limits.models.get(DEFAULT))
-    if model is not None and model.max_output_tokens is not None:
-        return model.max_output_tokens
-    return limits.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
-
-
-def _refusal(items: Sequence[_Item], levels: Sequence[float], refused: Sequence[int], now: float) -> GatewayError:
-    """The error for the limit that refused the call: a spent budget first, as waiting a minute will not help."""
-    headers = _rate_headers(items, levels, charged=False)
-    budgets = [i for i in refused if items[i].unit == "usd"]
-    if budgets:
-        item = items[budgets[0]]
-        assert item.period is not None
-        return QuotaExceededError(
-            f"{item.scope.label}: {item.name} {_usd(Decimal(item.value))} reached.",
-            headers=[*headers, *_retry(item.period.left(now), retry=False)],
-        )
-    waits = {i: _wait(items[i], levels[i]) for i in refused}
-    index = max(waits, key=lambda i: waits[i])
-    item = items[index]
-    unit = item.unit
-    if item.charge.amount > item.charge.limit:
-        message = (
-            f"{item.scope.label}: the request needs {item.charge.amount} {unit}, more than {item.name} {item.value}."
-        )
-        return RateLimitError(message, type=unit, headers=[*headers, *_retry(_MINUTE, retry=False)])
-    return RateLimitError(
-        f"{item.scope.label}: {item.name} {item.value} reached; retry in {_duration(waits[index])}.",
-        type=unit,
-        headers=[*headers, *_retry(waits[index])],
-    )
-
-
-def _wait(item: _Item, level: float) -> float:
-    charge = item.charge
-    return max((level + charge.amount - charge.limit) / charge.rate, 0.0) if charge.rate else 0.0
-
-
-def _retry(seconds: float, *, retry: bool = True) -> Headers:
-    headers = [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
-    if not retry:
-        # The OpenAI SDKs read this and do not retry a spent budget on their own.
-        headers.append((b"x-should-retry", b"false"))
-    return headers
-
-
-def _rate_headers(items: Sequence[_Item], levels: Sequence[float], *, charged: bool) -> Headers:
-    """OpenAI's x-ratelimit-* headers, from the tightest requests and tokens limits on the call."""
-    headers: Headers = []
-    for name, unit in (("requests_per_minute", "requests"), ("tokens_per_minute", "tokens")):
-        states = []
-        for item, level in zip(items, levels, strict=True):
-            if item.name == name:
-                charge = item.charge
-                after = level + charge.amount if charged else level
-                states.append((max(0, math.floor(charge.limit - after + 1e-6)), after / charge.rate, charge.limit))
-        if states:
-            remaining, reset, limit = min(states, key=lambda s: (s[0], -s[1]))
-            headers += [
-                (f"x-ratelimit-limit-{unit}".encode(), str(limit).encode()),
-                (f"x-ratelimit-remaining-{unit}".encode(), str(remaining).encode()),
-                (f"x-ratelimit-reset-{unit}".encode(), _duration(reset).encode()),
-            ]
-    return headers
-
-
-def _duration(seconds: float) -> str:
-    """A duration as OpenAI writes it in x-ratelimit-reset-*: ``20ms``, ``1.5s``, ``6m0s``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms" if seconds > 0 else "0s"
-    minutes, rest = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".")
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{text}s"
-
-
-def _usd(value: Decimal) -> str:
-    """5 -> 5.00, 0.005 -> 0.005."""
-    return f"{value:.2f}" if value == round(value, 2) else f"{value.normalize():f}"
