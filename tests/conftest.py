@@ -12,6 +12,7 @@ from relaygate import Gateway, Settings
 from relaygate.settings import ProjectSettings, ProviderSettings
 from tests.databases import SESSION_PREFIX, drop_schemas, new_schema, require_postgres
 from tests.fakes.openai_server import FakeOpenAI
+from tests.redis_server import delete_keys, new_prefix, require_redis
 from tests.servers import serve_in_thread
 
 KEY_A = "rg-test-key-project-a"
@@ -103,3 +104,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     schema = new_schema()
     yield f"{request.getfixturevalue('postgres_url')}?schema={schema}"
     anyio.run(drop_schemas, schema)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis server; its keys are deleted afterwards."""
+    prefix = new_prefix()
+    yield prefix
+    delete_keys(prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def counters_url(request: pytest.FixtureRequest) -> str | None:
+    """A ``counters:`` URL: in-process (``None``), or the shared Redis under a prefix of this test's own."""
+    if request.param == "memory":
+        return None
+    prefix = request.getfixturevalue("redis_prefix")
+    return f"{request.getfixturevalue('redis_url')}?prefix={prefix}"

@@ -14,7 +14,7 @@ from relaygate.keys import hash_key, new_key
 from relaygate.settings import CONFIG_ENV_VAR, ConfigError, Settings, load_settings, set_config_path
 from relaygate.telemetry import configure_export
 
-__all__ = ["main", "worker_app"]
+__all__ = ["main", "shared_limits_warning", "worker_app"]
 
 logger = logging.getLogger("relaygate")
 
@@ -97,6 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
     if gateway is None:
         return 2
     _explain(settings)
+    if (warning := shared_limits_warning(settings, workers)) is not None:
+        print(warning, file=sys.stderr)
     if workers > 1:
         # Each worker process builds its own gateway from the same file.
         if args.config:
@@ -126,6 +128,16 @@ def _explain(settings: Settings) -> None:
             "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers (see README.md).",
             file=sys.stderr,
         )
+
+
+def shared_limits_warning(settings: Settings, workers: int) -> str | None:
+    """Why limits would not hold across ``workers`` processes, if they would not."""
+    if workers > 1 and settings.counters is None and any(p.limits is not None for p in settings.projects):
+        return (
+            f"relaygate: limits are counted in process, so each of the {workers} workers allows the whole of every "
+            "limit; set counters: redis://host:6379/0 to share them (see README.md, 'Limits and budgets')."
+        )
+    return None
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -24,7 +24,10 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
     "ServerError",
+    "ServiceUnavailableError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -105,6 +108,22 @@ class PayloadTooLargeError(GatewayError):
     code = "request_too_large"
 
 
+class RateLimitError(GatewayError):
+    """A rate limit was reached; the call succeeds after ``Retry-After``. ``type`` is ``requests`` or ``tokens``."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceededError(GatewayError):
+    """A budget is spent; retrying does not help before its period ends."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class ServerError(GatewayError):
     status = 500
     type = "server_error"
@@ -120,6 +139,11 @@ class GuardError(ServerError):
     """A guard could not judge (its model failed, its code raised): the call is refused, not let through."""
 
     code = "guard_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    type = "server_error"
 
 
 class UpstreamError(GatewayError):

@@ -12,13 +12,16 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
+from relaygate.counters import open_counters
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
 from relaygate.ledger import Ledger
+from relaygate.limits.limiter import Limiter
 from relaygate.middleware import (
     AuthMiddleware,
     GuardsMiddleware,
     LedgerMiddleware,
+    LimitsMiddleware,
     ProjectScopeMiddleware,
     TracingMiddleware,
 )
@@ -84,16 +87,20 @@ class Gateway:
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
         self.ledger = self._ledger(self.settings, self.providers)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the management API answers its own routes and
-        # passes model calls on; the ledger records what limits and guards refuse; guards sit right
-        # around the proxy, so that what they let through (or redact) is exactly what goes upstream and back.
+        # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
+        # worst case before the guards and the proxy see it, and settle it once they are done; guards sit
+        # right around the proxy, so that what they let through (or redact) is exactly what goes upstream.
         stack: ASGIApp = self.proxy
         stack = GuardsMiddleware(
             stack, guards=self.guards, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry
         )
+        if self.limiter is not None:
+            stack = LimitsMiddleware(stack, limiter=self.limiter, max_body_bytes=self.settings.max_body_bytes)
         if self.ledger is not None:
             stack = LedgerMiddleware(stack, ledger=self.ledger)
             stack = ApiApp(
@@ -126,6 +133,14 @@ class Gateway:
             store_messages=lambda project_id: stores_messages.get(project_id, True),
             provider_kinds={name: provider.kind for name, provider in providers.items()},
         )
+
+    @staticmethod
+    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None) -> Limiter | None:
+        projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
+        if not projects:
+            return None
+        counters, prefix = open_counters(settings.counters)
+        return Limiter(projects=projects, counters=counters, router=router, ledger=ledger, prefix=prefix)
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:
@@ -174,6 +189,8 @@ class Gateway:
                 await provider.start()
             if self.ledger is not None:
                 await self.ledger.start()
+            if self.limiter is not None:
+                await self.limiter.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -187,6 +204,8 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        if self.limiter is not None:
+            await self.limiter.aclose()
         if self.ledger is not None:
             # Every call accepted so far is written before the process goes.
             await self.ledger.close()

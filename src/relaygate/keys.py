@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["ApiKey", "KeyRing", "hash_key", "key_digest", "new_key"]
+__all__ = ["ApiKey", "KeyRing", "hash_key", "key_digest", "key_id", "new_key"]
 
 _DIGEST_SPEC = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 KEY_PREFIX = "rg-"
@@ -37,6 +37,11 @@ def key_digest(spec: str) -> bytes:
     return hashlib.sha256(spec.encode()).digest()
 
 
+def key_id(digest: bytes) -> str:
+    """The id a key is known by in logs, traces, the ledger and ``limits.keys``; never the key itself."""
+    return "key_" + digest.hex()[:12]
+
+
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
@@ -54,9 +59,7 @@ class KeyRing:
         for project_id, specs in projects.items():
             for spec in specs:
                 owners.setdefault(key_digest(spec), set()).add(project_id)
-        return cls(
-            ApiKey(id="key_" + digest.hex()[:12], digest=digest, projects=frozenset(p)) for digest, p in owners.items()
-        )
+        return cls(ApiKey(id=key_id(digest), digest=digest, projects=frozenset(p)) for digest, p in owners.items())
 
     def __bool__(self) -> bool:
         return bool(self._by_digest)

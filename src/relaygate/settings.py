@@ -17,6 +17,8 @@ from urllib.parse import unquote
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from relaygate.keys import key_digest, key_id
+from relaygate.limits.config import DEFAULT, ProjectLimits
 from relaygate.pricing.models import ModelPrice, parse_price_key
 
 __all__ = [
@@ -120,6 +122,18 @@ class ProjectSettings(_Model):
     store_messages: bool = True
     # Ids of guards (top-level ``guards:``) applied to every call of the project.
     guards: list[str] = Field(default_factory=list)
+
+    # Rate limits and budgets of the project, its keys, users and models (relaygate.limits.config).
+    limits: ProjectLimits | None = None
+
+    @model_validator(mode="after")
+    def _limited_keys_are_the_projects(self) -> ProjectSettings:
+        if self.limits is not None:
+            ids = {key_id(key_digest(key.get_secret_value())) for key in self.keys}
+            for name in self.limits.keys:
+                if name != DEFAULT and name not in ids:
+                    raise ValueError(f"limits.keys: {name} is not one of the keys of project {self.id!r}")
+        return self
 
 
 GuardType = Literal["word_count", "regex", "pii", "json_schema", "moderation", "llm_judge", "custom"]
@@ -232,6 +246,15 @@ class Settings(_Model):
             raise ValueError("database must be sqlite:///path/to/file.db or postgresql://user@host:5432/name")
         return url
 
+    @field_validator("counters")
+    @classmethod
+    def _counters_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "counters must be redis://host:6379/0 or rediss://...; leave it out for in-process counters"
+            )
+        return url
+
     @field_validator("prices")
     @classmethod
     def _price_keys(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
@@ -256,6 +279,23 @@ class Settings(_Model):
                 raise ValueError(f"project id {project.id!r} appears twice")
             seen.add(project.id)
         return projects
+
+    @model_validator(mode="after")
+    def _limits_are_usable(self) -> Settings:
+        for project in self.projects:
+            limits = project.limits
+            if limits is None:
+                continue
+            if limits.has_usd and self.database is None:
+                raise ValueError(
+                    f"projects.{project.id}.limits: USD budgets need the ledger (they price calls and reload spend "
+                    "from it at start); set database:"
+                )
+            for name in limits.models:
+                provider = name.split("/", 1)[0]
+                if name != DEFAULT and provider not in self.providers and provider != "mock":
+                    raise ValueError(f"projects.{project.id}.limits.models: no provider {provider!r} for {name!r}")
+        return self
 
     @model_validator(mode="after")
     def _default_provider_exists(self) -> Settings:

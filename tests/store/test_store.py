@@ -631,8 +631,22 @@ async def test_usage_total_and_by_model(store: Store) -> None:
         ),
         (SpendScope(SpendKind.MODEL, "gpt-4o"), lambda c: c.model == "gpt-4o"),
         (SpendScope(SpendKind.MODEL, "gpt-4o", project_id="proj-c"), lambda c: False),
+        (
+            SpendScope(SpendKind.MODEL, "gpt-4o", project_id="proj-a", provider="openai"),
+            lambda c: c.model == "gpt-4o" and c.provider == "openai" and c.project_id == "proj-a",
+        ),
+        (SpendScope(SpendKind.MODEL, "gpt-4o", provider="azure"), lambda c: False),
     ],
-    ids=["project", "key", "key-in-project", "user", "model", "model-in-empty-project"],
+    ids=[
+        "project",
+        "key",
+        "key-in-project",
+        "user",
+        "model",
+        "model-in-empty-project",
+        "model-on-provider",
+        "model-on-another-provider",
+    ],  # fmt: skip
 )
 async def test_spend_per_scope(store: Store, scope: SpendScope, matches: Any) -> None:
     await load(store)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from relaygate.middleware.auth import AuthMiddleware
 from relaygate.middleware.guards import GuardsMiddleware
 from relaygate.middleware.ledger import LedgerMiddleware
+from relaygate.middleware.limits import LimitsMiddleware
 from relaygate.middleware.projects import ProjectScopeMiddleware
 from relaygate.middleware.tracing import TracingMiddleware
 
-__all__ = ["AuthMiddleware", "GuardsMiddleware", "LedgerMiddleware", "ProjectScopeMiddleware", "TracingMiddleware"]
+__all__ = [
+    "AuthMiddleware",
+    "GuardsMiddleware",
+    "LedgerMiddleware",
+    "LimitsMiddleware",
+    "ProjectScopeMiddleware",
+    "TracingMiddleware",
+]

@@ -589,6 +589,9 @@ class SQLStore(Store):
         if scope.project_id is not None:
             sql += " AND project_id = ?"
             args.append(scope.project_id)
+        if scope.provider is not None:
+            sql += " AND provider = ?"
+            args.append(scope.provider)
         rows = await self._fetch(sql, args)
         return int(rows[0][0])
 

@@ -119,14 +119,17 @@ class SpendKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SpendScope:
-    """What a budget is counted over: ``kind`` with its ``id``, optionally narrowed to one project.
+    """What a budget is counted over: ``kind`` with its ``id``, optionally narrowed to one project and provider.
 
-    ``model`` matches :attr:`CallRecord.model` (the routed model); ``user`` matches ``user_id``.
+    ``model`` matches :attr:`CallRecord.model` (the routed model); ``user`` matches ``user_id``; ``provider``
+    matches :attr:`CallRecord.provider` (a provider's name), so that a model served by two providers can be
+    counted on one of them.
     """
 
     kind: SpendKind
     id: str
     project_id: str | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

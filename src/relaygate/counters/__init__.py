@@ -1,0 +1,41 @@
+"""Rate-limit and budget counters behind one interface: in process, or in Redis for several gateways.
+
+``counters:`` in the config chooses: absent, the counters live in the gateway process; ``redis://host:6379/0``
+(or ``rediss://``) puts them in Redis, shared by every gateway that names it. ``?prefix=name`` in the URL sets
+the prefix of the keys (default ``relaygate``), so that several deployments can share one server.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from relaygate.counters.base import Adjustment, Charge, Counters, Reserved
+from relaygate.counters.memory import InProcessCounters
+from relaygate.counters.redis import RedisCounters
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "Adjustment",
+    "Charge",
+    "Counters",
+    "InProcessCounters",
+    "RedisCounters",
+    "Reserved",
+    "open_counters",
+]
+
+DEFAULT_PREFIX = "relaygate"
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+def open_counters(url: str | None) -> tuple[Counters, str]:
+    """The counters a ``counters:`` URL names, and the prefix their keys take."""
+    if url is None:
+        return InProcessCounters(), DEFAULT_PREFIX
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError("counters must be redis://host:6379/0 or rediss://... (absent: in-process)")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for key, value in query if key == "prefix"), "") or DEFAULT_PREFIX
+    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
+    return RedisCounters(urlunsplit(parts._replace(query=rest))), prefix

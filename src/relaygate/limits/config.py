@@ -1,0 +1,108 @@
+"""The ``limits:`` of a project in the config file: the same five limits for the project, its keys, users and models.
+
+```yaml
+projects:
+  - id: proj-a
+    keys: ["${PROJ_A_KEY}"]
+    limits:
+      requests_per_minute: 600        # the whole project
+      tokens_per_minute: 200000
+      usd_per_day: 5
+      usd_per_month: 100
+      usd_total: 1000
+      keys:                           # by key id (key_ and 12 hex digits) or the key's sha256: line
+        default: {requests_per_minute: 100}        # each key without an entry of its own
+      users:                          # by extra.user.id
+        default: {usd_per_day: 0.50}
+        u-vip: {usd_per_day: 5}
+      models:                         # by provider/model, as routed
+        upstream/gpt-4o: {tokens_per_minute: 50000, usd_per_day: 2, max_output_tokens: 16384}
+```
+
+Every limit that applies to a call must hold: the project's, its key's, its user's and its model's. A
+``default`` entry applies to each key, user or model that has no entry of its own, each counted on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from relaygate.keys import key_digest, key_id
+from relaygate.pricing.models import parse_price_key
+
+__all__ = ["DEFAULT", "LIMIT_NAMES", "USD_LIMITS", "LimitSet", "ModelLimits", "ProjectLimits"]
+
+DEFAULT = "default"
+USD_LIMITS = ("usd_per_day", "usd_per_month", "usd_total")
+LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute", *USD_LIMITS)
+
+_KEY_ID = re.compile(r"^key_[0-9a-f]{12}$")
+_KEY_LINE = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+Usd = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, decimal_places=9)]
+
+
+class LimitSet(BaseModel):
+    """Limits of one scope; a limit left out does not apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    usd_per_day: Usd | None = None
+    usd_per_month: Usd | None = None
+    usd_total: Usd | None = None
+
+    @property
+    def has_usd(self) -> bool:
+        return any(getattr(self, name) is not None for name in USD_LIMITS)
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in LIMIT_NAMES)
+
+
+class ModelLimits(LimitSet):
+    """Limits of a model, and the output cap its reservations assume when a request sets no max_tokens."""
+
+    max_output_tokens: int | None = Field(None, ge=1)
+
+
+class ProjectLimits(ModelLimits):
+    keys: dict[str, LimitSet] = Field(default_factory=dict)
+    users: dict[str, LimitSet] = Field(default_factory=dict)
+    models: dict[str, ModelLimits] = Field(default_factory=dict)
+
+    @field_validator("keys")
+    @classmethod
+    def _key_ids(cls, keys: dict[str, LimitSet]) -> dict[str, LimitSet]:
+        out = {}
+        for name, limits in keys.items():
+            if name == DEFAULT or _KEY_ID.match(name):
+                out[name] = limits
+            elif _KEY_LINE.match(name):
+                out[key_id(key_digest(name))] = limits
+            else:
+                raise ValueError(
+                    f"{name!r}: name a key by its id (key_ and 12 hex digits), its sha256: line or 'default'"
+                )
+        return out
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, ModelLimits]) -> dict[str, ModelLimits]:
+        for name in models:
+            if name != DEFAULT:
+                try:
+                    parse_price_key(name)
+                except ValueError:
+                    raise ValueError(f"{name!r}: name a model as provider/model, or 'default'") from None
+        return models
+
+    @property
+    def has_usd(self) -> bool:
+        groups: list[dict[str, LimitSet]] = [self.keys, self.users, dict(self.models)]
+        return super().has_usd or any(limits.has_usd for group in groups for limits in group.values())

@@ -1,0 +1,210 @@
+"""The worst case of a model call, reserved before it is forwarded, and what a stream cut short used.
+
+Prompt tokens are estimated from above without a tokenizer: a token of any byte-level BPE (OpenAI, Anthropic,
+Llama, ...) covers at least one byte, so the UTF-8 bytes of the text bound its tokens. Everything else sent
+to the model (roles, tool calls, tool definitions, ``response_format``) is counted as the bytes of its JSON,
+which is larger still; each message adds :data:`MESSAGE_OVERHEAD` and the request :data:`REQUEST_OVERHEAD`
+for the chat template's own tokens. An image costs a fixed :data:`IMAGE_TOKENS` (above the largest any
+provider bills for one image); other attached data (audio, files) is counted by the bytes of its encoding.
+
+Output tokens are bounded by ``max_completion_tokens`` or ``max_tokens``, times ``n``; without either, by the
+model's output cap (see :func:`output_cap`). The reserved cost is the prompt at the dearest of the model's
+input rates (plain, cache read, cache write) plus the output at its output rate, rounded up to a nano-dollar.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+import orjson
+
+from relaygate.pricing import ModelPrice, image_cost
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "IMAGE_TOKENS",
+    "MESSAGE_OVERHEAD",
+    "REQUEST_OVERHEAD",
+    "Estimate",
+    "StreamTally",
+    "estimate",
+    "token_cost",
+]
+
+MESSAGE_OVERHEAD = 8
+REQUEST_OVERHEAD = 16
+# OpenAI bills a high-detail image at most ~2,500 tokens (gpt-4.1-mini's 1,536 patches x 1.62), Anthropic
+# ~1,600 (1.15 megapixels / 750); Gemini's tiles stay well below.
+IMAGE_TOKENS = 3000
+# The output cap assumed when a request sets no max_tokens and the config names none for the model.
+DEFAULT_MAX_OUTPUT_TOKENS = 32768
+# Request fields that reach the model as part of its prompt.
+PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format", "prediction")
+
+_MILLION = Decimal(1_000_000)
+_NANOS = Decimal(1_000_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Upper bounds of a call: its prompt and output tokens; for image generation, its images."""
+
+    prompt_tokens: int
+    output_tokens: int = 0
+    images: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+
+def estimate(endpoint: str, body: dict[str, Any], output_cap: int) -> Estimate:
+    """The worst case of a request to ``endpoint`` (``chat``, ``embeddings``, ``images``)."""
+    if endpoint == "embeddings":
+        return Estimate(prompt_tokens=_input_tokens(body.get("input")))
+    if endpoint == "images":
+        return Estimate(prompt_tokens=_text_tokens(body.get("prompt")), images=_n(body))
+    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m) for m in _list(body.get("messages")))
+    prompt += sum(_json_tokens(body[name]) for name in PROMPT_FIELDS if body.get(name) is not None)
+    return Estimate(prompt_tokens=prompt, output_tokens=max_output_tokens(body, output_cap) * _n(body))
+
+
+def max_output_tokens(body: dict[str, Any], output_cap: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return output_cap
+
+
+def token_cost(prompt_tokens: int, output_tokens: int, price: ModelPrice | None) -> int | None:
+    """Nano-dollars of ``prompt_tokens`` at the dearest input rate and ``output_tokens``, rounded up; ``None``
+    when the price has no rate for tokens that are used."""
+    if price is None or (price.input is None and prompt_tokens) or (price.output is None and output_tokens):
+        return None
+    input_rate = max(rate for rate in (price.input, price.cached_input, price.cache_write) if rate is not None)
+    total = prompt_tokens * input_rate + output_tokens * (price.output or Decimal(0))
+    return int((total / _MILLION * _NANOS).to_integral_value(rounding=ROUND_CEILING))
+
+
+def images_cost(body: dict[str, Any], images: int, price: ModelPrice | None) -> int | None:
+    """Nano-dollars of generating ``images`` at the request's size and quality (the dearest when it says auto)."""
+    size, quality = body.get("size"), body.get("quality")
+    usd = image_cost(
+        price, images, size if isinstance(size, str) else None, quality if isinstance(quality, str) else None
+    )
+    return None if usd is None else math.ceil(Decimal(str(usd)) * _NANOS)
+
+
+class StreamTally:
+    """Counts what a stream sent, so that one cut short without usage settles to an estimate, never to zero.
+
+    A :class:`~relaygate.context.ResponseObserver`. Output tokens are estimated as one per chunk that carried
+    text, or a token per four bytes of that text when that is more.
+    """
+
+    __slots__ = ("bytes", "chunks")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.chunks = 0
+
+    @property
+    def output_tokens(self) -> int:
+        return max(self.chunks, math.ceil(self.bytes / 4))
+
+    def on_response(self, ctx: Any, body: dict[str, Any]) -> None:
+        pass
+
+    def on_chunk(self, ctx: Any, chunk: dict[str, Any]) -> None:
+        size = 0
+        for choice in _list(chunk.get("choices")):
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            for name in ("content", "refusal", "reasoning_content"):
+                size += _text_bytes(delta.get(name))
+            for call in _list(delta.get("tool_calls")):
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    size += _text_bytes(function.get("name")) + _text_bytes(function.get("arguments"))
+        if size:
+            self.chunks += 1
+            self.bytes += size
+
+    def on_end(self, ctx: Any) -> None:
+        pass
+
+
+def _message_tokens(message: Any) -> int:
+    if not isinstance(message, dict):
+        return MESSAGE_OVERHEAD + _json_tokens(message)
+    tokens = MESSAGE_OVERHEAD
+    for name, value in message.items():
+        if name == "content":
+            tokens += _content_tokens(value)
+        elif value is not None:
+            tokens += _json_tokens(value)
+    return tokens
+
+
+def _content_tokens(content: Any) -> int:
+    if content is None or isinstance(content, str):
+        return _text_tokens(content)
+    if not isinstance(content, list):
+        return _json_tokens(content)
+    tokens = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" or kind == "refusal":
+            tokens += _text_tokens(part.get(kind))
+        elif kind == "image_url":
+            tokens += IMAGE_TOKENS
+        else:
+            tokens += _json_tokens(part)
+    return tokens
+
+
+def _input_tokens(value: Any) -> int:
+    """Embeddings input: text, texts, or token arrays (counted exactly)."""
+    if isinstance(value, str):
+        return _text_tokens(value)
+    if not isinstance(value, list):
+        return _json_tokens(value)
+    tokens = 0
+    for item in value:
+        if isinstance(item, int):
+            tokens += 1
+        elif isinstance(item, list):
+            tokens += len(item)
+        else:
+            tokens += _text_tokens(item) if isinstance(item, str) else _json_tokens(item)
+    return tokens
+
+
+def _text_tokens(text: Any) -> int:
+    return _text_bytes(text) if isinstance(text, str) else 0
+
+
+def _text_bytes(text: Any) -> int:
+    return len(text.encode()) if isinstance(text, str) else 0
+
+
+def _json_tokens(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(str(value).encode())
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _n(body: dict[str, Any]) -> int:
+    """How many answers (chat) or images the request asks for."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
