@@ -10,6 +10,11 @@ Config = dict[str, Any]
 
 def _no_ledger(config: Config) -> None:
     config["database"] = None
+    # Budgets are counted against the ledger and cannot be had without it; the rate limits stay.
+    for project in config.get("projects", ()):
+        limits = project.get("limits") or {}
+        for budget in ("usd_per_day", "usd_per_month", "usd_total"):
+            limits.pop(budget, None)
 
 
 def _no_guards(config: Config) -> None:
@@ -18,10 +23,16 @@ def _no_guards(config: Config) -> None:
         project.pop("guards", None)
 
 
+def _no_limits(config: Config) -> None:
+    for project in config.get("projects", ()):
+        project.pop("limits", None)
+
+
 # Path name: (the layer, how it changes the config of "relaygate, every middleware on"). Tracing is switched
 # off in the environment (OTEL_SDK_DISABLED), as a user would.
 LAYER_OFF: dict[str, tuple[str, Callable[[Config], None]]] = {
     "relaygate-notrace": ("tracing", lambda config: None),
     "relaygate-noledger": ("ledger", _no_ledger),
     "relaygate-noguards": ("regex and pii guards", _no_guards),
+    "relaygate-nolimits": ("limits", _no_limits),
 }

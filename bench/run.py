@@ -122,7 +122,13 @@ def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
 
 
-def _relaygate_full(name: str = "relaygate-full") -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+# USD per 1M tokens of the fake upstream's models (gpt-4o-mini's), priced for the budgets of the full stack.
+BENCH_PRICE = {"input": 0.15, "output": 0.60}
+
+
+def _relaygate_full(
+    phases: Phases, name: str = "relaygate-full"
+) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
     def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
         # Spans go through the batch processor and the OTLP/HTTP exporter to the fake upstream,
         # which accepts exports; with tracing off, OpenTelemetry is disabled as a user would.
@@ -133,6 +139,15 @@ def _relaygate_full(name: str = "relaygate-full") -> Callable[[str, Path], tuple
         )
         config = yaml.safe_load((BENCH_DIR / "relaygate-full.yaml").read_text())
         config["database"] = f"sqlite:///{work / (name + '.db')}"
+        # The fake upstream's models get a price, so that the budgets reserve and settle real amounts.
+        models = [
+            JSON_MODEL,
+            *{
+                stream_model(phases.stream_chunks, phases.stream_gap_ms),
+                stream_model(phases.concurrent_chunks, phases.concurrent_gap_ms),
+            },
+        ]
+        config["prices"] = {f"up/{model}": BENCH_PRICE for model in models}
         if name in LAYER_OFF:
             LAYER_OFF[name][1](config)
         path = work / f"{name}.yaml"
@@ -188,10 +203,10 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
     specs += [
         PathSpec("relaygate-min", "relaygate, proxy only", True, _relaygate_min),
         *(
-            PathSpec(name, f"relaygate, every middleware on, {layer} off", False, _relaygate_full(name))
+            PathSpec(name, f"relaygate, every middleware on, {layer} off", False, _relaygate_full(phases, name))
             for name, (layer, _) in LAYER_OFF.items()
         ),
-        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full()),
+        PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full(phases)),
     ]
     if litellm:
         specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))
