@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from relaygate.keys import ApiKey
     from relaygate.providers.base import Provider
 
-__all__ = ["SCOPE_KEY", "RequestContext", "ResponseObserver", "Route", "Usage", "get_context"]
+__all__ = ["SCOPE_KEY", "Attempt", "RequestContext", "ResponseObserver", "Route", "Usage", "get_context"]
 
 SCOPE_KEY = "relaygate"
 
@@ -58,6 +58,23 @@ class Route:
     requested: str
 
 
+@dataclass(slots=True)
+class Attempt:
+    """One call to a provider made for the request (a request routed with fallbacks may make several)."""
+
+    provider: str
+    model: str
+    # The provider's answer: 200 for the attempt that answered, the (mapped) error status of one that
+    # failed, None when no answer came (timeout, connection failure).
+    status: int | None = None
+    # The error code (or type) of a failed attempt.
+    error: str | None = None
+    # Seconds until the attempt answered (a stream: its first chunk) or failed.
+    duration: float = 0.0
+    # Whether another attempt followed this one.
+    retried: bool = False
+
+
 class ResponseObserver(Protocol):
     """Sees what the proxy sees of a response, parsed once."""
 
@@ -81,7 +98,10 @@ class RequestContext:
     endpoint: str | None = None
     body: dict[str, Any] | None = None
     request: Any = None
+    # The provider model the request went to: the target that answered, or the last one tried.
     route: Route | None = None
+    # Every call to a provider, in order (see Attempt); the last one is the route's.
+    attempts: list[Attempt] = field(default_factory=list)
     user: dict[str, Any] | None = None
     response_id: str | None = None
     response_model: str | None = None
@@ -118,6 +138,15 @@ class RequestContext:
         self.ended_at = time.perf_counter()
         for observer in self.observers:
             observer.on_end(self)
+
+    def reset_response(self) -> None:
+        """Forget what a failed attempt recorded of its answer before the next attempt starts."""
+        self.response_id = None
+        self.response_model = None
+        self.usage = None
+        self.finish_reasons = []
+        self.first_chunk_at = None
+        self.error = None
 
     def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")

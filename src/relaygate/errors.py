@@ -23,6 +23,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ServerError",
+    "ServiceUnavailableError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -106,6 +107,14 @@ class PayloadTooLargeError(GatewayError):
 class ServerError(GatewayError):
     status = 500
     type = "server_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    """Nothing can answer now (every target of the request is cooling down); say when to come back."""
+
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

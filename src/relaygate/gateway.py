@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware, Tracing
 from relaygate.providers import build_providers
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
+from relaygate.routing.shared import RedisMetricsSync
 from relaygate.settings import Settings, load_settings
 from relaygate.telemetry import Export, Telemetry
 
@@ -43,7 +45,9 @@ class Gateway:
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable."""
         self.settings = settings if settings is not None else Settings()
         telemetry_settings = self.settings.telemetry
         # Without providers given here, spans go to the global TracerProvider: the host's, or the one
@@ -61,7 +65,21 @@ class Gateway:
         # Providers relaygate installed itself (relaygate serve), flushed at shutdown.
         self.export: Export | None = None
         self.providers = build_providers(self.settings)
-        self.router = ModelRouter(self.providers, default_provider=self.settings.default_provider)
+        self.router = ModelRouter(
+            self.providers,
+            default_provider=self.settings.default_provider,
+            models=self.settings.models,
+            retry=self.settings.retry,
+            breaker=self.settings.breaker,
+            rng=rng,
+        )
+        counters = self.settings.counters
+        # The optimized strategy's figures are shared when limit counters are (and only through Redis).
+        self.metrics_sync = (
+            RedisMetricsSync(self.router.metrics, counters, keys=self.router.target_keys)
+            if counters is not None and counters.startswith(("redis://", "rediss://", "unix://"))
+            else None
+        )
         self.keys = KeyRing.from_projects(
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
@@ -123,6 +141,8 @@ class Gateway:
         try:
             for provider in self.providers.values():
                 await provider.start()
+            if self.metrics_sync is not None:
+                await self.metrics_sync.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -136,6 +156,8 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        if self.metrics_sync is not None:
+            await self.metrics_sync.stop()
         for provider in self.providers.values():
             await provider.aclose()
         if self.export is not None:
