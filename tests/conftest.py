@@ -41,6 +41,7 @@ def fake_upstream(fake_upstream_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
     fake, _ = fake_upstream_server
     fake.requests.clear()
     fake.disconnected.clear()
+    fake.scripts.clear()
     return fake
 
 
