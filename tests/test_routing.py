@@ -574,3 +574,16 @@ async def test_each_attempt_is_its_own_client_span(upstream_url: str, fake_upstr
     # Each attempt sent its own span as the upstream's parent.
     parents = [r.headers["traceparent"].split("-")[2] for r in fake_upstream.requests]
     assert parents == [format(calls[0].context.span_id, "016x"), format(calls[2].context.span_id, "016x")]
+
+
+async def test_a_request_router_may_lower_the_retries_but_not_raise_them(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    async for _, client in serving(routing_settings(upstream_url, retry={"max_attempts": 3})):
+
+        async def attempts(max_attempts: int, *, on: httpx.AsyncClient = client) -> str:
+            router = {"type": "fallback", "targets": ["upstream/status-500"], "retry": {"max_attempts": max_attempts}}
+            body = {"model": "router/dynamic", "messages": HI, "router": router}
+            return str((await on.post("/v1/chat/completions", json=body)).headers["x-relaygate-attempts"])
+
+        assert (await attempts(1), await attempts(10)) == ("1", "3")

@@ -45,8 +45,9 @@ T = TypeVar("T")
 Call = Callable[[Target, dict[str, Any], "_Span"], Awaitable[T]]
 
 ERROR_EVENT = b'data: {"error"'
-# Error types of a stream's error event that say the client's request was at fault.
-CLIENT_ERROR_TYPES = frozenset({"invalid_request_error"})
+# Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
+# of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
+PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
 
 
 @dataclass(slots=True)
@@ -105,9 +106,10 @@ class Fallback:
                     raise UpstreamTimeoutError(
                         f"Provider '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s."
                     ) from None
-                if ctx.error is not None and first.startswith(ERROR_EVENT):
-                    # The stream's first event is an error: nothing has reached the client yet.
-                    raise _stream_failure(first, provider.name)
+                failure = _provider_failure(first, provider.name) if ctx.error is not None else None
+                if failure is not None:
+                    # The stream's first event is the provider failing: nothing has reached the client yet.
+                    raise failure
             except BaseException:
                 if frames is not None:
                     await frames.aclose()
@@ -286,16 +288,18 @@ def route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def _stream_failure(first: bytes, provider: str) -> UpstreamError:
-    """The error event that ended a stream within its first read, as an error with a status."""
-    at = first.rfind(b"data: ")
+def _provider_failure(first: bytes, provider: str) -> UpstreamError | None:
+    """The error of a stream whose first event says the provider failed (overloaded, rate limited, a
+    server error), as an error with a status to retry; ``None`` for any other first frame, which is
+    relayed as it is (an error event of another kind, e.g. a guard's refusal, is never retried)."""
+    if not first.startswith(ERROR_EVENT):
+        return None
     try:
-        payload = orjson.loads(first[at + len(b"data: ") :]) if at >= 0 else {}
+        payload = orjson.loads(first[len(b"data: ") :])
     except orjson.JSONDecodeError:
-        payload = {}
+        return None
     error = stream_error(provider, payload.get("error") if isinstance(payload, dict) else None)
-    if error.type in CLIENT_ERROR_TYPES:
-        error.status = 400
-    elif error.type == "rate_limit_error" or error.code == "rate_limit_exceeded":
-        error.status = 429
+    if error.type not in PROVIDER_FAILURE_TYPES:
+        return None
+    error.status = 429 if error.type == "rate_limit_error" else 503
     return error

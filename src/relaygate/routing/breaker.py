@@ -21,6 +21,8 @@ from relaygate.settings import BreakerSettings
 __all__ = ["BreakerState", "CircuitBreaker"]
 
 BreakerState = Literal["closed", "open", "half_open"]
+# Targets with failures on record beyond which closed ones are forgotten (clients may invent model names).
+MAX_TRACKED = 10_000
 
 
 @dataclass(slots=True)
@@ -66,6 +68,8 @@ class CircuitBreaker:
     def failed(self, key: str) -> None:
         if not self.settings.enabled:
             return
+        if key not in self._targets and len(self._targets) >= MAX_TRACKED:
+            self._targets = {k: t for k, t in self._targets.items() if t.opened_at is not None}
         target = self._targets.setdefault(key, _Target())
         target.failures += 1
         if target.trial or target.failures >= self.settings.failures:

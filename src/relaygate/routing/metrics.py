@@ -34,6 +34,7 @@ class TargetMetrics:
         self._local: dict[str, dict[int, Sums]] = {}
         self._pending: dict[tuple[str, int], Sums] = {}
         self._shared: dict[str, Sums] | None = None
+        self._swept = 0
         # Set by whoever shares the figures; until then nothing waits to be pushed.
         self.sharing = False
 
@@ -44,12 +45,12 @@ class TargetMetrics:
         """One attempt's outcome."""
         bucket = self.bucket()
         sample = [1.0, float(failed), latency or 0.0, float(latency is not None), ttft or 0.0, float(ttft is not None)]
+        if bucket != self._swept:
+            self._sweep(bucket)
         buckets = self._local.setdefault(key, {})
         _add(buckets.setdefault(bucket, [0.0] * len(FIELDS)), sample)
         if self.sharing:
             _add(self._pending.setdefault((key, bucket), [0.0] * len(FIELDS)), sample)
-        for old in [b for b in buckets if b <= bucket - WINDOW_BUCKETS]:
-            del buckets[old]
 
     def figure(self, key: str, metric: Metric) -> float | None:
         """The target's current mean of ``metric`` (lower is better), or ``None`` when it has no samples."""
@@ -74,6 +75,18 @@ class TargetMetrics:
     def set_shared(self, totals: Mapping[str, Sums] | None) -> None:
         """The window's totals of every process, by target; ``None`` goes back to this process's own."""
         self._shared = dict(totals) if totals is not None else None
+
+    def _sweep(self, bucket: int) -> None:
+        """Drop buckets that left the window, and targets left without any (clients may invent model
+        names: only the last minute's are kept)."""
+        self._swept = bucket
+        oldest = bucket - WINDOW_BUCKETS
+        for key in list(self._local):
+            live = {b: sums for b, sums in self._local[key].items() if b > oldest}
+            if live:
+                self._local[key] = live
+            else:
+                del self._local[key]
 
     def _totals(self, key: str) -> Sums | None:
         if self._shared is not None and key in self._shared:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from relaygate.context import RequestContext, Route
@@ -126,7 +127,13 @@ class ModelRouter:
     def _virtual(self, requested: str, body: Mapping[str, Any]) -> VirtualModel | None:
         if requested == DYNAMIC:
             settings, name = parse_router(body.get("router"))
-            return self._compile(name or DYNAMIC, settings, _request_error, requested=DYNAMIC)
+            model = self._compile(name or DYNAMIC, settings, _request_error, requested=DYNAMIC)
+            # A client may ask for fewer attempts and shorter waits than the operator allows, never more.
+            bounded = {
+                field: min(getattr(model.retry, field), getattr(self.retry, field))
+                for field in ("max_attempts", "deadline", "max_retry_after")
+            }
+            return replace(model, retry=model.retry.model_copy(update=bounded))
         virtual = self.virtual.get(requested)
         prefix, slash, name = requested.partition("/")
         if virtual is None and slash and prefix == ROUTER_PREFIX:
