@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -36,6 +36,7 @@ from relaygate.providers.base import Endpoint, read_all
 from relaygate.providers.errors import stream_error
 from relaygate.routing import ModelRouter, Plan, Target
 from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
+from relaygate.settings import RetrySettings
 from relaygate.telemetry import AttemptSpan, Telemetry
 from relaygate.upstream import UpstreamResponse
 
@@ -138,24 +139,20 @@ class Fallback:
     async def _run(
         self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any], call: Call[T], *, stream: bool
     ) -> tuple[Target, T]:
-        retry, breaker, metrics = plan.retry, self.router.breaker, self.router.metrics
-        deadline = self.clock() + retry.deadline
-        ready_at: dict[str, float] = {}
-        failures: dict[str, int] = {}
-        out: set[str] = set()
+        retry, breaker = plan.retry, self.router.breaker
+        tries = _Tries(deadline=self.clock() + retry.deadline)
         error: GatewayError | None = None
         position = made = 0
         while made < retry.max_attempts:
-            picked = self._pick(plan.targets, position, out, ready_at, deadline)
+            picked = self._pick(plan.targets, position, tries)
             if picked is None:
                 break
             index, target, wait = picked
-            key = target.key
             if wait > 0:
                 try:
                     await anyio.sleep(wait)
                 except BaseException:
-                    breaker.released(key)
+                    breaker.released(target.key)
                     raise
             made += 1
             if ctx.attempts:
@@ -173,30 +170,15 @@ class Fallback:
                 attempt.duration = self.clock() - started
                 attempt.status, attempt.error = _outcome(failure)
                 span.fail(ctx, attempt.error)
-                judged = verdict(failure)
-                if judged is Verdict.STOP:
-                    # The provider answered (or nothing was sent): either way it is not the target failing.
-                    if isinstance(failure, UpstreamError):
-                        breaker.succeeded(key)
-                    else:
-                        breaker.released(key)
+                if not self._may_retry(target, failure, retry, tries):
                     raise _answered_by(failure, ctx) from None
-                breaker.failed(key)
-                metrics.record(key, failed=True)
-                failures[key] = failures.get(key, 0) + 1
-                asked = retry_after(failure)
-                if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
-                    out.add(key)
-                else:
-                    wait = max(backoff(retry, failures[key], self.router.rng), asked or 0.0)
-                    ready_at[key] = self.clock() + wait
                 error, position = failure, index + 1
                 continue
             except BaseException:
-                breaker.released(key)
+                breaker.released(target.key)
                 raise
             attempt.status, attempt.duration = 200, self.clock() - started
-            breaker.succeeded(key)
+            breaker.succeeded(target.key)
             return target, result
         if error is None:
             ctx.route = plan.targets[0].route
@@ -207,22 +189,39 @@ class Fallback:
             )
         raise _answered_by(error, ctx) from None
 
-    def _pick(
-        self,
-        targets: tuple[Target, ...],
-        position: int,
-        out: set[str],
-        ready_at: dict[str, float],
-        deadline: float,
-    ) -> tuple[int, Target, float] | None:
+    def _may_retry(self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries) -> bool:
+        """Account a failed attempt; whether another may follow (on this target or another)."""
+        key, breaker = target.key, self.router.breaker
+        judged = verdict(failure)
+        if judged is Verdict.STOP:
+            # The provider answered (or nothing was sent): either way it is not the target failing.
+            if isinstance(failure, UpstreamError):
+                breaker.succeeded(key)
+            else:
+                breaker.released(key)
+            return False
+        breaker.failed(key)
+        self.router.metrics.record(key, failed=True)
+        tries.failures[key] = tries.failures.get(key, 0) + 1
+        asked = retry_after(failure)
+        if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
+            tries.out.add(key)
+        else:
+            wait = max(backoff(retry, tries.failures[key], self.router.rng), asked or 0.0)
+            tries.ready_at[key] = self.clock() + wait
+        return True
+
+    def _pick(self, targets: tuple[Target, ...], position: int, tries: _Tries) -> tuple[int, Target, float] | None:
+        """The next target, its index and how long to wait for it (see the module docstring); claimed
+        on its breaker."""
         now = self.clock()
         best: tuple[int, Target, float] | None = None
         for index in _round(len(targets), position):
             target = targets[index]
-            if target.key in out or not self.router.breaker.available(target.key):
+            if target.key in tries.out or not self.router.breaker.available(target.key):
                 continue
-            wait = max(0.0, ready_at.get(target.key, 0.0) - now)
-            if now + wait >= deadline:
+            wait = max(0.0, tries.ready_at.get(target.key, 0.0) - now)
+            if now + wait >= tries.deadline:
                 continue
             if best is None or wait < best[2]:
                 best = (index, target, wait)
@@ -245,6 +244,17 @@ class Fallback:
         if self.telemetry is None:
             return _NO_SPAN
         return self.telemetry.attempt(ctx, target.route, endpoint, body, stream=stream, number=number)
+
+
+@dataclass(slots=True)
+class _Tries:
+    """One request's record of its targets: when each may be tried again, how often each failed,
+    which are out of the request, and the deadline."""
+
+    deadline: float
+    ready_at: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    out: set[str] = field(default_factory=set)
 
 
 class _NoSpan:
