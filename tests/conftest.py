@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from relaygate import Gateway, Settings
-from relaygate.settings import ProjectSettings, ProviderSettings
+from relaygate.settings import ProjectSettings, ProviderSettings, RetrySettings
 from tests.databases import SESSION_PREFIX, drop_schemas, new_schema, require_postgres
 from tests.fakes.openai_server import FakeOpenAI
 from tests.redis_server import delete_keys, new_prefix, require_redis
@@ -51,6 +51,7 @@ def fake_upstream(fake_upstream_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
     fake, _ = fake_upstream_server
     fake.requests.clear()
     fake.disconnected.clear()
+    fake.scripts.clear()
     return fake
 
 
@@ -69,7 +70,8 @@ def make_settings(upstream_url: str, **overrides: Any) -> Settings:
             ProjectSettings(id="proj-b", keys=[KEY_B, KEY_AB]),
         ],
         admin_key=ADMIN_KEY,
-        **{"database": "sqlite:///:memory:", **overrides},
+        # One attempt unless a test asks for retries: most tests look at how one upstream answer is relayed.
+        **{"database": "sqlite:///:memory:", "retry": RetrySettings(max_attempts=1), **overrides},
     )
 
 

@@ -19,7 +19,7 @@ import pytest
 from starlette.types import Message
 
 from relaygate import Gateway, get_context
-from relaygate.settings import ProviderSettings, Settings
+from relaygate.settings import ProviderSettings, RetrySettings, Settings
 from tests.asgi import Exchange, http_scope, run
 from tests.fakes.anthropic_server import (
     API_KEY,
@@ -76,7 +76,8 @@ def fake(fake_server: tuple[FakeAnthropic, str]) -> FakeAnthropic:
 
 def settings(base_url: str, **provider: Any) -> Settings:
     options: dict[str, Any] = {"kind": "anthropic", "base_url": base_url, "api_key": API_KEY, **provider}
-    return Settings(providers={"anthropic": ProviderSettings(**options)})
+    # One attempt: these tests are about how an upstream's answer is mapped, not about retries.
+    return Settings(providers={"anthropic": ProviderSettings(**options)}, retry=RetrySettings(max_attempts=1))
 
 
 @pytest.fixture

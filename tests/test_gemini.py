@@ -21,7 +21,7 @@ import pytest
 
 from relaygate import Gateway, get_context
 from relaygate.providers.gemini.errors import retry_after
-from relaygate.settings import ProviderSettings, Settings
+from relaygate.settings import ProviderSettings, RetrySettings, Settings
 from tests.asgi import Exchange, http_scope, run
 from tests.fakes.gemini_server import (
     API_KEY,
@@ -92,7 +92,8 @@ def fake(gemini_server: tuple[FakeGemini, str]) -> FakeGemini:
 
 def gemini_settings(base_url: str, **provider: Any) -> Settings:
     options: dict[str, Any] = {"kind": "gemini", "base_url": base_url + "/v1beta", "api_key": API_KEY, **provider}
-    return Settings(providers={"gemini": ProviderSettings(**options)})
+    # One attempt: these tests are about how an upstream's answer is mapped, not about retries.
+    return Settings(providers={"gemini": ProviderSettings(**options)}, retry=RetrySettings(max_attempts=1))
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ import pytest
 
 from relaygate import Gateway
 from relaygate.pricing import ModelPrice
-from relaygate.settings import GuardSettings, ProjectSettings
+from relaygate.settings import GuardSettings, ProjectSettings, RetrySettings, VirtualModelSettings
 from tests.asgi import Exchange, http_scope, run
 from tests.conftest import ADMIN_KEY, KEY_A, KEY_B, make_settings
+from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
 
@@ -391,3 +392,21 @@ async def test_a_guards_model_calls_add_to_the_cost_and_its_results_are_recorded
     (guard,) = call.guards
     assert guard["id"] == "toxic" and guard["passed"] is True and guard["model"] == "upstream/judge"
     assert guard["cost_usd"] == pytest.approx(16 / 1_000_000)
+
+
+async def test_a_call_that_fell_back_records_its_routed_target_and_its_attempts(
+    upstream_url: str, database_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    smart = VirtualModelSettings(strategy="fallback", targets=["upstream/gpt-4o", "upstream/gpt-4o-mini"])
+    gateway = _gateway(upstream_url, database_url, models={"smart": smart}, retry=RetrySettings(backoff=0.01))
+    fake_upstream.script("gpt-4o", "500")
+    async with gateway.lifespan():
+        async with _client(gateway) as client:
+            response = await client.post("/v1/chat/completions", json=_chat("Hi", "smart"))
+            assert response.status_code == 200 and response.headers["x-model-name"] == "gpt-4o-mini"
+            assert gateway.ledger is not None
+            await gateway.ledger.writer.flush()
+            (call,) = await gateway.ledger.store.calls_of_trace("proj-a", response.headers["x-trace-id"])
+    assert (call.requested_model, call.provider, call.model) == ("smart", "upstream", "gpt-4o-mini")
+    assert call.cost_usd == pytest.approx(GPT_4O_MINI_CALL), "priced as the model that answered"
+    assert [(a["model"], a["status"]) for a in call.attempts] == [("gpt-4o", 500), ("gpt-4o-mini", 200)]

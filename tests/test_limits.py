@@ -23,7 +23,7 @@ from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import MESSAGE_OVERHEAD, REQUEST_OVERHEAD
 from relaygate.limits.limiter import Limiter
 from relaygate.pricing import ModelPrice
-from relaygate.settings import ProjectSettings, ProviderSettings
+from relaygate.settings import BreakerSettings, ProjectSettings, ProviderSettings, RetrySettings
 from relaygate.store import SpendKind, SpendScope
 from tests.conftest import KEY_A, KEY_AB, KEY_B, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
@@ -49,6 +49,9 @@ def settings(upstream_url: str, database: str | None, counters: str | None, limi
         database=database,
         counters=counters,
         prices=PRICES,
+        # Upstream failures reach the limits as they come: no retries, and no breaker turning them into 503s.
+        retry=RetrySettings(max_attempts=1),
+        breaker=BreakerSettings(enabled=False),
     )
 
 

@@ -60,6 +60,9 @@ projects:
     keys: ["{proj_b_key}"]
 admin_key: ${{RELAYGATE_ADMIN_KEY}}
 max_body_bytes: {max_body_bytes}
+# One attempt per request: these tests look at how one provider failure reaches the SDK (retries and
+# fallbacks are tested in test_routing.py).
+retry: {{max_attempts: 1}}
 """
 
 

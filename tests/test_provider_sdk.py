@@ -29,7 +29,7 @@ from openai.types.chat import (
 )
 
 from relaygate import Gateway, Settings
-from relaygate.settings import ProviderSettings
+from relaygate.settings import ProviderSettings, RetrySettings
 from tests.fakes import anthropic_server, gemini_server
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.gemini_server import FakeGemini, fake_vector
@@ -139,7 +139,9 @@ def settings(
         providers={
             "anthropic": ProviderSettings(kind="anthropic", base_url=fakes.anthropic_url, api_key=anthropic_key),
             "gemini": ProviderSettings(kind="gemini", base_url=fakes.gemini_url, api_key=gemini_key),
-        }
+        },
+        # One attempt: these tests are about how the SDK sees a provider's answers, not about retries.
+        retry=RetrySettings(max_attempts=1),
     )
 
 

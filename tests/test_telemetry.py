@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from relaygate import Gateway
-from relaygate.settings import TelemetrySettings
+from relaygate.settings import RetrySettings, TelemetrySettings
 from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -77,7 +77,8 @@ class Recorded:
 async def _client(
     upstream_url: str, recorded: Recorded, **telemetry: Any
 ) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    settings = make_settings(upstream_url, telemetry=TelemetrySettings(**telemetry))
+    # Retries as a gateway has them by default: each attempt is a span of its own.
+    settings = make_settings(upstream_url, telemetry=TelemetrySettings(**telemetry), retry=RetrySettings(backoff=0.01))
     gateway = Gateway(settings, tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
     async with gateway.lifespan():
         transport = httpx.ASGITransport(app=gateway.app)
@@ -178,11 +179,13 @@ async def test_a_streamed_call_span_covers_the_stream_and_records_the_first_chun
 async def test_a_failed_call_has_error_status_and_type(client: httpx.AsyncClient, recorded: Recorded) -> None:
     response = await client.post("/v1/chat/completions", json={**CHAT, "model": "upstream/status-503"})
     assert response.status_code == 503
-    call, server = recorded.one(SpanKind.CLIENT), recorded.one(SpanKind.SERVER)
-    assert call.status.status_code == StatusCode.ERROR
-    assert (call.attributes or {})["error.type"] == response.json()["error"]["code"] or (call.attributes or {})[
-        "error.type"
-    ] == response.json()["error"]["type"]
+    server = recorded.one(SpanKind.SERVER)
+    # A 503 is retried (three attempts by default), each attempt its own failed CLIENT span.
+    calls = [span for span in recorded.finished() if span.kind == SpanKind.CLIENT]
+    assert len(calls) == 3 == int(response.headers["x-relaygate-attempts"])
+    for call in calls:
+        assert call.status.status_code == StatusCode.ERROR
+        assert (call.attributes or {})["error.type"] == response.json()["error"]["code"]
     assert server.status.status_code == StatusCode.ERROR
     assert (server.attributes or {})["http.response.status_code"] == 503
 

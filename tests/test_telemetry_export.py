@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from relaygate import Gateway
+from relaygate.settings import RetrySettings
 from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY, make_settings
 from tests.otlp import OtlpReceiver, RecordedSpan
 from tests.servers import relaygate_serve
@@ -33,6 +34,7 @@ projects:
   - id: proj-a
     keys: ["{key}"]
 admin_key: {admin_key}
+retry: {{max_attempts: 1}}  # one CLIENT span per request, the failed one included
 """
 
 
@@ -126,7 +128,8 @@ async def test_the_fastapi_example_with_its_own_asgi_instrumentation_exports_one
     with OtlpReceiver() as receiver:
         provider = TracerProvider(resource=Resource.create({"service.name": "host-app"}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.traces_url)))
-        gateway = Gateway(make_settings(upstream_url), tracer_provider=provider)
+        # One attempt per request, so one CLIENT span each (the failed request's too).
+        gateway = Gateway(make_settings(upstream_url, retry=RetrySettings(max_attempts=1)), tracer_provider=provider)
         app = build_app(gateway, tracer_provider=provider)
         headers = {
             "authorization": f"Bearer {KEY_A}",

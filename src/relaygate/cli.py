@@ -148,6 +148,8 @@ def _check(args: argparse.Namespace) -> int:
     if gateway is None:
         return 2
     print("providers: " + ", ".join(f"{name} ({p.kind})" for name, p in gateway.providers.items()))
+    for model in gateway.router.virtual.values():
+        print(f"virtual model {model.name}: {model.strategy} over {', '.join(t.key for t in model.targets)}")
     print(f"projects: {', '.join(p.id for p in settings.projects) or '(none: every request is accepted)'}")
     print(f"admin API: {'on' if settings.admin_key else 'off'}")
     print(f"guards: {', '.join(f'{name} ({guard.type})' for name, guard in settings.guards.items()) or '(none)'}")

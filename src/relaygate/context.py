@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCOPE_KEY",
+    "Attempt",
     "OutputFilter",
     "RequestContext",
     "ResponseObserver",
@@ -69,6 +70,23 @@ class Route:
     provider: Provider
     model: str
     requested: str
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to a provider made for the request (a request routed with fallbacks may make several)."""
+
+    provider: str
+    model: str
+    # The provider's answer: 200 for the attempt that answered, the (mapped) error status of one that
+    # failed, None when no answer came (timeout, connection failure).
+    status: int | None = None
+    # The error code (or type) of a failed attempt.
+    error: str | None = None
+    # Seconds until the attempt answered (a stream: its first chunk) or failed.
+    duration: float = 0.0
+    # Whether another attempt followed this one.
+    retried: bool = False
 
 
 class ResponseObserver(Protocol):
@@ -120,7 +138,10 @@ class RequestContext:
     endpoint: str | None = None
     body: dict[str, Any] | None = None
     request: Any = None
+    # The provider model the request went to: the target that answered, or the last one tried.
     route: Route | None = None
+    # Every call to a provider, in order (see Attempt); the last one is the route's.
+    attempts: list[Attempt] = field(default_factory=list)
     user: dict[str, Any] | None = None
     response_id: str | None = None
     response_model: str | None = None
@@ -173,6 +194,15 @@ class RequestContext:
             return False
         usage["cost"] = self.cost_usd
         return True
+
+    def reset_response(self) -> None:
+        """Forget what a failed attempt recorded of its answer before the next attempt starts."""
+        self.response_id = None
+        self.response_model = None
+        self.usage = None
+        self.finish_reasons = []
+        self.first_chunk_at = None
+        self.error = None
 
     def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")

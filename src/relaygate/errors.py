@@ -142,8 +142,11 @@ class GuardError(ServerError):
 
 
 class ServiceUnavailableError(GatewayError):
+    """Nothing can answer now (every target cooling down, the limit counters unreachable); say when to come back."""
+
     status = 503
     type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from relaygate.providers import build_providers
 from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
+from relaygate.routing.shared import RedisMetricsSync
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
@@ -62,7 +64,9 @@ class Gateway:
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable."""
         self.settings = settings if settings is not None else Settings()
         telemetry_settings = self.settings.telemetry
         # Without providers given here, spans go to the global TracerProvider: the host's, or the one
@@ -80,13 +84,30 @@ class Gateway:
         # Providers relaygate installed itself (relaygate serve), flushed at shutdown.
         self.export: Export | None = None
         self.providers = build_providers(self.settings)
-        self.router = ModelRouter(self.providers, default_provider=self.settings.default_provider)
+        # One price book for the ledger, the limits and the optimized routing strategy.
+        self.prices = PriceBook(overrides=self.settings.prices)
+        self.router = ModelRouter(
+            self.providers,
+            default_provider=self.settings.default_provider,
+            models=self.settings.models,
+            retry=self.settings.retry,
+            breaker=self.settings.breaker,
+            rng=rng,
+            prices=self.prices,
+        )
+        counters = self.settings.counters
+        # The optimized strategy's figures are shared when limit counters are (and only through Redis).
+        self.metrics_sync = (
+            RedisMetricsSync(self.router.metrics, counters, keys=self.router.target_keys)
+            if counters is not None and counters.startswith(("redis://", "rediss://", "unix://"))
+            else None
+        )
         self.keys = KeyRing.from_projects(
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
-        self.ledger = self._ledger(self.settings, self.providers)
+        self.ledger = self._ledger(self.settings, self.providers, self.prices)
         self.limiter = self._limiter(self.settings, self.router, self.ledger)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
@@ -123,13 +144,13 @@ class Gateway:
         self._lifespans = 0
 
     @staticmethod
-    def _ledger(settings: Settings, providers: Mapping[str, Provider]) -> Ledger | None:
+    def _ledger(settings: Settings, providers: Mapping[str, Provider], prices: PriceBook) -> Ledger | None:
         if settings.database is None:
             return None
         stores_messages = {project.id: project.store_messages for project in settings.projects}
         return Ledger(
             open_store(settings.database),
-            prices=PriceBook(overrides=settings.prices),
+            prices=prices,
             store_messages=lambda project_id: stores_messages.get(project_id, True),
             provider_kinds={name: provider.kind for name, provider in providers.items()},
         )
@@ -191,6 +212,8 @@ class Gateway:
                 await self.ledger.start()
             if self.limiter is not None:
                 await self.limiter.start()
+            if self.metrics_sync is not None:
+                await self.metrics_sync.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -204,6 +227,8 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        if self.metrics_sync is not None:
+            await self.metrics_sync.stop()
         if self.limiter is not None:
             await self.limiter.aclose()
         if self.ledger is not None:

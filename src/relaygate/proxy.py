@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -12,20 +11,20 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from relaygate._asgi import Headers, read_json_body, route_path, send_json
-from relaygate.context import RequestContext, Route, get_context
+from relaygate.context import RequestContext, get_context
 from relaygate.errors import (
     ClientDisconnected,
     GatewayError,
     MethodNotAllowedError,
     NotFoundError,
     ServerError,
-    UpstreamTimeoutError,
     send_error,
     sse_error_frame,
 )
-from relaygate.providers.base import Endpoint, read_all
+from relaygate.fallback import Fallback, route_headers
+from relaygate.providers.base import Endpoint
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
-from relaygate.routing import ModelRouter
+from relaygate.routing import ModelRouter, Plan
 from relaygate.telemetry import Telemetry
 
 __all__ = ["ProxyApp"]
@@ -44,12 +43,15 @@ MODELS_PREFIX = "/v1/models/"
 
 
 class ProxyApp:
-    """Parses the request once, routes its model to a provider and relays the answer.
+    """Parses the request once, routes its model to providers and relays the answer.
 
-    Streams are relayed frame by frame as the provider sends them; the response starts only once
-    the first frame is there, so a provider that fails or stays silent (``timeouts.first_chunk``)
-    still gets a real HTTP error status. When the client leaves mid-stream the upstream response is
-    closed at once. Every error, here or upstream, leaves in the OpenAI error shape.
+    The model gives a plan (:class:`~relaygate.routing.ModelRouter`): one target, or a virtual model's
+    targets in order; :class:`~relaygate.fallback.Fallback` calls them, retrying and falling back,
+    until one answers. Streams are relayed frame by frame as the provider sends them; the response
+    starts only once the first frame is there, so a provider that fails or stays silent
+    (``timeouts.first_chunk``) can still be replaced by the next target, or gets a real HTTP error
+    status. When the client leaves mid-stream the upstream response is closed at once. Every error,
+    here or upstream, leaves in the OpenAI error shape.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class ProxyApp:
         self.router = router
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
+        self.fallback = Fallback(router, telemetry=telemetry)
         self.routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self._chat),
             "/v1/embeddings": ("POST", self._embeddings),
@@ -118,36 +121,29 @@ class ProxyApp:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ChatCompletionRequest, body)
         self._note_user(ctx, request.extra)
-        route = self._route(ctx, "chat", request.model)
+        plan = self._plan(scope, ctx, "chat", request.model, body)
         if request.stream:
-            await self._stream(receive, send, ctx, route, body, usage_chunk=request.wants_usage_chunk)
+            await self._stream(receive, send, ctx, plan, body, usage_chunk=request.wants_usage_chunk)
         else:
-            await self._whole(send, ctx, route, "chat", body)
+            await self._whole(send, ctx, plan, "chat", body)
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(EmbeddingRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._route(ctx, "embeddings", request.model), "embeddings", body)
+        await self._whole(send, ctx, self._plan(scope, ctx, "embeddings", request.model, body), "embeddings", body)
 
     async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ImageGenerationRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._route(ctx, "images", request.model), "images", body)
+        await self._whole(send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
 
-    def _attempt(
-        self, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any], *, stream: bool
-    ) -> AbstractContextManager[None]:
-        """One call to the provider, as telemetry sees it (its span is current while the request goes out)."""
-        if self.telemetry is None:
-            return nullcontext()
-        return self.telemetry.attempt(ctx, route, endpoint, body, stream=stream)
-
-    def _route(self, ctx: RequestContext, endpoint: Endpoint, model: str) -> Route:
+    def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
         ctx.endpoint = endpoint
-        route = ctx.route = self.router.resolve(model)
-        return route
+        plan = self.router.plan(model, body, ctx=ctx, headers=scope["headers"])
+        ctx.route = plan.targets[0].route
+        return plan
 
     @staticmethod
     def _note_user(ctx: RequestContext, extra: Any) -> None:
@@ -155,56 +151,36 @@ class ProxyApp:
             ctx.user = extra.user.model_dump(exclude_none=True)
 
     async def _whole(
-        self, send: Send, ctx: RequestContext, route: Route, endpoint: Endpoint, body: dict[str, Any]
+        self, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
-        provider = route.provider
-        with self._attempt(ctx, route, endpoint, body, stream=False):
-            response = await provider.open(endpoint, body, route.model, stream=False)
-        raw = await read_all(response)
-        await send_json(send, 200, provider.response_body(endpoint, raw, ctx), _route_headers(route))
+        _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
+        await send_json(send, 200, answer, route_headers(ctx))
 
     async def _stream(
         self,
         receive: Receive,
         send: Send,
         ctx: RequestContext,
-        route: Route,
+        plan: Plan,
         body: dict[str, Any],
         *,
         usage_chunk: bool,
     ) -> None:
-        provider = route.provider
-        response = None
-        frames: AsyncGenerator[bytes, None] | None = None
+        opened = await self.fallback.stream(ctx, plan, body, usage_chunk=usage_chunk)
         try:
-            try:
-                with anyio.fail_after(provider.first_chunk_timeout):
-                    with self._attempt(ctx, route, "chat", body, stream=True):
-                        response = await provider.open("chat", body, route.model, stream=True)
-                    frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
-                    first = await anext(frames, b"")
-            except TimeoutError:
-                raise UpstreamTimeoutError(
-                    f"Provider '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s."
-                ) from None
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_route_headers(route)]}
-            )
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+            await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *route_headers(ctx)]})
+            await send({"type": "http.response.body", "body": opened.first, "more_body": True})
             finished = False  # stays so when the client leaves and the relay is cancelled
             async with anyio.create_task_group() as group:
                 group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
-                finished = await _relay(send, frames, ctx)
+                finished = await _relay(send, opened.frames, ctx)
                 group.cancel_scope.cancel()
             # Only now: servers answer receive() with a disconnect once the response is complete, which
             # the watcher above must not take for a client that left.
             if finished:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            if frames is not None:
-                await frames.aclose()
-            if response is not None:
-                await response.aclose()
+            await self.fallback.finish(ctx, opened)
 
     async def _models(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         await send_json(send, 200, orjson.dumps({"object": "list", "data": await self._model_entries()}))
@@ -218,6 +194,19 @@ class ProxyApp:
         raise NotFoundError(f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
 
     async def _model_entries(self) -> list[dict[str, Any]]:
+        virtual = [
+            {
+                "id": model.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "relaygate",
+                "provider": "relaygate",
+                "strategy": model.strategy,
+                "targets": [target.key for target in model.targets],
+                **({"description": model.description} if model.description else {}),
+            }
+            for model in self.router.virtual.values()
+        ]
         providers = list(self.router.providers.values())
         listed: list[list[str]] = [[] for _ in providers]
 
@@ -227,7 +216,7 @@ class ProxyApp:
         async with anyio.create_task_group() as group:
             for index in range(len(providers)):
                 group.start_soon(list_one, index)
-        return [
+        return virtual + [
             {
                 "id": f"{provider.name}/{model}",
                 "object": "model",
@@ -241,10 +230,6 @@ class ProxyApp:
 
     async def _health(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         await send_json(send, 200, b'{"status":"ok"}')
-
-
-def _route_headers(route: Route) -> Headers:
-    return [(b"x-model-name", route.model.encode()), (b"x-provider-name", route.provider.name.encode())]
 
 
 async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestContext) -> bool:

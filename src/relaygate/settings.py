@@ -11,11 +11,20 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from relaygate.keys import key_digest, key_id
 from relaygate.limits.config import DEFAULT, ProjectLimits
@@ -23,14 +32,19 @@ from relaygate.pricing.models import ModelPrice, parse_price_key
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "BreakerSettings",
     "ConfigError",
     "GuardOptions",
     "GuardSettings",
     "ProjectSettings",
     "ProviderSettings",
+    "RetrySettings",
+    "RouteSettings",
     "ServerSettings",
     "Settings",
+    "TargetSettings",
     "Timeouts",
+    "VirtualModelSettings",
     "load_settings",
     "set_config_path",
 ]
@@ -208,6 +222,137 @@ class TelemetrySettings(_Model):
     langdb_attributes: bool = False
 
 
+Strategy = Literal["fallback", "percentage", "random", "optimized", "conditional"]
+Metric = Literal["latency", "ttft", "error_rate", "cost"]
+# Request fields a target may not override: the conversation itself, the stream switch, the gateway's own.
+FIXED_FIELDS = frozenset({"model", "messages", "input", "prompt", "stream", "extra", "router", "mcp_servers"})
+# `router/<name>` addresses a virtual model; `router/dynamic` is the request's own `router` object.
+ROUTER_PREFIX = "router"
+DYNAMIC_MODEL = "dynamic"
+
+
+class RetrySettings(_Model):
+    """How a request is retried and sent on to its next target (see README.md, "Routing, fallbacks and retries").
+
+    An attempt that fails with 429, 408, 409, a 5xx, a timeout or a refused connection is followed by
+    another, on the next target that is not cooling down, or on the same target after a backoff.
+    """
+
+    # Upstream calls per request in all, over every target: 3 gives a plain provider/model two retries.
+    max_attempts: int = Field(3, ge=1, le=10)
+    # Seconds from the first attempt; no attempt starts, and no wait is begun, that would end after it.
+    deadline: float = Field(60.0, gt=0, le=3600)
+    # The first wait before a target is tried again; it doubles on each failure of that target, up to
+    # max_backoff, and is jittered (half of it fixed, half random) so that clients do not retry in step.
+    backoff: float = Field(0.25, ge=0, le=60)
+    max_backoff: float = Field(8.0, ge=0, le=300)
+    # A provider's Retry-After is waited for up to this many seconds; a longer one takes the target out
+    # of this request (the next target answers, or the client gets the 429 with its Retry-After).
+    max_retry_after: float = Field(30.0, ge=0, le=3600)
+
+
+class BreakerSettings(_Model):
+    """The circuit breaker of every target (provider/model), shared by all requests of a process."""
+
+    enabled: bool = True
+    # Consecutive failed attempts (of the kinds that are retried) that open a target's breaker.
+    failures: int = Field(5, ge=1)
+    # Seconds an open target is skipped; then one trial request goes through (half-open) and its
+    # outcome closes the breaker or opens it for another cooldown.
+    cooldown: float = Field(30.0, gt=0)
+
+
+def _target_object(value: Any) -> Any:
+    return {"model": value} if isinstance(value, str) else value
+
+
+class TargetSettings(BaseModel):
+    """A target of a virtual model: ``provider/model`` and request parameters to set (``null`` removes one)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _overridable(self) -> TargetSettings:
+        fixed = sorted(FIXED_FIELDS.intersection(self.model_extra or {}))
+        if fixed:
+            raise ValueError(f"a target cannot set {', '.join(fixed)}")
+        return self
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+Target = Annotated[TargetSettings, BeforeValidator(_target_object)]
+
+
+class RouteSettings(_Model):
+    """One route of a ``conditional`` virtual model: its targets, when every condition holds."""
+
+    when: dict[str, Any]
+    targets: list[Target] = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _conditions(cls, when: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: relaygate.routing imports this module.
+        from relaygate.routing.conditions import parse_when
+
+        parse_when(when)
+        return when
+
+
+class VirtualModelSettings(_Model):
+    """A model name that routes to provider models by a strategy, with fallbacks and retries."""
+
+    strategy: Strategy = "fallback"
+    targets: list[Target] = Field(min_length=1)
+    # percentage: one weight per target (any scale: [80, 20] or [0.8, 0.2]).
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+    # optimized: the live per-target figure to minimise.
+    metric: Metric = "latency"
+    # optimized: the share of requests sent to a target other than the best, so that every target's
+    # figures stay current.
+    explore: float = Field(0.05, ge=0, le=1)
+    # conditional: the first route whose conditions hold gives the targets; else ``targets`` do.
+    routes: list[RouteSettings] = Field(default_factory=list)
+    # Fields given here override the top-level ``retry``.
+    retry: RetrySettings | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _strategy_fields(self) -> VirtualModelSettings:
+        if self.strategy == "percentage":
+            if self.weights is None:
+                raise ValueError("weights: the percentage strategy needs one weight per target")
+            if len(self.weights) != len(self.targets):
+                raise ValueError(f"weights: {len(self.weights)} weights for {len(self.targets)} targets")
+            if not sum(self.weights) > 0:
+                raise ValueError("weights: at least one weight must be above 0")
+        elif self.weights is not None:
+            raise ValueError(f"weights: only the percentage strategy has weights, not {self.strategy}")
+        if self.strategy == "conditional" and not self.routes:
+            raise ValueError("routes: the conditional strategy needs at least one route")
+        if self.strategy != "conditional" and self.routes:
+            raise ValueError(f"routes: only the conditional strategy has routes, not {self.strategy}")
+        return self
+
+    def all_targets(self) -> list[tuple[str, TargetSettings]]:
+        """Every target with where it is written (``targets[1]``, ``routes[0].targets[0]``)."""
+        out = [(f"targets[{i}]", target) for i, target in enumerate(self.targets)]
+        for r, route in enumerate(self.routes):
+            out += [(f"routes[{r}].targets[{i}]", target) for i, target in enumerate(route.targets)]
+        return out
+
+    def retry_over(self, defaults: RetrySettings) -> RetrySettings:
+        """The retry settings of this model: its own fields over ``defaults``."""
+        if self.retry is None:
+            return defaults
+        return defaults.model_copy(update={key: getattr(self.retry, key) for key in self.retry.model_fields_set})
+
+
 class Settings(_Model):
     """The whole configuration. Build it in code or load it with :func:`load_settings`."""
 
@@ -225,11 +370,17 @@ class Settings(_Model):
     # Prices over the shipped catalogue, USD per 1M tokens: {"provider/model": {input, output, cached_input, ...}};
     # "provider" is a provider's name or a kind (openai, anthropic, gemini).
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
-    # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways.
+    # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways
+    # (and the per-target figures of the optimized routing strategy).
     counters: str | None = None
     # Guards by id; projects name their default ones, requests add theirs with extra.guards.
     guards: dict[str, GuardSettings] = Field(default_factory=dict)
     guard_options: GuardOptions = Field(default_factory=GuardOptions)
+    # Virtual models: a name clients ask for (``smart`` or ``router/smart``) routed to provider models.
+    models: dict[str, VirtualModelSettings] = Field(default_factory=dict)
+    # Retries of every request; a virtual model may override fields of it.
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
     @field_validator("providers")
     @classmethod
@@ -312,6 +463,42 @@ class Settings(_Model):
                     f"project {project.id!r} names guards that are not defined under guards: {', '.join(unknown)}"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _virtual_models_route_to_providers(self) -> Settings:
+        if ROUTER_PREFIX in self.providers:
+            raise ValueError(f"providers.{ROUTER_PREFIX}: the name is reserved for virtual models (router/<name>)")
+        problems = []
+        for name, model in self.models.items():
+            if not re.match(NAME_PATTERN, name) or name == DYNAMIC_MODEL:
+                problems.append(
+                    f"models.{name}: a virtual model's name holds only letters, digits, '_', '.' and '-', "
+                    f"and is not {DYNAMIC_MODEL!r}"
+                )
+            for where, target in model.all_targets():
+                problem = self.target_problem(target.model)
+                if problem:
+                    problems.append(f"models.{name}.{where}: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def target_problem(self, target: str) -> str | None:
+        """Why ``target`` (``provider/model``) cannot be routed with these settings, or ``None``."""
+        if target in self.models:
+            return f"{target!r} is a virtual model; targets name provider/model"
+        provider_name, slash, model = target.partition("/")
+        if not slash:
+            if self.default_provider is None:
+                return f"{target!r} is not provider/model"
+            provider_name, model = self.default_provider, target
+        known = sorted({*self.providers, "mock"})
+        if provider_name not in known or not model:
+            return f"unknown provider {provider_name!r} in {target!r}; the providers are: {', '.join(known)}"
+        provider = self.providers.get(provider_name)
+        if provider is not None and provider.models is not None and model not in provider.models:
+            return f"provider {provider_name!r} does not serve {model!r} (its models: {', '.join(provider.models)})"
+        return None
 
 
 def load_settings(
@@ -441,7 +628,7 @@ def _key_values(value: str) -> dict[str, str]:
 
 
 def _describe(exc: ValidationError) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for error in exc.errors():
         loc = _dotted(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
@@ -450,7 +637,8 @@ def _describe(exc: ValidationError) -> list[str]:
         elif error["type"] == "literal_error":
             # Only kinds are literals; other inputs are not echoed because they may be keys.
             message = f"{message} (got {error['input']!r})"
-        lines.append(f"{loc}: {message}" if loc else message)
+        # A check across the whole config may report several problems, one per line.
+        lines.extend(f"{loc}: {part}" if loc else part for part in message.split("\n"))
     return lines
 
 

@@ -17,6 +17,11 @@ What it does is chosen by the model name the gateway forwards:
 - ``judge``: a guard judge answering ``{"verdict": ...}``: fail when the judged text holds one of
   ``JUDGE_FAILS``; ``judge-garbage`` answers with prose instead of a verdict.
 
+A test can also script a model name's next answers (:meth:`FakeOpenAI.script`), one step per request,
+after which the name behaves as above: ``"500"`` (any status, with an OpenAI error body),
+``"429:2"`` (a status with ``Retry-After: 2``), ``"hang"`` (answers after 5 s, past any test timeout),
+``"error-first"`` (a 200 stream whose first event is an error) or ``"ok"``.
+
 ``POST /v1/moderations`` flags inputs holding one of ``MODERATION_FLAGS`` (category ``violence``).
 """
 
@@ -45,6 +50,21 @@ MODELS = ["gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "gpt-image-1"]
 class FakeOpenAI:
     requests: list[Seen] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    scripts: dict[str, list[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, model: str, *steps: str) -> None:
+        """The next answers to requests for ``model``, one step each (see the module docstring)."""
+        with self._lock:
+            self.scripts[model] = list(steps)
+
+    def models_seen(self, path: str = "/chat/completions") -> list[str]:
+        return [r.body.get("model") for r in self.requests if r.path.endswith(path)]
+
+    def _step(self, model: str) -> str | None:
+        with self._lock:
+            steps = self.scripts.get(model)
+            return steps.pop(0) if steps else None
 
     def last(self, path: str | None = None) -> Seen:
         matching = [r for r in self.requests if path is None or r.path.endswith(path)]
@@ -65,6 +85,21 @@ class FakeOpenAI:
             )
             return
         model = str(data.get("model", ""))
+        step = self._step(model)
+        if step == "hang":
+            await asyncio.sleep(5)
+        elif step == "error-first" and data.get("stream"):
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            )
+            overloaded = {"error": {"message": "overloaded", "type": "server_error", "code": "overloaded"}}
+            await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(overloaded) + b"\n\n"})
+            return
+        elif step is not None and step != "ok":
+            code, _, wait = step.partition(":")
+            failure = {"error": {"message": f"scripted failure {code}", "type": "fake_error", "code": f"fake_{code}"}}
+            await _json(send, int(code), failure, [(b"retry-after", wait.encode())] if wait else [])
+            return
         if model.startswith("status-"):
             status = int(model.removeprefix("status-"))
             extra = [(b"retry-after", b"7")] if status == 429 else []

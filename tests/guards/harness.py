@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate import Gateway, RequestContext, Settings, get_context
-from relaygate.settings import GuardOptions, ProjectSettings, ProviderSettings
+from relaygate.settings import GuardOptions, ProjectSettings, ProviderSettings, RetrySettings
 from tests.conftest import KEY_A, UPSTREAM_KEY
 
 
@@ -94,6 +94,8 @@ async def guarded(
         default_provider="upstream",
         guards=dict(guards),
         guard_options=GuardOptions(**options),
+        retry=RetrySettings(max_attempts=1),  # upstream failures are relayed as they come, not retried
+        database="sqlite:///:memory:",
     )
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()

@@ -38,7 +38,9 @@ async def chat(
     )
     status, error = 0, None
     attempt: AbstractContextManager[None] = (
-        env.telemetry.attempt(call, route, "chat", body, stream=False) if env.telemetry is not None else nullcontext()
+        env.telemetry.attempt(call, route, "chat", body, stream=False).current()
+        if env.telemetry is not None
+        else nullcontext()
     )
     try:
         with anyio.fail_after(timeout):

@@ -89,6 +89,16 @@ def call_record(
             }
             for result, cost in zip(ctx.guard_results, guard_costs, strict=True)
         ],
+        attempts=[
+            {
+                "provider": attempt.provider,
+                "model": attempt.model,
+                "status": attempt.status,
+                "error": attempt.error,
+                "duration_ms": round(attempt.duration * 1000, 3),
+            }
+            for attempt in ctx.attempts
+        ],
     )
 
 

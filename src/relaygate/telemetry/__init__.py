@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from relaygate.telemetry.export import Export, configure_export
-from relaygate.telemetry.spans import Telemetry
+from relaygate.telemetry.spans import AttemptSpan, Telemetry
 
-__all__ = ["Export", "Telemetry", "configure_export"]
+__all__ = ["AttemptSpan", "Export", "Telemetry", "configure_export"]

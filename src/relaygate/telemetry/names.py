@@ -62,6 +62,8 @@ USER_NAME = "relaygate.user.name"
 USER_TAGS = "relaygate.user.tags"
 REQUESTED_MODEL = "relaygate.request.model"
 ROUTE_PROVIDER = "relaygate.route.provider"
+# The attempt's number among the request's calls to providers (set from the second one on).
+ATTEMPT = "relaygate.attempt"
 COST_USD = "relaygate.cost.usd"
 ERROR_CODE = "relaygate.error"
 

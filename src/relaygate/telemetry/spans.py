@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from relaygate.context import RequestContext, Route
 
-__all__ = ["Telemetry"]
+__all__ = ["AttemptSpan", "Telemetry"]
 
 INSTRUMENTATION = "relaygate"
 PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -155,12 +155,20 @@ class Telemetry:
 
     # --- one upstream attempt -----------------------------------------------------------------------
 
-    @contextmanager
     def attempt(
-        self, ctx: RequestContext, route: Route, endpoint: str, body: Mapping[str, Any], *, stream: bool
-    ) -> Iterator[None]:
-        """A CLIENT span for one call to a provider, current while the request goes out (so the
-        upstream client sends its ``traceparent``) and ended when the proxy records the end."""
+        self,
+        ctx: RequestContext,
+        route: Route,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        stream: bool,
+        number: int = 1,
+    ) -> AttemptSpan:
+        """A CLIENT span for one call to a provider. It is made current around the sending
+        (:meth:`AttemptSpan.current`, so the upstream client sends its ``traceparent``) and ends either
+        when the attempt fails (:meth:`AttemptSpan.fail`) or, for the attempt that answers, when the
+        proxy records the request's end. ``number`` counts the request's attempts from 1."""
         operation = names.OPERATIONS.get(endpoint, endpoint)
         provider = route.provider
         attributes: dict[str, Any] = {
@@ -175,18 +183,17 @@ class Telemetry:
             names.ROUTE_PROVIDER: provider.name,
             **_parameters(endpoint, body, stream),
         }
+        if number > 1:
+            attributes[names.ATTEMPT] = number
         if self.capture_content and endpoint == "chat":
             messages, system = input_messages(body.get("messages"))
             attributes[names.INPUT_MESSAGES] = messages
             if system is not None:
                 attributes[names.SYSTEM_INSTRUCTIONS] = system
         span = self.tracer.start_span(f"{operation} {route.model}", kind=SpanKind.CLIENT, attributes=attributes)
-        ctx.observers.append(_Attempt(self, span, operation, attributes, stream))
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
+        attempt = AttemptSpan(self, span, operation, attributes, stream)
+        ctx.observers.append(attempt)
+        return attempt
 
     # --- attributes ---------------------------------------------------------------------------------
 
@@ -223,8 +230,9 @@ class Telemetry:
         return out
 
 
-class _Attempt:
-    """Follows one attempt's answer on the request context, then ends its span and records metrics."""
+class AttemptSpan:
+    """One attempt's CLIENT span: follows its answer on the request context, then ends the span and
+    records the metrics; or ends them at once when the attempt fails and another may follow."""
 
     __slots__ = ("_started", "_text", "_tool_calls", "attributes", "operation", "span", "stream", "telemetry")
 
@@ -244,6 +252,26 @@ class _Attempt:
         self._started = time.perf_counter()
         self._text: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        """The span as the current one, while the request goes out."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    def fail(self, ctx: RequestContext, error_type: str) -> None:
+        """The attempt failed: its span ends now, with ``error.type``, whatever the request does next."""
+        ctx.observers.remove(self)
+        self.telemetry.duration.record(
+            time.perf_counter() - self._started, {**self.attributes, names.ERROR_TYPE: error_type}
+        )
+        if self.span.is_recording():
+            self.span.set_attribute(names.ERROR_TYPE, error_type)
+            self.span.set_status(Status(StatusCode.ERROR, error_type))
+            self.span.end()
 
     def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         if not self.telemetry.capture_content:

@@ -1,0 +1,315 @@
+"""The attempts of one request: its plan's targets called until one answers, with retries and backoff.
+
+For each attempt, the target is the first in the plan's order (from just after the last one tried,
+going round) that is not cooling down (its circuit breaker), not out of this request (it refused the
+gateway's credentials, or asked for a longer wait than ``retry.max_retry_after``) and can start before
+the deadline; among those, the one that is ready soonest. A target that failed waits before it is
+tried again: its backoff, or its ``Retry-After`` when that is longer. Moving to another target does
+not wait. What is retried is decided in :mod:`relaygate.routing.retry`.
+
+A whole answer is an attempt's from sending to the last byte read; a stream's ends at its first chunk:
+until then nothing has reached the client, so another target can still answer. After that a failure
+ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
+that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import orjson
+
+from relaygate.context import Attempt, RequestContext
+from relaygate.errors import (
+    GatewayError,
+    ServiceUnavailableError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from relaygate.providers.base import Endpoint, read_all
+from relaygate.providers.errors import stream_error
+from relaygate.routing import ModelRouter, Plan, Target
+from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
+from relaygate.settings import RetrySettings
+from relaygate.telemetry import AttemptSpan, Telemetry
+from relaygate.upstream import UpstreamResponse
+
+__all__ = ["Fallback", "OpenStream", "route_headers"]
+
+T = TypeVar("T")
+Call = Callable[[Target, dict[str, Any], "_Span"], Awaitable[T]]
+
+ERROR_EVENT = b'data: {"error"'
+# Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
+# of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
+PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first chunk is in: the proxy starts the response with it and relays the rest."""
+
+    target: Target
+    response: UpstreamResponse
+    frames: AsyncGenerator[bytes, None]
+    first: bytes
+    started: float
+    first_at: float
+
+
+class Fallback:
+    def __init__(
+        self, router: ModelRouter, *, telemetry: Telemetry | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.router = router
+        self.telemetry = telemetry
+        self.clock = clock
+
+    async def whole(
+        self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
+    ) -> tuple[Target, bytes]:
+        """The OpenAI body of the first target that answers."""
+
+        async def call(target: Target, sent: dict[str, Any], span: _Span) -> bytes:
+            provider = target.route.provider
+            with span.current():
+                response = await provider.open(endpoint, sent, target.route.model, stream=False)
+            raw = await read_all(response)
+            return provider.response_body(endpoint, raw, ctx)
+
+        target, answer = await self._run(ctx, plan, endpoint, body, call, stream=False)
+        took = ctx.attempts[-1].duration
+        self.router.metrics.record(target.key, failed=False, latency=took, ttft=took)
+        return target, answer
+
+    async def stream(self, ctx: RequestContext, plan: Plan, body: dict[str, Any], *, usage_chunk: bool) -> OpenStream:
+        """The first target's stream to send its first chunk; the caller must :meth:`finish` it."""
+
+        async def call(target: Target, sent: dict[str, Any], span: _Span) -> OpenStream:
+            provider = target.route.provider
+            started = self.clock()
+            response: UpstreamResponse | None = None
+            frames: AsyncGenerator[bytes, None] | None = None
+            try:
+                try:
+                    with anyio.fail_after(provider.first_chunk_timeout):
+                        with span.current():
+                            response = await provider.open("chat", sent, target.route.model, stream=True)
+                        frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
+                        first = await anext(frames, b"")
+                except TimeoutError:
+                    raise UpstreamTimeoutError(
+                        f"Provider '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s."
+                    ) from None
+                failure = _provider_failure(first, provider.name) if ctx.error is not None else None
+                if failure is not None:
+                    # The stream's first event is the provider failing: nothing has reached the client yet.
+                    raise failure
+            except BaseException:
+                if frames is not None:
+                    await frames.aclose()
+                if response is not None:
+                    await response.aclose()
+                raise
+            return OpenStream(target, response, frames, first, started, self.clock())
+
+        _, opened = await self._run(ctx, plan, "chat", body, call, stream=True)
+        return opened
+
+    async def finish(self, ctx: RequestContext, opened: OpenStream) -> None:
+        """Close the stream's upstream and count its latency (whole stream) and time to first chunk."""
+        try:
+            await opened.frames.aclose()
+        finally:
+            await opened.response.aclose()
+        failed = ctx.error is not None and ctx.error != "client_disconnected"
+        self.router.metrics.record(
+            opened.target.key,
+            failed=failed,
+            latency=None if failed else self.clock() - opened.started,
+            ttft=opened.first_at - opened.started,
+        )
+
+    async def _run(
+        self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any], call: Call[T], *, stream: bool
+    ) -> tuple[Target, T]:
+        retry, breaker = plan.retry, self.router.breaker
+        tries = _Tries(deadline=self.clock() + retry.deadline)
+        error: GatewayError | None = None
+        position = made = 0
+        while made < retry.max_attempts:
+            picked = self._pick(plan.targets, position, tries)
+            if picked is None:
+                break
+            index, target, wait = picked
+            if wait > 0:
+                try:
+                    await anyio.sleep(wait)
+                except BaseException:
+                    breaker.released(target.key)
+                    raise
+            made += 1
+            if ctx.attempts:
+                ctx.attempts[-1].retried = True
+            ctx.reset_response()
+            ctx.route = target.route
+            sent = target.body(body)
+            span = self._span(ctx, target, endpoint, sent, stream=stream, number=made)
+            attempt = Attempt(provider=target.route.provider.name, model=target.route.model)
+            ctx.attempts.append(attempt)
+            started = self.clock()
+            try:
+                result = await call(target, sent, span)
+            except GatewayError as failure:
+                attempt.duration = self.clock() - started
+                attempt.status, attempt.error = _outcome(failure)
+                span.fail(ctx, attempt.error)
+                if not self._may_retry(target, failure, retry, tries):
+                    raise _answered_by(failure, ctx) from None
+                error, position = failure, index + 1
+                continue
+            except BaseException:
+                breaker.released(target.key)
+                raise
+            attempt.status, attempt.duration = 200, self.clock() - started
+            breaker.succeeded(target.key)
+            return target, result
+        if error is None:
+            ctx.route = plan.targets[0].route
+            wait = min(breaker.retry_after(target.key) for target in plan.targets)
+            raise ServiceUnavailableError(
+                f"Every target of '{ctx.route.requested}' is failing and cooling down; retry in {wait} s.",
+                headers=[(b"retry-after", str(wait).encode())],
+            )
+        raise _answered_by(error, ctx) from None
+
+    def _may_retry(self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries) -> bool:
+        """Account a failed attempt; whether another may follow (on this target or another)."""
+        key, breaker = target.key, self.router.breaker
+        judged = verdict(failure)
+        if judged is Verdict.STOP:
+            # The provider answered (or nothing was sent): either way it is not the target failing.
+            if isinstance(failure, UpstreamError):
+                breaker.succeeded(key)
+            else:
+                breaker.released(key)
+            return False
+        breaker.failed(key)
+        self.router.metrics.record(key, failed=True)
+        tries.failures[key] = tries.failures.get(key, 0) + 1
+        asked = retry_after(failure)
+        if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
+            tries.out.add(key)
+        else:
+            wait = max(backoff(retry, tries.failures[key], self.router.rng), asked or 0.0)
+            tries.ready_at[key] = self.clock() + wait
+        return True
+
+    def _pick(self, targets: tuple[Target, ...], position: int, tries: _Tries) -> tuple[int, Target, float] | None:
+        """The next target, its index and how long to wait for it (see the module docstring); claimed
+        on its breaker."""
+        now = self.clock()
+        best: tuple[int, Target, float] | None = None
+        for index in _round(len(targets), position):
+            target = targets[index]
+            if target.key in tries.out or not self.router.breaker.available(target.key):
+                continue
+            wait = max(0.0, tries.ready_at.get(target.key, 0.0) - now)
+            if now + wait >= tries.deadline:
+                continue
+            if best is None or wait < best[2]:
+                best = (index, target, wait)
+            if wait == 0:
+                break
+        if best is not None:
+            self.router.breaker.acquire(best[1].key)
+        return best
+
+    def _span(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        number: int,
+    ) -> _Span:
+        if self.telemetry is None:
+            return _NO_SPAN
+        return self.telemetry.attempt(ctx, target.route, endpoint, body, stream=stream, number=number)
+
+
+@dataclass(slots=True)
+class _Tries:
+    """One request's record of its targets: when each may be tried again, how often each failed,
+    which are out of the request, and the deadline."""
+
+    deadline: float
+    ready_at: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    out: set[str] = field(default_factory=set)
+
+
+class _NoSpan:
+    def current(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def fail(self, ctx: RequestContext, error_type: str) -> None:
+        return None
+
+
+_Span = AttemptSpan | _NoSpan
+_NO_SPAN = _NoSpan()
+
+
+def _round(count: int, start: int) -> Iterator[int]:
+    for step in range(count):
+        yield (start + step) % count
+
+
+def _outcome(error: GatewayError) -> tuple[int | None, str]:
+    code = error.code or error.type
+    if isinstance(error, UpstreamTimeoutError | UpstreamConnectionError):
+        return None, code
+    return error.status, code
+
+
+def _answered_by(error: GatewayError, ctx: RequestContext) -> GatewayError:
+    """The error the client gets, naming the target that gave it and how many attempts were made."""
+    error.headers.extend(route_headers(ctx))
+    return error
+
+
+def route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered, and ``X-Relaygate-Attempts``."""
+    headers = [(b"x-relaygate-attempts", str(len(ctx.attempts)).encode())]
+    if ctx.route is not None:
+        headers[:0] = [
+            (b"x-model-name", ctx.route.model.encode()),
+            (b"x-provider-name", ctx.route.provider.name.encode()),
+        ]
+    return headers
+
+
+def _provider_failure(first: bytes, provider: str) -> UpstreamError | None:
+    """The error of a stream whose first event says the provider failed (overloaded, rate limited, a
+    server error), as an error with a status to retry; ``None`` for any other first frame, which is
+    relayed as it is (an error event of another kind, e.g. a guard's refusal, is never retried)."""
+    if not first.startswith(ERROR_EVENT):
+        return None
+    try:
+        payload = orjson.loads(first[len(b"data: ") :])
+    except orjson.JSONDecodeError:
+        return None
+    error = stream_error(provider, payload.get("error") if isinstance(payload, dict) else None)
+    if error.type not in PROVIDER_FAILURE_TYPES:
+        return None
+    error.status = 429 if error.type == "rate_limit_error" else 503
+    return error

@@ -1,0 +1,211 @@
+"""Model names to plans: ``provider/model``, a bare name for the default provider, or a virtual model.
+
+A requested model is, in this order:
+
+1. ``router/dynamic``: the request's own ``router`` object (:mod:`.request`);
+2. a virtual model of the config, asked for by its name (``smart``) or as ``router/smart``; a virtual
+   model's name therefore wins over the same bare name sent to ``default_provider``;
+3. ``provider/model``, the part before the first ``/`` being a provider's name;
+4. a bare name, sent to ``default_provider`` when there is one.
+
+Names of the first two kinds give a plan of several targets in their strategy's order; the others give
+a plan of one target. Every plan carries the retry settings that bound its attempts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from relaygate.context import RequestContext, Route
+from relaygate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
+from relaygate.pricing import PriceBook
+from relaygate.providers.base import Provider
+from relaygate.routing.breaker import CircuitBreaker
+from relaygate.routing.conditions import Facts, parse_when
+from relaygate.routing.metrics import TargetMetrics
+from relaygate.routing.plan import Plan, Target, VirtualModel
+from relaygate.routing.request import parse_router
+from relaygate.routing.strategies import order
+from relaygate.settings import (
+    DYNAMIC_MODEL,
+    ROUTER_PREFIX,
+    BreakerSettings,
+    ConfigError,
+    RetrySettings,
+    TargetSettings,
+    VirtualModelSettings,
+)
+
+__all__ = ["ModelRouter"]
+
+DYNAMIC = f"{ROUTER_PREFIX}/{DYNAMIC_MODEL}"
+
+
+class ModelRouter:
+    """Resolves model names and orders virtual models' targets; holds the targets' breakers and figures.
+
+    ``rng`` drives the percentage, random and optimized strategies and the backoff jitter: pass a
+    seeded ``random.Random`` for repeatable routing. ``prices`` prices targets for ``metric: cost``
+    (the shipped catalogue when not given).
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        *,
+        default_provider: str | None = None,
+        models: Mapping[str, VirtualModelSettings] | None = None,
+        retry: RetrySettings | None = None,
+        breaker: BreakerSettings | None = None,
+        rng: random.Random | None = None,
+        metrics: TargetMetrics | None = None,
+        prices: PriceBook | None = None,
+    ) -> None:
+        self.providers = dict(providers)
+        self.default_provider = default_provider
+        self.retry = retry if retry is not None else RetrySettings()
+        self.rng = rng if rng is not None else random.Random()
+        self.breaker = CircuitBreaker(breaker)
+        self.metrics = metrics if metrics is not None else TargetMetrics()
+        self._prices = prices
+        self.virtual: dict[str, VirtualModel] = {}
+        for name, settings in (models or {}).items():
+            self.virtual[name] = self._compile(name, settings, _config_error(f"models.{name}"))
+
+    def resolve(self, requested: str, *, param: str = "model") -> Route:
+        """The provider route of a ``provider/model`` (or bare, default-provider) name."""
+        if not requested.isprintable():
+            raise ModelNotFoundError("Model names may not hold control characters.", param=param)
+        prefix, slash, model = requested.partition("/")
+        provider = self.providers.get(prefix) if slash else None
+        if provider is None and self.default_provider is not None:
+            provider, model = self.providers[self.default_provider], requested
+        if provider is None:
+            raise ModelNotFoundError(
+                f"The model '{requested}' does not exist. Name models as provider/model; "
+                f"the providers are: {', '.join(sorted(self.providers))}.",
+                param=param,
+            )
+        if not model or not provider.accepts(model):
+            raise ModelNotFoundError(
+                f"The model '{requested}' does not exist: provider '{provider.name}' does not serve '{model}'.",
+                param=param,
+            )
+        return Route(provider=provider, model=model, requested=requested)
+
+    def plan(
+        self,
+        requested: str,
+        body: Mapping[str, Any],
+        *,
+        ctx: RequestContext | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> Plan:
+        """The targets to try for ``requested``, in order, and the retry settings that bound the attempts."""
+        virtual = self._virtual(requested, body)
+        if virtual is None:
+            return Plan((Target(self.resolve(requested)),), self.retry)
+
+        def facts() -> Facts:
+            return Facts(
+                user=(ctx.user if ctx is not None else None) or {},
+                headers={name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(list(headers))},
+                params=body,
+                project=ctx.project_id if ctx is not None else None,
+            )
+
+        targets = order(virtual, rng=self.rng, metrics=self.metrics, price_of=self._price_of, facts=facts)
+        return Plan(targets, virtual.retry)
+
+    def target_keys(self) -> list[str]:
+        """Every configured target (``provider/model``)."""
+        return sorted({t.key for model in self.virtual.values() for t in _all_targets(model)})
+
+    def _virtual(self, requested: str, body: Mapping[str, Any]) -> VirtualModel | None:
+        if requested == DYNAMIC:
+            settings, name = parse_router(body.get("router"))
+            model = self._compile(name or DYNAMIC, settings, _request_error, requested=DYNAMIC)
+            # A client may ask for fewer attempts and shorter waits than the operator allows, never more.
+            bounded = {
+                field: min(getattr(model.retry, field), getattr(self.retry, field))
+                for field in ("max_attempts", "deadline", "max_retry_after")
+            }
+            return replace(model, retry=model.retry.model_copy(update=bounded))
+        virtual = self.virtual.get(requested)
+        prefix, slash, name = requested.partition("/")
+        if virtual is None and slash and prefix == ROUTER_PREFIX:
+            virtual = self.virtual.get(name)
+            if virtual is None:
+                known = ", ".join([DYNAMIC, *sorted(self.virtual)])
+                raise ModelNotFoundError(
+                    f"The virtual model '{name}' does not exist; the virtual models are: {known}.", param="model"
+                )
+        return virtual
+
+    def _compile(
+        self,
+        name: str,
+        settings: VirtualModelSettings,
+        fail: Callable[[str, str], Exception],
+        *,
+        requested: str | None = None,
+    ) -> VirtualModel:
+        def targets(where: str, written: list[TargetSettings]) -> tuple[Target, ...]:
+            return tuple(
+                self._target(f"{where}[{i}]", target, requested or name, fail) for i, target in enumerate(written)
+            )
+
+        routes = tuple(
+            (parse_when(route.when), targets(f"routes[{r}].targets", route.targets))
+            for r, route in enumerate(settings.routes)
+        )
+        return VirtualModel(
+            name=name,
+            strategy=settings.strategy,
+            targets=targets("targets", settings.targets),
+            retry=settings.retry_over(self.retry),
+            weights=tuple(settings.weights or ()),
+            metric=settings.metric,
+            explore=settings.explore,
+            routes=routes,
+            description=settings.description,
+        )
+
+    def _target(
+        self, where: str, target: TargetSettings, requested: str, fail: Callable[[str, str], Exception]
+    ) -> Target:
+        if target.model in self.virtual or target.model == DYNAMIC:
+            raise fail(where, f"'{target.model}' is a virtual model; targets name provider/model")
+        try:
+            route = self.resolve(target.model)
+        except GatewayError as error:
+            raise fail(where, error.message) from None
+        return Target(Route(provider=route.provider, model=route.model, requested=requested), target.overrides)
+
+    def _price_of(self, target: Target) -> float | None:
+        if self._prices is None:
+            self._prices = PriceBook()
+        provider = target.route.provider
+        price = self._prices.price(provider.kind, target.route.model, provider_name=provider.name)
+        if price is None or price.input is None:
+            return None
+        return float(price.input + (price.output or 0))
+
+
+def _all_targets(model: VirtualModel) -> list[Target]:
+    return [*model.targets, *(target for _, targets in model.routes for target in targets)]
+
+
+def _config_error(prefix: str) -> Callable[[str, str], Exception]:
+    def fail(where: str, problem: str) -> Exception:
+        return ConfigError(f"{prefix}.{where}: {problem}")
+
+    return fail
+
+
+def _request_error(where: str, problem: str) -> Exception:
+    param = f"router.{where}"
+    return InvalidRequestError(f"Invalid value for '{param}': {problem}", param=param, code="invalid_value")
