@@ -255,6 +255,28 @@ async def test_a_registered_model_is_listed_with_its_price(gateway: Gateway) -> 
     assert [m["model_name"] for m in registered] == ["house-model"]
 
 
+async def test_a_registered_model_is_routed_priced_and_listed_for_its_project(
+    gateway: Gateway, fake_upstream: FakeOpenAI
+) -> None:
+    model = {**MODEL, "model_name": "house-model", "project_id": "proj-a", "model_name_in_provider": "ft-house-1"}
+    model |= {"input_token_price": 0.00001, "output_token_price": 0.00003}
+    async with _client(gateway, **{"x-admin-key": ADMIN_KEY}) as client:
+        assert (await client.post("/admin/models", json=model)).status_code == 200
+        answer = await client.post("/v1/chat/completions", json=_chat("Hi", "upstream/house-model"))
+        listed = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    assert answer.status_code == 200
+    assert fake_upstream.last("/chat/completions").body["model"] == "ft-house-1"
+    # 11 input tokens at 10 and 5 output tokens at 30 USD per 1M (the registered per-token prices).
+    assert answer.json()["usage"]["cost"] == pytest.approx(260 / 1_000_000)
+    assert listed["upstream/house-model"]["pricing"] == {"unit": "USD per 1M tokens", "input": 10.0, "output": 30.0}
+    assert listed["upstream/gpt-4o"]["pricing"]["input"] == 2.5  # the catalogue's, beside the providers' models
+    async with _client(gateway, KEY_B) as other:
+        theirs = {m["id"] for m in (await other.get("/v1/models")).json()["data"]}
+        await other.post("/v1/chat/completions", json=_chat("Hi", "upstream/house-model"))
+    assert "upstream/house-model" not in theirs, "a project's registered model is its own"
+    assert fake_upstream.last("/chat/completions").body["model"] == "house-model"
+
+
 async def test_admin_routes_refuse_a_missing_or_wrong_admin_key(gateway: Gateway) -> None:
     prices = {"upstream/gpt-4o": {"per_input_token": 1.0, "per_output_token": 2.0}}
     async with _client(gateway) as client:

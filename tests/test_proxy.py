@@ -159,6 +159,8 @@ async def test_models_lists_the_upstream_models_and_the_mock(client: httpx.Async
         "created": 0,
         "owned_by": "upstream",
         "provider": "upstream",
+        # The catalogue's price of gpt-4o, as an OpenAI-compatible provider's model of that name.
+        "pricing": {"unit": "USD per 1M tokens", "input": 2.5, "cached_input": 1.25, "output": 10.0},
     }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "StreamStopped",
     "Usage",
     "get_context",
+    "ModelCatalog",
 ]
 
 SCOPE_KEY = "relaygate"
@@ -87,6 +88,22 @@ class Attempt:
     duration: float = 0.0
     # Whether another attempt followed this one.
     retried: bool = False
+
+
+class ModelCatalog(Protocol):
+    """What the proxy learns of models beyond the providers' own: models an admin registered and prices."""
+
+    def resolve(self, project_id: str | None, model: str) -> str | None:
+        """The ``provider/model`` a registered name stands for, or ``None`` when it is no such name."""
+        ...
+
+    def registered(self, project_id: str | None) -> list[dict[str, Any]]:
+        """Entries of ``GET /v1/models`` for the models registered for the project (or for all)."""
+        ...
+
+    def pricing(self, provider: Provider, model: str, project_id: str | None) -> dict[str, Any] | None:
+        """The price of a provider's model as ``GET /v1/models`` shows it, or ``None``."""
+        ...
 
 
 class ResponseObserver(Protocol):

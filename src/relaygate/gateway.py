@@ -106,8 +106,13 @@ class Gateway:
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
-        self.proxy = ProxyApp(router=self.router, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry)
         self.ledger = self._ledger(self.settings, self.providers, self.prices)
+        self.proxy = ProxyApp(
+            router=self.router,
+            max_body_bytes=self.settings.max_body_bytes,
+            telemetry=self.telemetry,
+            catalog=self.ledger,
+        )
         self.limiter = self._limiter(self.settings, self.router, self.ledger)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)

@@ -11,7 +11,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from relaygate._asgi import Headers, read_json_body, route_path, send_json
-from relaygate.context import RequestContext, get_context
+from relaygate.context import ModelCatalog, RequestContext, get_context
 from relaygate.errors import (
     ClientDisconnected,
     GatewayError,
@@ -22,7 +22,7 @@ from relaygate.errors import (
     sse_error_frame,
 )
 from relaygate.fallback import Fallback, route_headers
-from relaygate.providers.base import Endpoint
+from relaygate.providers.base import Endpoint, Provider
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
 from relaygate.routing import ModelRouter, Plan
 from relaygate.telemetry import Telemetry
@@ -55,9 +55,16 @@ class ProxyApp:
     """
 
     def __init__(
-        self, *, router: ModelRouter, max_body_bytes: int = 32 * 1024 * 1024, telemetry: Telemetry | None = None
+        self,
+        *,
+        router: ModelRouter,
+        max_body_bytes: int = 32 * 1024 * 1024,
+        telemetry: Telemetry | None = None,
+        catalog: ModelCatalog | None = None,
     ) -> None:
+        """``catalog`` (the ledger) adds registered models and prices to routing and to ``GET /v1/models``."""
         self.router = router
+        self.catalog = catalog
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
         self.fallback = Fallback(router, telemetry=telemetry)
@@ -141,6 +148,8 @@ class ProxyApp:
 
     def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
         ctx.endpoint = endpoint
+        if self.catalog is not None:
+            model = self.catalog.resolve(ctx.project_id, model) or model
         plan = self.router.plan(model, body, ctx=ctx, headers=scope["headers"])
         ctx.route = plan.targets[0].route
         return plan
@@ -183,17 +192,17 @@ class ProxyApp:
             await self.fallback.finish(ctx, opened)
 
     async def _models(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
-        await send_json(send, 200, orjson.dumps({"object": "list", "data": await self._model_entries()}))
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": await self._model_entries(ctx)}))
 
     async def _model(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         wanted = route_path(scope).rstrip("/")[len(MODELS_PREFIX) :]
-        for entry in await self._model_entries():
+        for entry in await self._model_entries(ctx):
             if entry["id"] == wanted:
                 await send_json(send, 200, orjson.dumps(entry))
                 return
         raise NotFoundError(f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
 
-    async def _model_entries(self) -> list[dict[str, Any]]:
+    async def _model_entries(self, ctx: RequestContext) -> list[dict[str, Any]]:
         virtual = [
             {
                 "id": model.name,
@@ -216,17 +225,24 @@ class ProxyApp:
         async with anyio.create_task_group() as group:
             for index in range(len(providers)):
                 group.start_soon(list_one, index)
-        return virtual + [
+        entries = [
             {
                 "id": f"{provider.name}/{model}",
                 "object": "model",
                 "created": 0,
                 "owned_by": provider.name,
                 "provider": provider.name,
+                **self._pricing(provider, model, ctx),
             }
             for provider, models in zip(providers, listed, strict=True)
             for model in models
         ]
+        registered = self.catalog.registered(ctx.project_id) if self.catalog is not None else []
+        return virtual + entries + registered
+
+    def _pricing(self, provider: Provider, model: str, ctx: RequestContext) -> dict[str, Any]:
+        pricing = self.catalog.pricing(provider, model, ctx.project_id) if self.catalog is not None else None
+        return {"pricing": pricing} if pricing is not None else {}
 
     async def _health(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         await send_json(send, 200, b'{"status":"ok"}')

@@ -25,12 +25,13 @@ import anyio.abc
 from relaygate.answers import AnswerCollector
 from relaygate.ledger.prices import model_price
 from relaygate.ledger.records import call_record, turn_messages
-from relaygate.pricing import PriceBook, cost_of, image_cost
-from relaygate.store import BatchWriter, Store
+from relaygate.pricing import ModelPrice, PriceBook, cost_of, image_cost
+from relaygate.store import BatchWriter, ModelEntry, Store
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
     from relaygate.guards import GuardResult
+    from relaygate.providers.base import Provider
 
 __all__ = ["COST_HEADER", "Ledger", "PricedCall"]
 
@@ -108,6 +109,8 @@ class Ledger:
         self.refresh_interval = refresh_interval
         self.writer = BatchWriter(store, **(writer_options or {}))
         self._stack: AsyncExitStack | None = None
+        # Registered models by (project id, or "" for every project; "provider/name"), reloaded with the prices.
+        self._registered: dict[tuple[str, str], ModelEntry] = {}
 
     @property
     def running(self) -> bool:
@@ -142,11 +145,13 @@ class Ledger:
     async def reload_prices(self) -> None:
         """Take the registry's and the projects' prices from the store into the price book."""
         registered = {}
-        for entry in await self.store.registered_models():
+        entries = await self.store.registered_models()
+        for entry in entries:
             price = model_price(entry.prices)
             if price is not None:
                 registered[f"{entry.provider}/{entry.model_name_in_provider or entry.name}"] = price
         self.prices.set_registered(registered)
+        self._registered = {(entry.project_id or "", f"{entry.provider}/{entry.name}"): entry for entry in entries}
         for project_id, stored in (await self.store.all_custom_prices()).items():
             book = {key: price for key, prices in stored.items() if (price := model_price(prices)) is not None}
             self.prices.clear_project_prices(project_id)
@@ -159,6 +164,41 @@ class Ledger:
                 await self.reload_prices()
             except Exception:  # a database that is away for a moment must not stop the refreshes
                 logger.warning("ledger: could not reload prices from the store", exc_info=True)
+
+    # --- the model catalogue (relaygate.context.ModelCatalog) -----------------------------------------
+
+    def resolve(self, project_id: str | None, model: str) -> str | None:
+        """``provider/name`` of a registered model, as the ``provider/model`` it is served as."""
+        entry = self._registered.get((project_id or "", model)) or self._registered.get(("", model))
+        if entry is None or not entry.model_name_in_provider or entry.model_name_in_provider == entry.name:
+            return None
+        return f"{entry.provider}/{entry.model_name_in_provider}"
+
+    def registered(self, project_id: str | None) -> list[dict[str, Any]]:
+        out = []
+        for (owner, key), entry in sorted(self._registered.items()):
+            if owner and owner != project_id:
+                continue
+            price = model_price(entry.prices)
+            out.append(
+                {
+                    "id": key,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": entry.owner_name or entry.provider,
+                    "provider": entry.provider,
+                    "model_type": entry.model_type,
+                    "description": entry.description,
+                    "context_size": entry.context_size,
+                    "capabilities": entry.capabilities,
+                    **({"pricing": _pricing(price)} if price is not None else {}),
+                }
+            )
+        return out
+
+    def pricing(self, provider: Provider, model: str, project_id: str | None) -> dict[str, Any] | None:
+        price = self.prices.price(provider.kind, model, provider_name=provider.name, project_id=project_id)
+        return _pricing(price) if price is not None else None
 
     # --- the request path ---------------------------------------------------------------------------
 
@@ -206,6 +246,20 @@ class Ledger:
             if cost is not None:
                 return cost
         return cost_of(ctx.usage, price)
+
+
+def _pricing(price: ModelPrice) -> dict[str, Any]:
+    """A price as ``GET /v1/models`` shows it: USD per 1M tokens (and per image)."""
+    out: dict[str, Any] = {"unit": "USD per 1M tokens"}
+    for name in ("input", "output", "cached_input", "cache_write"):
+        value = getattr(price, name)
+        if value is not None:
+            out[name] = float(value)
+    if price.images is not None:
+        out["images"] = {
+            quality: {size: float(usd) for size, usd in sizes.items()} for quality, sizes in price.images.prices.items()
+        }
+    return out
 
 
 def _str(value: Any) -> str | None:

@@ -41,7 +41,8 @@ def call_record(
     body = ctx.body or {}
     usage = ctx.usage
     user = ctx.user or {}
-    requested = route.requested if route is not None else body.get("model")
+    # What the client asked for: a virtual or registered name stays that name; the route says what answered.
+    requested = body.get("model") if isinstance(body.get("model"), str) else route.requested if route else None
     first_chunk = ctx.first_chunk_at
     return CallRecord(
         id=call_id,
