@@ -258,8 +258,8 @@ async def test_a_registered_model_is_listed_with_its_price(gateway: Gateway) -> 
 async def test_a_registered_model_is_routed_priced_and_listed_for_its_project(
     gateway: Gateway, fake_upstream: FakeOpenAI
 ) -> None:
-    model = {**MODEL, "model_name": "house-model", "project_id": "proj-a", "model_name_in_provider": "ft-house-1"}
-    model |= {"input_token_price": 0.00001, "output_token_price": 0.00003}
+    model: dict[str, Any] = {**MODEL, "model_name": "house-model", "project_id": "proj-a"}
+    model |= {"model_name_in_provider": "ft-house-1", "input_token_price": 0.00001, "output_token_price": 0.00003}
     async with _client(gateway, **{"x-admin-key": ADMIN_KEY}) as client:
         assert (await client.post("/admin/models", json=model)).status_code == 200
         answer = await client.post("/v1/chat/completions", json=_chat("Hi", "upstream/house-model"))

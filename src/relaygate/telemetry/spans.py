@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from relaygate.answers import AnswerCollector
 from relaygate.telemetry import names
 from relaygate.telemetry.content import input_messages, output_message
 
@@ -234,7 +235,7 @@ class AttemptSpan:
     """One attempt's CLIENT span: follows its answer on the request context, then ends the span and
     records the metrics; or ends them at once when the attempt fails and another may follow."""
 
-    __slots__ = ("_started", "_text", "_tool_calls", "attributes", "operation", "span", "stream", "telemetry")
+    __slots__ = ("_answer", "_started", "attributes", "operation", "span", "stream", "telemetry")
 
     def __init__(
         self, telemetry: Telemetry, span: Span, operation: str, attributes: Mapping[str, Any], stream: bool
@@ -250,8 +251,8 @@ class AttemptSpan:
             if key in attributes
         }
         self._started = time.perf_counter()
-        self._text: list[str] = []
-        self._tool_calls: dict[int, dict[str, Any]] = {}
+        # The answer, put together only when content is captured.
+        self._answer = AnswerCollector() if telemetry.capture_content else None
 
     @contextmanager
     def current(self) -> Iterator[None]:
@@ -274,32 +275,12 @@ class AttemptSpan:
             self.span.end()
 
     def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
-        if not self.telemetry.capture_content:
-            return
-        choices = body.get("choices") or []
-        message = (choices[0].get("message") or {}) if choices else {}
-        if isinstance(message.get("content"), str):
-            self._text.append(message["content"])
-        for index, call in enumerate(message.get("tool_calls") or ()):
-            self._tool_calls[index] = call
+        if self._answer is not None:
+            self._answer.add_response(body)
 
     def on_chunk(self, ctx: RequestContext, chunk: dict[str, Any]) -> None:
-        if not self.telemetry.capture_content:
-            return
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                self._text.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                held = self._tool_calls.setdefault(
-                    call.get("index", 0), {"id": None, "function": {"name": None, "arguments": ""}}
-                )
-                held["id"] = call.get("id") or held["id"]
-                function = call.get("function") or {}
-                held["function"]["name"] = function.get("name") or held["function"]["name"]
-                held["function"]["arguments"] += function.get("arguments") or ""
+        if self._answer is not None:
+            self._answer.add_chunk(chunk)
 
     def on_end(self, ctx: RequestContext) -> None:
         ended = time.perf_counter()
@@ -343,10 +324,10 @@ class AttemptSpan:
             attributes[names.RESPONSE_TIME_TO_FIRST_CHUNK] = first_chunk
         if ctx.cost_usd is not None:
             attributes[names.COST_USD] = ctx.cost_usd
-        if self.telemetry.capture_content and self.operation == "chat" and (self._text or self._tool_calls):
+        answer = self._answer
+        if answer is not None and self.operation == "chat" and (answer.text or answer.tool_calls):
             finish = ctx.finish_reasons[0] if ctx.finish_reasons else None
-            calls = [self._tool_calls[index] for index in sorted(self._tool_calls)]
-            attributes[names.OUTPUT_MESSAGES] = output_message("".join(self._text), calls, finish)
+            attributes[names.OUTPUT_MESSAGES] = output_message(answer.text, answer.tool_calls, finish)
         if error_type is not None:
             attributes[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, ctx.error))
