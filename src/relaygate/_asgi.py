@@ -10,7 +10,7 @@ from relaygate.context import get_context
 from relaygate.errors import ClientDisconnected, PayloadTooLargeError
 from relaygate.requests import parse_json_object
 
-__all__ = ["header", "read_body", "read_json_body", "route_path", "send_json"]
+__all__ = ["MODEL_ENDPOINTS", "header", "model_call", "read_body", "read_json_body", "route_path", "send_json"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -26,6 +26,23 @@ def route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :]
     return path or "/"
+
+
+# The paths of model calls (below any mount point and project prefix) and the name of each endpoint.
+MODEL_ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/images/generations": "images",
+}
+
+
+def model_call(scope: Scope) -> str | None:
+    """The endpoint (``chat``, ``embeddings``, ``images``) when the request is a model call, else ``None``:
+    what the ledger records, limits count and guards check."""
+    if scope["method"] != "POST":
+        return None
+    path = route_path(scope)
+    return MODEL_ENDPOINTS.get(path.rstrip("/") if len(path) > 1 else path)
 
 
 def header(scope: Scope, name: bytes) -> str | None:

@@ -7,17 +7,14 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaygate._asgi import read_json_body, route_path
+from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_slots, read, request_slots, write
 from relaygate.telemetry import Telemetry
 
-__all__ = ["GUARDED_PATHS", "GuardsMiddleware"]
-
-GUARDED_PATHS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/images/generations": "images"}
-
+__all__ = ["GuardsMiddleware"]
 
 class GuardsMiddleware:
     """Runs a request's guards: input guards before the app, output guards on its answer.
@@ -56,11 +53,7 @@ class GuardsMiddleware:
         self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        path = route_path(scope)
-        endpoint = GUARDED_PATHS.get(path.rstrip("/") if len(path) > 1 else path)
+        endpoint = model_call(scope) if scope["type"] == "http" else None
         if endpoint is None:
             await self.app(scope, receive, send)
             return

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaygate._asgi import route_path
+from relaygate._asgi import model_call
 from relaygate.context import get_context
 from relaygate.ledger import COST_HEADER, Ledger
 
-__all__ = ["MODEL_ENDPOINTS", "LedgerMiddleware"]
+__all__ = ["LedgerMiddleware"]
 
-# The paths of model calls (below any mount point and project prefix) and the ledger's name for each.
-MODEL_ENDPOINTS = {
-    "/v1/chat/completions": "chat",
-    "/v1/embeddings": "embeddings",
-    "/v1/images/generations": "images",
-}
 
 
 class LedgerMiddleware:
@@ -37,9 +31,8 @@ class LedgerMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = route_path(scope)
-        endpoint = MODEL_ENDPOINTS.get(path.rstrip("/") if len(path) > 1 else path)
-        if endpoint is None or scope["method"] != "POST" or not self.ledger.running:
+        endpoint = model_call(scope)
+        if endpoint is None or not self.ledger.running:
             await self.app(scope, receive, send)
             return
         ctx = get_context(scope)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaygate._asgi import read_json_body, route_path
+from relaygate._asgi import model_call, read_json_body
 from relaygate.context import get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.limits.limiter import Limiter
-from relaygate.middleware.ledger import MODEL_ENDPOINTS
 
 __all__ = ["LimitsMiddleware"]
 
@@ -37,9 +36,8 @@ class LimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = route_path(scope)
-        endpoint = MODEL_ENDPOINTS.get(path.rstrip("/") if len(path) > 1 else path)
-        if endpoint is None or scope["method"] != "POST":
+        endpoint = model_call(scope)
+        if endpoint is None:
             await self.app(scope, receive, send)
             return
         ctx = get_context(scope)
