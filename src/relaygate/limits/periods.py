@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["BUDGET_PERIODS", "Period", "period_of"]
 
@@ -37,8 +38,13 @@ class Period:
 
 def period_of(limit: str, now: float) -> Period:
     """The period of budget ``limit`` (``usd_per_day``, ``usd_per_month``, ``usd_total``) that holds ``now``."""
-    kind = BUDGET_PERIODS[limit]
-    moment = datetime.fromtimestamp(now, UTC)
+    # Every call asks; the answer changes once a day at most.
+    return _period(BUDGET_PERIODS[limit], int(now // 86_400))
+
+
+@functools.lru_cache(maxsize=16)
+def _period(kind: str, day: int) -> Period:
+    moment = EPOCH + timedelta(days=day)
     if kind == "day":
         start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)

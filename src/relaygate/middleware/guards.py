@@ -16,6 +16,7 @@ from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]
 
+
 class GuardsMiddleware:
     """Runs a request's guards: input guards before the app, output guards on its answer.
 

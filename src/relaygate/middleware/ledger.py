@@ -11,7 +11,6 @@ from relaygate.ledger import COST_HEADER, Ledger
 __all__ = ["LedgerMiddleware"]
 
 
-
 class LedgerMiddleware:
     """Records every model call that got past auth, with its cost, in the :class:`~relaygate.ledger.Ledger`.
 

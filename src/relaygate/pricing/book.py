@@ -21,6 +21,8 @@ from relaygate.pricing.names import name_forms
 
 __all__ = ["PriceBook"]
 
+MEMO_SIZE = 4096
+
 # (provider name or kind, lower-cased model name) -> price
 _Index = dict[tuple[str, str], ModelPrice]
 
@@ -36,13 +38,17 @@ class PriceBook:
         self._config = _index(overrides or {})
         self._registered: _Index = {}
         self._projects: dict[str, _Index] = {}
+        # Lookups already made (every call prices its model, often twice); emptied whenever a layer changes.
+        self._memo: dict[tuple[str, str, str | None, str | None], PriceEntry | None] = {}
 
     def set_registered(self, prices: Mapping[str, ModelPrice]) -> None:
         """Replace the whole registry layer (e.g. with what the store holds at start-up)."""
+        self._memo = {}
         self._registered = _index(prices)
 
     def register(self, key: str, price: ModelPrice) -> None:
         """Add or replace one registered model's price (``POST /admin/models``)."""
+        self._memo = {}
         self._registered = {**self._registered, **_index({key: price})}
 
     def set_project_prices(self, project_id: str, prices: Mapping[str, ModelPrice]) -> list[str]:
@@ -50,12 +56,14 @@ class PriceBook:
 
         Models not named keep their custom price, as LangDB's ``custom_prices`` updates the models it is given.
         """
+        self._memo = {}
         updates = _index(prices)
         self._projects = {**self._projects, project_id: {**self._projects.get(project_id, {}), **updates}}
         return list(prices)
 
     def clear_project_prices(self, project_id: str) -> None:
         """Drop all of a project's custom prices."""
+        self._memo = {}
         self._projects = {pid: index for pid, index in self._projects.items() if pid != project_id}
 
     def lookup(
@@ -66,6 +74,16 @@ class PriceBook:
         ``model`` is the provider's own model name (the part after ``provider/``). Snapshot and alias names
         find their model's price; an unknown model has no price, never a guessed one.
         """
+        key = (kind, model, provider_name, project_id)
+        if key in self._memo:
+            return self._memo[key]
+        entry = self._lookup(kind, model, provider_name, project_id)
+        if len(self._memo) >= MEMO_SIZE:  # model names come from requests: keep what they can fill bounded
+            self._memo = {}
+        self._memo[key] = entry
+        return entry
+
+    def _lookup(self, kind: str, model: str, provider_name: str | None, project_id: str | None) -> PriceEntry | None:
         forms = name_forms(kind, model)
         providers = [p for p in (provider_name, kind) if p]
         layers: list[tuple[PriceSource, _Index | None]] = [
