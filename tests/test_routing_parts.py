@@ -25,8 +25,6 @@ from relaygate.routing.shared import RedisMetricsSync
 from relaygate.settings import BreakerSettings, RetrySettings, Settings
 from tests.servers import free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 class Clock:
     def __init__(self, now: float = 1_000_000.0) -> None:
@@ -195,24 +193,13 @@ def test_figures_are_means_over_the_last_minute() -> None:
 # --- shared through Redis -----------------------------------------------------------------------------
 
 
-async def _redis_or_skip() -> None:
-    client: Redis = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (RedisError, OSError):
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    finally:
-        await client.aclose()
-
-
 @pytest.mark.anyio
-async def test_processes_share_their_figures_through_redis() -> None:
-    await _redis_or_skip()
+async def test_processes_share_their_figures_through_redis(redis_url: str) -> None:
     prefix = f"relaygate-test:{uuid.uuid4().hex}"
     clock = Clock(float(int(datetime.now(UTC).timestamp())))
     one, two = TargetMetrics(clock=clock), TargetMetrics(clock=clock)
     keys = ["mock/slow", "mock/fast"]
-    syncs = [RedisMetricsSync(m, REDIS_URL, keys=lambda: keys, prefix=prefix) for m in (one, two)]
+    syncs = [RedisMetricsSync(m, redis_url, keys=lambda: keys, prefix=prefix) for m in (one, two)]
     try:
         # Only process one has called the targets; process two learns their figures from Redis.
         one.record("mock/slow", failed=False, latency=2.0)
@@ -236,7 +223,7 @@ async def test_processes_share_their_figures_through_redis() -> None:
     finally:
         for sync in syncs:
             await sync.stop()
-        client: Redis = Redis.from_url(REDIS_URL)
+        client: Redis = Redis.from_url(redis_url)
         stale = [key async for key in client.scan_iter(match=f"{prefix}:*")]
         if stale:
             await client.delete(*stale)
@@ -257,9 +244,8 @@ async def test_an_unreachable_redis_leaves_each_process_its_own_figures() -> Non
 
 
 @pytest.mark.anyio
-async def test_a_gateway_with_redis_counters_shares_its_figures_while_it_runs() -> None:
-    await _redis_or_skip()
-    gateway = Gateway(Settings(counters=REDIS_URL, models={"m": {"targets": ["mock/echo"]}}))
+async def test_a_gateway_with_redis_counters_shares_its_figures_while_it_runs(redis_url: str) -> None:
+    gateway = Gateway(Settings(counters=redis_url, database=None, models={"m": {"targets": ["mock/echo"]}}))
     assert gateway.metrics_sync is not None and gateway.router.metrics.sharing
     async with gateway.lifespan():
         await gateway.metrics_sync.sync()
