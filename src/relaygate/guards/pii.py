@@ -80,8 +80,12 @@ def ipv6_valid(candidate: str) -> bool:
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 
+_DIGIT = regex.compile(r"\d")
+
+
 def _has_digit(text: str) -> bool:
-    return any(char.isdigit() for char in text)
+    # One scan in C: a Python loop over every character showed up in the benchmark's profile.
+    return _DIGIT.search(text) is not None
 
 
 ENTITIES: dict[str, list[Detector]] = {
