@@ -335,6 +335,21 @@ async def test_gateways_starting_together_migrate_once(store_factory: StoreFacto
             await s.close()
 
 
+async def test_sqlite_files_opened_at_once_by_several_gateways_all_start(tmp_path: Path) -> None:
+    # Fresh files, many times over: the moment one connection switches the file to WAL, another may be
+    # told "database is locked" without SQLite's busy handler being asked; the store must wait it out.
+    for round_ in range(40):
+        stores = [SQLiteStore(tmp_path / f"race-{round_}.db") for _ in range(4)]
+        try:
+            async with anyio.create_task_group() as tg:
+                for s in stores:
+                    tg.start_soon(s.start)
+            assert [await s.schema_version() for s in stores] == [len(SQLITE_MIGRATIONS)] * 4
+        finally:
+            for s in stores:
+                await s.close()
+
+
 async def test_text_with_nul_is_stored_the_same_on_both_backends(store: Store) -> None:
     call = make_call(error="bad\x00byte", tags={"k\x00": "v"})
     await store.write([call])

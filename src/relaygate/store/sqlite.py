@@ -50,6 +50,26 @@ _MONDAY_US = 4 * 86_400_000_000
 _REJECTED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
 
 
+def _while_locked(step: Callable[[], object]) -> None:
+    """Run a start-up step again while another process holds the lock, up to the busy timeout.
+
+    Switching to WAL needs a moment of exclusive access, and SQLite answers that request with "database
+    is locked" at once rather than through the busy handler; gateways started together (``serve
+    --workers``) on one file meet exactly that.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)  # a worker thread, never the event loop
+        pause = min(pause * 2, 0.1)
+
+
 def to_us(value: datetime) -> int:
     # Integer arithmetic on timedeltas: exact to the microsecond, unlike timestamp() (a float).
     return (value - EPOCH) // MICROSECOND
@@ -91,9 +111,9 @@ class SQLiteStore(SQLStore):
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path != ":memory:":  # WAL needs a file
-                conn.execute("PRAGMA journal_mode = WAL")
+                _while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(conn)
+            _while_locked(lambda: self._migrate(conn))
         except BaseException:
             conn.close()
             raise
