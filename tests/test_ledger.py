@@ -277,6 +277,56 @@ async def test_a_registered_model_is_routed_priced_and_listed_for_its_project(
     assert fake_upstream.last("/chat/completions").body["model"] == "house-model"
 
 
+async def test_a_model_registered_for_one_project_prices_only_that_projects_calls(gateway: Gateway) -> None:
+    # proj-a registers a house name for gpt-4o at its own (much higher) price.
+    model: dict[str, Any] = {**MODEL, "model_name": "house", "project_id": "proj-a"}
+    model |= {"model_name_in_provider": "gpt-4o", "input_token_price": 0.001, "output_token_price": 0.002}
+    async with _client(gateway, **{"x-admin-key": ADMIN_KEY}) as admin:
+        assert (await admin.post("/admin/models", json=model)).status_code == 200
+        mine = await admin.post("/v1/chat/completions", json=_chat("Hi", "upstream/house"))
+    async with _client(gateway, KEY_B) as other:
+        theirs = await other.post("/v1/chat/completions", json=_chat("Hi"))
+        listed = {e["model"]: e for e in (await other.get("/pricing")).json()["data"]}
+        models = {m["id"]: m for m in (await other.get("/v1/models")).json()["data"]}
+    assert mine.json()["usage"]["cost"] == pytest.approx(11 * 0.001 + 5 * 0.002)
+    assert theirs.json()["usage"]["cost"] == pytest.approx(GPT_4O_CALL), "another project's registry price leaked"
+    assert listed["openai/gpt-4o"]["source"] == "catalogue"
+    assert all(entry["source"] != "registry" for entry in listed.values())
+    assert models["upstream/gpt-4o"]["pricing"]["input"] == 2.5
+
+
+async def test_a_custom_price_may_name_a_registered_model(gateway: Gateway) -> None:
+    model: dict[str, Any] = {**MODEL, "model_name": "house", "project_id": "proj-a", "model_name_in_provider": "gpt-4o"}
+    prices = {"upstream/house": {"per_input_token": 1000, "per_output_token": 2000}}
+    async with _client(gateway, **{"x-admin-key": ADMIN_KEY}) as admin:
+        assert (await admin.post("/admin/models", json=model)).status_code == 200
+        assert (await admin.post(CUSTOM_PRICES, json=prices)).status_code == 200
+        answer = await admin.post("/v1/chat/completions", json=_chat("Hi", "upstream/house"))
+    # 11 input tokens at 1,000 and 5 output tokens at 2,000 USD per 1M.
+    assert answer.json()["usage"]["cost"] == pytest.approx(0.021)
+
+
+async def test_thread_ids_with_a_slash_or_a_percent_sign_can_be_read_back(gateway: Gateway) -> None:
+    async with _client(gateway) as client:
+        for thread in ("conv/42", "a%20b"):
+            assert (
+                await client.post("/v1/chat/completions", json=_chat("Hi"), headers={"x-thread-id": thread})
+            ).is_success
+        slash = await client.get("/threads/conv%2F42/cost")
+        percent = await client.get("/threads/a%2520b/messages")
+    assert slash.status_code == 200 and slash.json()["thread_id"] == "conv/42"
+    assert percent.status_code == 200 and percent.json()["thread_id"] == "a%20b"
+    assert [m["role"] for m in percent.json()["messages"]] == ["user", "assistant"]
+
+
+async def test_analytics_rows_carry_the_seeds_cost_field(gateway: Gateway) -> None:
+    async with _client(gateway) as client:
+        assert (await client.post("/v1/chat/completions", json=_chat("Hi"))).is_success
+        rows = (await client.post("/analytics", json={"period": "last_day"})).json()["rows"]
+    assert sum(row["cost"] for row in rows) == pytest.approx(GPT_4O_CALL)
+    assert all(row["cost"] == row["total_cost"] for row in rows)
+
+
 async def test_admin_routes_refuse_a_missing_or_wrong_admin_key(gateway: Gateway) -> None:
     prices = {"upstream/gpt-4o": {"per_input_token": 1.0, "per_output_token": 2.0}}
     async with _client(gateway) as client:
@@ -304,6 +354,14 @@ async def test_admin_routes_refuse_a_missing_or_wrong_admin_key(gateway: Gateway
         ("POST", "/threads", {"limit": 0, "offset": 0}, "limit"),
         ("POST", "/threads", {"limit": 10, "offset": -1}, "offset"),
         ("GET", "/threads/t/messages?limit=abc", None, "limit"),
+        ("GET", "/threads/t/messages?offset=99999999999999999999", None, "offset"),
+        ("GET", "/threads/t/messages?offset=%C2%B2", None, "offset"),
+        ("POST", "/threads", {"limit": 10, "offset": 9223372036854775808}, "offset"),
+        ("POST", "/analytics", {"end_time": "9999-12-31T23:59:59-05:00"}, "end_time"),
+        ("POST", "/analytics", {"start_time": "0001-01-01T00:00:00+05:00"}, "start_time"),
+        ("POST", "/usage/total", {"start_time": "1960-01-01T00:00:00Z"}, "start_time"),
+        ("POST", "/admin/models", {**MODEL, "input_token_price": 1e308}, "input_token_price"),
+        ("POST", CUSTOM_PRICES, {"m/x": {"per_input_token": 1e14, "per_output_token": 1}}, "m/x.per_input_token"),
         ("POST", "/admin/models", {"provider_info_id": "upstream"}, "model_name"),
         ("POST", "/admin/models", {"model_name": "m", "provider_info_id": "nowhere"}, "provider_info_id"),
         ("POST", "/admin/models", {**MODEL, "input_token_price": -1}, "input_token_price"),

@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relaygate._asgi import read_json_body, route_path, send_json
 from relaygate.api import views
 from relaygate.api.bodies import (
+    MAX_OFFSET,
     CustomPrice,
     ModelCreateRequest,
     SummaryRequest,
@@ -51,6 +52,8 @@ __all__ = ["ApiApp"]
 Handler = Callable[["_Request"], Awaitable[None]]
 
 _ID = r"(?P<id>[^/]{1,256})"
+# Thread ids come from callers' X-Thread-Id headers and may hold a "/" (sent as %2F or as is).
+_THREAD_ID = r"(?P<id>.{1,256}?)"
 MAX_MESSAGES_PAGE = 1000
 
 
@@ -77,8 +80,8 @@ class ApiApp:
         self.max_body_bytes = max_body_bytes
         routes: list[tuple[str, Mapping[str, Handler]]] = [
             ("/threads", {"POST": self._threads}),
-            (f"/threads/{_ID}/messages", {"GET": self._thread_messages}),
-            (f"/threads/{_ID}/cost", {"GET": self._thread_cost}),
+            (f"/threads/{_THREAD_ID}/messages", {"GET": self._thread_messages}),
+            (f"/threads/{_THREAD_ID}/cost", {"GET": self._thread_cost}),
             ("/analytics", {"POST": self._analytics}),
             ("/analytics/summary", {"POST": self._analytics_summary}),
             ("/usage/total", {"POST": self._usage_total}),
@@ -115,7 +118,7 @@ class ApiApp:
             if self.ledger.writer.pending:
                 # Read-your-writes: what this gateway has accepted is in the figures it answers with.
                 await self.ledger.writer.flush()
-            params = {key: unquote(value) for key, value in match.groupdict().items()}
+            params = match.groupdict()  # the ASGI path is already percent-decoded
             await handler(_Request(scope, receive, send, get_context(scope), params, self.max_body_bytes))
         except GatewayError as error:
             await send_error(send, error)
@@ -135,7 +138,7 @@ class ApiApp:
     async def _thread_messages(self, r: _Request) -> None:
         query = dict(parse_qsl(r.scope.get("query_string", b"").decode("latin-1")))
         limit = _int_param(query, "limit", 100, 1, MAX_MESSAGES_PAGE)
-        offset = _int_param(query, "offset", 0, 0, None)
+        offset = _int_param(query, "offset", 0, 0, MAX_OFFSET)
         project = r.project
         page = await self.ledger.store.thread_messages(project, r.params["id"], limit=limit, offset=offset)
         if not page.total and await self.ledger.store.thread_cost(project, r.params["id"]) is None:
@@ -163,7 +166,7 @@ class ApiApp:
         points = await self.ledger.store.analytics(r.project, start, end, bucket)
         rows = [
             {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
-             **views.figures(pt.figures)}
+             "cost": pt.figures.cost_usd, **views.figures(pt.figures)}
             for pt in points
         ]  # fmt: skip
         await r.json({**_window(start, end), "min_unit": bucket.value, "rows": rows})
@@ -311,13 +314,14 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     value = query.get(name)
     if value is None:
         return default
-    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
-        bound = f"{low} to {high}" if high is not None else f"{low} or more"
-        raise InvalidRequestError(f"'{name}' must be an integer from {bound}.", param=name, code="invalid_value")
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses; the length keeps int() cheap.
+    if not (value.isascii() and value.isdigit() and len(value) <= 12 and low <= int(value) <= high):
+        message = f"'{name}' must be an integer from {low} to {high}."
+        raise InvalidRequestError(message, param=name, code="invalid_value")
     return int(value)
 
 

@@ -37,6 +37,14 @@ DEFAULT_PERIOD = "last_month"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Microseconds since the epoch, up to year 9999.
 TimeUs = Annotated[int, Field(ge=0, le=253_402_300_799_999_999)]
+LATEST = EPOCH + timedelta(microseconds=253_402_300_799_999_999)
+# Beyond any table a gateway keeps, and inside every database's 64-bit integers.
+MAX_OFFSET = 1_000_000_000
+# USD per token: a dollar a token is far above any model's price, and keeps every call's cost countable.
+MAX_PRICE_PER_TOKEN = 1.0
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)]
+PricePerMillion = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_TOKEN * 1_000_000, allow_inf_nan=False)]
+ImagePrice = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 
 
 class _Body(BaseModel):
@@ -59,7 +67,7 @@ class WindowRequest(_Body):
         start = _at(self.start_time_us, self.start_time, "start_time_us")
         end = _at(self.end_time_us, self.end_time, "end_time_us") or now
         if start is None:
-            start = end - PERIODS[DEFAULT_PERIOD]
+            start = max(end - PERIODS[DEFAULT_PERIOD], EPOCH) if end >= EPOCH else EPOCH
         if start >= end:
             raise InvalidRequestError(
                 "The window is empty: start_time_us must be before end_time_us.",
@@ -88,7 +96,7 @@ class UsageModelsRequest(WindowRequest):
 
 class ThreadsRequest(_Body):
     limit: int = Field(20, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class ModelCreateRequest(_Body):
@@ -104,16 +112,16 @@ class ModelCreateRequest(_Body):
     request_response_mapping: str | None = None
     model_type: str = "completions"
     # USD per token, as LangDB's registry takes them.
-    input_token_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    output_token_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    input_token_price: Price | None = None
+    output_token_price: Price | None = None
     context_size: int | None = Field(None, ge=1)
     capabilities: list[str] = Field(default_factory=list)
     input_types: list[str] = Field(default_factory=list)
     output_types: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     # USD per image, by "quality/size" or "size".
-    type_prices: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
-    mp_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    type_prices: dict[str, ImagePrice] | None = None
+    mp_price: ImagePrice | None = None
     owner_name: str = ""
     priority: int = 0
     model_name_in_provider: str | None = Field(None, min_length=1, max_length=200)
@@ -134,10 +142,10 @@ class CustomPrice(_Body):
     """One model's custom price in ``POST /projects/{id}/custom_prices``: USD per 1M tokens, as LangDB's
     ``per_input_token``/``per_output_token`` are (its example of 1.23 is a per-million figure)."""
 
-    per_input_token: float = Field(ge=0, allow_inf_nan=False)
-    per_output_token: float = Field(ge=0, allow_inf_nan=False)
-    per_cached_input_token: float | None = Field(None, ge=0, allow_inf_nan=False)
-    per_cached_input_write_token: float | None = Field(None, ge=0, allow_inf_nan=False)
+    per_input_token: PricePerMillion
+    per_output_token: PricePerMillion
+    per_cached_input_token: PricePerMillion | None = None
+    per_cached_input_write_token: PricePerMillion | None = None
 
     def price(self) -> ModelPrice:
         return ModelPrice.model_validate(
@@ -157,10 +165,17 @@ def _at(us: int | None, when: datetime | None, param: str) -> datetime | None:
         return EPOCH + timedelta(microseconds=us)
     if when is None:
         return None
+    name = param.removesuffix("_us")
     if when.tzinfo is None:
         raise InvalidRequestError(
-            f"{param.removesuffix('_us')} must carry a time zone (e.g. 2025-01-01T00:00:00Z).",
-            param=param.removesuffix("_us"),
-            code="invalid_value",
+            f"{name} must carry a time zone (e.g. 2025-01-01T00:00:00Z).", param=name, code="invalid_value"
         )
-    return when.astimezone(UTC)
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 lies past the last datetime Python has
+        utc = None
+    if utc is None or not EPOCH <= utc <= LATEST:
+        raise InvalidRequestError(
+            f"{name} must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z.", param=name, code="invalid_value"
+        )
+    return utc

@@ -144,16 +144,21 @@ class Ledger:
 
     async def reload_prices(self) -> None:
         """Take the registry's and the projects' prices from the store into the price book."""
-        registered = {}
         entries = await self.store.registered_models()
+        registered: dict[str, dict[str, ModelPrice]] = {}
         for entry in entries:
             price = model_price(entry.prices)
             if price is not None:
-                registered[f"{entry.provider}/{entry.model_name_in_provider or entry.name}"] = price
+                served = f"{entry.provider}/{entry.model_name_in_provider or entry.name}"
+                registered.setdefault(entry.project_id or "", {})[served] = price
         self.prices.set_registered(registered)
         self._registered = {(entry.project_id or "", f"{entry.provider}/{entry.name}"): entry for entry in entries}
         for project_id, stored in (await self.store.all_custom_prices()).items():
-            book = {key: price for key, prices in stored.items() if (price := model_price(prices)) is not None}
+            book: dict[str, ModelPrice] = {}
+            for key, prices in stored.items():
+                if (price := model_price(prices)) is not None:
+                    # Calls are priced by the name the provider serves; a registered model's own name maps to it.
+                    book[self.resolve(project_id, key) or key] = price
             self.prices.clear_project_prices(project_id)
             self.prices.set_project_prices(project_id, book)
 

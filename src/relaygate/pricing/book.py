@@ -2,7 +2,8 @@
 
 1. the shipped catalogue (``prices.yaml``), by provider kind;
 2. prices from the config file (``prices:``);
-3. the model registry (``POST /admin/models``);
+3. the model registry (``POST /admin/models``), where a model registered for one project prices only that
+   project's calls;
 4. per-project custom prices (``POST /projects/{id}/custom_prices``), seen only by that project.
 
 Layers 2-4 are keyed ``provider/model``, where ``provider`` is a provider's name in the config or a provider
@@ -36,20 +37,22 @@ class PriceBook:
         """``catalogue`` defaults to the shipped one; ``overrides`` are the config's ``prices:``."""
         self._catalogue = catalogue if catalogue is not None else default_catalogue()
         self._config = _index(overrides or {})
-        self._registered: _Index = {}
+        # Registered models' prices by project id; "" holds the models registered for every project.
+        self._registered: dict[str, _Index] = {}
         self._projects: dict[str, _Index] = {}
         # Lookups already made (every call prices its model, often twice); emptied whenever a layer changes.
         self._memo: dict[tuple[str, str, str | None, str | None], PriceEntry | None] = {}
 
-    def set_registered(self, prices: Mapping[str, ModelPrice]) -> None:
-        """Replace the whole registry layer (e.g. with what the store holds at start-up)."""
+    def set_registered(self, prices: Mapping[str, Mapping[str, ModelPrice]]) -> None:
+        """Replace the whole registry layer: prices by project id ("" for every project), e.g. from the store."""
         self._memo = {}
-        self._registered = _index(prices)
+        self._registered = {project: _index(book) for project, book in prices.items() if book}
 
-    def register(self, key: str, price: ModelPrice) -> None:
-        """Add or replace one registered model's price (``POST /admin/models``)."""
+    def register(self, key: str, price: ModelPrice, project_id: str | None = None) -> None:
+        """Add or replace one registered model's price, for one project or (``None``) for every project."""
         self._memo = {}
-        self._registered = {**self._registered, **_index({key: price})}
+        owner = project_id or ""
+        self._registered = {**self._registered, owner: {**self._registered.get(owner, {}), **_index({key: price})}}
 
     def set_project_prices(self, project_id: str, prices: Mapping[str, ModelPrice]) -> list[str]:
         """Add or replace a project's custom prices for the given models and return their keys.
@@ -88,7 +91,8 @@ class PriceBook:
         providers = [p for p in (provider_name, kind) if p]
         layers: list[tuple[PriceSource, _Index | None]] = [
             ("project", self._projects.get(project_id) if project_id is not None else None),
-            ("registry", self._registered),
+            ("registry", self._registered.get(project_id) if project_id else None),
+            ("registry", self._registered.get("")),
             ("config", self._config),
         ]
         for source, index in layers:
@@ -117,14 +121,18 @@ class PriceBook:
         """Every listed price for ``GET /pricing``, sorted by provider and model.
 
         One entry per ``provider/model``: a config or registry price replaces the catalogue's for the same
-        key, and with ``project_id`` that project's custom prices replace both.
+        key, and with ``project_id`` the models registered for that project and its custom prices replace them.
         """
         merged: dict[tuple[str, str], PriceEntry] = {
             (kind, model): PriceEntry(provider=kind, model=model, source="catalogue", price=price)
             for kind, model, price in self._catalogue.entries()
         }
-        layers: list[tuple[PriceSource, _Index]] = [("config", self._config), ("registry", self._registered)]
+        layers: list[tuple[PriceSource, _Index]] = [
+            ("config", self._config),
+            ("registry", self._registered.get("", {})),
+        ]
         if project_id is not None:
+            layers.append(("registry", self._registered.get(project_id, {})))
             layers.append(("project", self._projects.get(project_id, {})))
         for source, index in layers:
             for (provider, model), price in index.items():
