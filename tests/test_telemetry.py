@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from relaygate import Gateway
-from relaygate.settings import RetrySettings, TelemetrySettings
+from relaygate.settings import GuardSettings, RetrySettings, TelemetrySettings
 from tests.conftest import ADMIN_KEY, KEY_A, UPSTREAM_KEY, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -286,3 +286,54 @@ async def test_in_a_host_app_with_its_own_asgi_instrumentation_the_host_span_is_
         assert attributes["relaygate.project.id"] == "proj-a"
     assert response.headers["x-trace-id"] == TRACE_ID
     assert fake_upstream.last("/chat/completions").headers["traceparent"].split("-")[1] == TRACE_ID
+
+
+async def test_guard_results_reach_a_host_span_that_ends_with_the_last_byte(
+    upstream_url: str, recorded: Recorded, fake_upstream: FakeOpenAI
+) -> None:
+    from examples.fastapi_app import build_app
+
+    guards = {
+        "pii_in": GuardSettings(type="pii", stage="input", action="observe"),
+        "pii_out": GuardSettings(type="pii", stage="output", action="observe"),
+    }
+    gateway = Gateway(make_settings(upstream_url, guards=guards), tracer_provider=recorded.tracer_provider)
+    app = build_app(gateway, tracer_provider=recorded.tracer_provider)
+    body = {**CHAT, "model": "upstream/echo", "extra": {"guards": ["pii_in", "pii_out"]}}
+    body["messages"] = [{"role": "user", "content": "write to jane@example.com"}]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host", headers=HEADERS) as client:
+            whole = await client.post("/llm/v1/chat/completions", json=body)
+            streamed = await client.post("/llm/v1/chat/completions", json={**body, "stream": True})
+    assert whole.status_code == 200 and streamed.status_code == 200
+    # The host's instrumentation drops the caller's baggage at the gateway too: nothing of it goes upstream.
+    assert "baggage" not in fake_upstream.last("/chat/completions").headers
+    servers = [span for span in recorded.finished() if span.kind == SpanKind.SERVER]
+    assert len(servers) == 2
+    for server in servers:
+        attributes = dict(server.attributes or {})
+        assert attributes["relaygate.guard.ids"] == ("pii_in", "pii_out")
+        assert attributes["relaygate.guard.failed_ids"] == ("pii_in", "pii_out")  # observed, not blocked
+        assert [event.name for event in server.events].count("relaygate.guard") == 2
+
+
+async def test_an_answer_an_output_guard_refused_is_no_failure_of_the_provider(
+    upstream_url: str, recorded: Recorded
+) -> None:
+    guards = {"pii_out": GuardSettings(type="pii", stage="output", action="block")}
+    settings = make_settings(upstream_url, guards=guards)
+    gateway = Gateway(settings, tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
+    body = {**CHAT, "model": "upstream/echo", "extra": {"guards": ["pii_out"]}}
+    body["messages"] = [{"role": "user", "content": "write to jane@example.com"}]
+    async with gateway.lifespan():
+        transport = httpx.ASGITransport(app=gateway.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=HEADERS) as client:
+            refused = await client.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "guard_violation"
+    call = recorded.one(SpanKind.CLIENT)
+    assert call.status.status_code != StatusCode.ERROR
+    assert "error.type" not in (call.attributes or {})
+    (duration,) = recorded.metric_points("gen_ai.client.operation.duration")
+    assert "error.type" not in duration.attributes
+    assert dict(recorded.one(SpanKind.SERVER).attributes or {})["relaygate.guard.failed_ids"] == ("pii_out",)

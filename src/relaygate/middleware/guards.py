@@ -77,15 +77,26 @@ class GuardsMiddleware:
             await self.app(scope, receive, send)
             return
         outputs = selection.output if endpoint == "chat" else ()
+        traced = False
+
+        async def send_traced(message: Message) -> None:
+            nonlocal traced
+            # Before the last byte: a host's server span may end with it, and results told later are lost.
+            if not traced and message["type"] == "http.response.body" and not message.get("more_body", False):
+                traced = True
+                self._trace(ctx)
+            await send(message)
+
         try:
             if not outputs:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, send_traced)
             elif body.get("stream") is True:
-                await self._stream(scope, receive, send, ctx, StreamGuards(self.guards, outputs))
+                await self._stream(scope, receive, send_traced, ctx, StreamGuards(self.guards, outputs))
             else:
-                await self._whole(scope, receive, send, ctx, outputs)
+                await self._whole(scope, receive, send_traced, ctx, outputs)
         finally:
-            self._trace(ctx)
+            if not traced:
+                self._trace(ctx)
 
     async def _input(self, guards: tuple[Guard, ...], endpoint: str, body: dict[str, Any], ctx: RequestContext) -> None:
         slots = request_slots(endpoint, body)

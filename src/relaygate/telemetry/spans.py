@@ -231,6 +231,11 @@ class Telemetry:
         return out
 
 
+# Ends of a request that say nothing against the provider, which had answered: an output guard refused
+# the answer, or the client left. The request's span carries them; the attempt's span and metrics do not.
+NOT_THE_PROVIDERS = frozenset({"guard_violation", "guard_error", "client_disconnected"})
+
+
 class AttemptSpan:
     """One attempt's CLIENT span: follows its answer on the request context, then ends the span and
     records the metrics; or ends them at once when the attempt fails and another may follow."""
@@ -285,8 +290,9 @@ class AttemptSpan:
     def on_end(self, ctx: RequestContext) -> None:
         ended = time.perf_counter()
         span = self.span
-        failed = ctx.error is not None or (ctx.status or 0) >= 400
-        error_type = (ctx.error or str(ctx.status)) if failed else None
+        error = None if ctx.error in NOT_THE_PROVIDERS else ctx.error
+        failed = error is not None or (ctx.status or 0) >= 400
+        error_type = (error or str(ctx.status)) if failed else None
         metric_attributes = dict(self.attributes)
         if ctx.response_model:
             metric_attributes[names.RESPONSE_MODEL] = ctx.response_model
@@ -330,7 +336,7 @@ class AttemptSpan:
             attributes[names.OUTPUT_MESSAGES] = output_message(answer.text, answer.tool_calls, finish)
         if error_type is not None:
             attributes[names.ERROR_TYPE] = error_type
-            span.set_status(Status(StatusCode.ERROR, ctx.error))
+            span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attributes)
         span.end()
 
