@@ -125,6 +125,8 @@ async def test_a_chat_call_makes_a_server_span_and_a_genai_client_span_in_the_ca
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert attributes["gen_ai.usage.input_tokens"] == response.json()["usage"]["prompt_tokens"]
     assert attributes["gen_ai.usage.output_tokens"] == response.json()["usage"]["completion_tokens"]
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 3  # the fake's cached_tokens
+    assert "gen_ai.usage.reasoning.output_tokens" not in attributes  # it reports none
     assert attributes["gen_ai.request.temperature"] == 0.3
     assert attributes["gen_ai.request.max_tokens"] == 50
     assert attributes["gen_ai.output.type"] == "text"
@@ -174,6 +176,21 @@ async def test_a_streamed_call_span_covers_the_stream_and_records_the_first_chun
     assert call.end_time is not None and call.start_time is not None
     assert (call.end_time - call.start_time) / 1e9 >= attributes["gen_ai.response.time_to_first_chunk"]
     assert recorded.metric_points("gen_ai.client.operation.time_to_first_chunk")
+
+
+async def test_a_streamed_call_span_ends_with_the_last_event_not_the_first(
+    client: httpx.AsyncClient, recorded: Recorded
+) -> None:
+    # "paced": 10 ms between events, so the stream lasts well past its first chunk.
+    body = {**CHAT, "model": "upstream/paced", "stream": True}
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        events = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+    call = recorded.one(SpanKind.CLIENT)
+    assert call.end_time is not None and call.start_time is not None
+    first_chunk = dict(call.attributes or {})["gen_ai.response.time_to_first_chunk"]
+    assert len(events) >= 6
+    # At least half the paced gaps after the first chunk: a span ending at the first chunk would have none.
+    assert (call.end_time - call.start_time) / 1e9 >= first_chunk + 0.005 * (len(events) - 2)
 
 
 async def test_a_failed_call_has_error_status_and_type(client: httpx.AsyncClient, recorded: Recorded) -> None:
@@ -337,3 +354,38 @@ async def test_an_answer_an_output_guard_refused_is_no_failure_of_the_provider(
     (duration,) = recorded.metric_points("gen_ai.client.operation.duration")
     assert "error.type" not in duration.attributes
     assert dict(recorded.one(SpanKind.SERVER).attributes or {})["relaygate.guard.failed_ids"] == ("pii_out",)
+
+
+async def test_span_names_stay_few_whatever_the_paths(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded):
+        await client.get("/threads/conv-123/cost")
+        await client.get("/proj-a/v1/threads/conv-456/messages")
+        await client.get("/wp-admin/setup-config.php")
+        await client.get("/v1/models/upstream/gpt-4o")
+    names = [span.name for span in recorded.finished() if span.kind == SpanKind.SERVER]
+    assert names == [
+        "GET /threads/{thread_id}/cost",
+        "GET /{project_id}/v1/threads/{thread_id}/messages",
+        "GET",  # no route: the method alone, as the HTTP conventions name it
+        "GET /v1/models/{model}",
+    ]
+    unrouted = [span for span in recorded.finished() if span.name == "GET"][0]
+    assert "http.route" not in (unrouted.attributes or {})
+
+
+async def test_an_over_long_id_is_refused_and_kept_out_of_the_trace(upstream_url: str, recorded: Recorded) -> None:
+    async for _, client in _client(upstream_url, recorded):
+        response = await client.post("/v1/chat/completions", json=CHAT, headers={"x-thread-id": "t" * 300})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "x-thread-id"
+    attributes = dict(recorded.one(SpanKind.SERVER).attributes or {})
+    assert "gen_ai.conversation.id" not in attributes
+    assert not any("t" * 300 in str(value) for value in attributes.values())
+
+
+def test_an_export_endpoint_is_logged_without_its_credentials() -> None:
+    from relaygate.telemetry.export import _shown
+
+    assert (
+        _shown("https://user:s3cret@otlp.example.com:4318/v1/traces") == "https://***@otlp.example.com:4318/v1/traces"
+    )
+    assert _shown("http://127.0.0.1:4318/v1/traces") == "http://127.0.0.1:4318/v1/traces"

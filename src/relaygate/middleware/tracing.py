@@ -56,6 +56,10 @@ class TracingMiddleware:
                 continue
             if len(value) > MAX_ID_LENGTH or not value:
                 invalid = name.decode()
+        if invalid is not None:
+            # The request is refused; an over-long value is not carried into the trace either.
+            ctx.thread_id = ctx.run_id = ctx.label = None
+            ctx.tags = {}
         if ctx.run_id is None:
             ctx.run_id = str(uuid.uuid4())
         span = None
@@ -105,16 +109,49 @@ class TracingMiddleware:
             self.telemetry.end_request(span, owned, ctx, status or 499)
 
 
-def _route_template(path: str) -> str:
-    """The path with its variable parts named, so span names stay few: /{project_id}/v1/..., {model}."""
-    parts = path.split("/")
-    if len(parts) > 2 and parts[1] != "v1" and parts[2] == "v1":
-        parts[1] = "{project_id}"
-    if "models" in parts:
-        at = parts.index("models")
-        if at >= 2 and parts[at - 1] == "v1" and len(parts) > at + 1 and parts[at + 1]:
-            parts[at + 1 :] = ["{model}"]
-    return "/".join(parts)
+# The routes the gateway answers, below an optional /{project_id} and /v1; anything else is a 404 whose
+# path must not become a span name (a scanner's random URLs would each make a new one).
+_FIXED_ROUTES = frozenset(
+    {
+        "chat/completions",
+        "embeddings",
+        "images/generations",
+        "models",
+        "health",
+        "threads",
+        "analytics",
+        "analytics/summary",
+        "usage/total",
+        "usage/models",
+        "pricing",
+        "admin/models",
+    }
+)
+
+
+def _route_template(path: str) -> str | None:
+    """The route with its variable parts named (/{project_id}/v1/threads/{thread_id}/cost), so span names
+    stay few; ``None`` for a path that is no route."""
+    segments = path.strip("/").split("/")
+    head: list[str] = []
+    if len(segments) > 1 and segments[0] != "v1" and segments[1] == "v1":
+        head.append("{project_id}")
+        segments = segments[1:]
+    if segments[0] == "v1":
+        head.append("v1")
+        segments = segments[1:]
+    rest = "/".join(segments)
+    if rest in _FIXED_ROUTES:
+        template = rest
+    elif segments[0] == "models" and len(segments) > 1 and head[-1:] == ["v1"]:
+        template = "models/{model}"
+    elif segments[0] == "threads" and len(segments) > 2 and segments[-1] in ("messages", "cost"):
+        template = f"threads/{{thread_id}}/{segments[-1]}"
+    elif segments[0] == "projects" and len(segments) == 3 and segments[2] == "custom_prices":
+        template = "projects/{project_id}/custom_prices"
+    else:
+        return None
+    return "/" + "/".join([*head, template])
 
 
 def _tags(value: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import metrics, trace
 
@@ -73,7 +74,7 @@ def configure_export(settings: TelemetrySettings) -> Export:
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings, traces_endpoint, headers)))
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
-        logger.info("telemetry: exporting spans to %s (%s)", traces_endpoint, settings.protocol)
+        logger.info("telemetry: exporting spans to %s (%s)", _shown(traces_endpoint), settings.protocol)
     metrics_endpoint = _endpoint(settings, "metrics")
     if settings.metrics and metrics_endpoint and _no_meter_provider():
         from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -120,3 +121,13 @@ def _metric_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[s
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=endpoint, headers=headers)
+
+
+def _shown(endpoint: str) -> str:
+    """The endpoint as a log line may show it: credentials in its URL (user:token@host) left out."""
+    parts = urlsplit(endpoint)
+    if parts.username is None and parts.password is None:
+        return endpoint
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

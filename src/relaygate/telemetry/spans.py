@@ -74,8 +74,11 @@ class Telemetry:
 
     # --- the gateway's span -------------------------------------------------------------------------
 
-    def start_request(self, scope: Mapping[str, Any], ctx: RequestContext, route: str) -> tuple[Span, bool]:
+    def start_request(self, scope: Mapping[str, Any], ctx: RequestContext, route: str | None) -> tuple[Span, bool]:
         """The span for the gateway's handling of a request, and whether relaygate owns (and ends) it.
+
+        ``route`` is the matched route's template, ``None`` when the path is no route (the span is then
+        named by the method alone, as the HTTP conventions ask).
 
         A host app with ASGI instrumentation has already made the server span: relaygate annotates
         that one. Otherwise it makes one, continuing the caller's trace from ``traceparent``.
@@ -92,10 +95,12 @@ class Telemetry:
         parent = propagate.extract(carrier) if carrier else None
         # The request's span carries what finds it (the ids); the call's span carries the rest, since
         # every attribute costs a few microseconds to record and to export.
-        attributes: dict[str, Any] = {names.HTTP_METHOD: scope["method"], names.HTTP_ROUTE: route, **self._ids(ctx)}
-        span = self.tracer.start_span(
-            f"{scope['method']} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
+        attributes: dict[str, Any] = {names.HTTP_METHOD: scope["method"], **self._ids(ctx)}
+        name = scope["method"]
+        if route is not None:
+            attributes[names.HTTP_ROUTE] = route
+            name = f"{name} {route}"
+        span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         return span, True
 
     def response_started(self, span: Span, owned: bool, ctx: RequestContext) -> None:
