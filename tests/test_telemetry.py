@@ -187,7 +187,8 @@ async def test_a_streamed_call_span_ends_with_the_last_event_not_the_first(
         events = [line async for line in response.aiter_lines() if line.startswith("data: ")]
     call = recorded.one(SpanKind.CLIENT)
     assert call.end_time is not None and call.start_time is not None
-    first_chunk = dict(call.attributes or {})["gen_ai.response.time_to_first_chunk"]
+    attributes: dict[str, Any] = dict(call.attributes or {})
+    first_chunk = attributes["gen_ai.response.time_to_first_chunk"]
     assert len(events) >= 6
     # At least half the paced gaps after the first chunk: a span ending at the first chunk would have none.
     assert (call.end_time - call.start_time) / 1e9 >= first_chunk + 0.005 * (len(events) - 2)
