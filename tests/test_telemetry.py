@@ -390,3 +390,21 @@ def test_an_export_endpoint_is_logged_without_its_credentials() -> None:
         _shown("https://user:s3cret@otlp.example.com:4318/v1/traces") == "https://***@otlp.example.com:4318/v1/traces"
     )
     assert _shown("http://127.0.0.1:4318/v1/traces") == "http://127.0.0.1:4318/v1/traces"
+
+
+@pytest.mark.parametrize(
+    ("kind", "base_url", "expected"),
+    [
+        ("openai", "https://api.openai.com/v1", "openai"),
+        ("openai", "https://generativelanguage.googleapis.com/v1beta/openai/", "gcp.gemini"),
+        ("openai", "https://my-team.openai.azure.com/openai/v1", "azure.ai.openai"),
+        ("openai", "https://api.groq.com/openai/v1", "groq"),
+        ("openai", "http://127.0.0.1:8000/v1", "openai"),  # a vLLM or Ollama server speaks OpenAI's API
+        ("anthropic", None, "anthropic"),
+        ("gemini", None, "gcp.gemini"),
+    ],
+)
+def test_the_provider_is_named_as_the_conventions_name_it(kind: str, base_url: str | None, expected: str) -> None:
+    from relaygate.telemetry.spans import _provider_name
+
+    assert _provider_name(kind, base_url) == expected

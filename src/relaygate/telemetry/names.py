@@ -90,4 +90,17 @@ LANGDB = {CONVERSATION_ID: "langdb.thread_id", RUN_ID: "langdb.run_id", LABEL: "
 
 # What relaygate calls a provider kind, as gen_ai.provider.name spells it.
 PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "mock": "relaygate.mock"}
+# Hosts of OpenAI-compatible APIs whose provider the conventions name (host, or the host's domain).
+OPENAI_COMPATIBLE_HOSTS = (
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+    ("aiplatform.googleapis.com", "gcp.vertex_ai"),
+    ("openai.azure.com", "azure.ai.openai"),
+    ("services.ai.azure.com", "azure.ai.inference"),
+    ("api.groq.com", "groq"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.x.ai", "x_ai"),
+    ("api.perplexity.ai", "perplexity"),
+    ("api.cohere.ai", "cohere"),
+)
 OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}

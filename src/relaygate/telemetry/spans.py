@@ -179,7 +179,7 @@ class Telemetry:
         provider = route.provider
         attributes: dict[str, Any] = {
             names.OPERATION: operation,
-            names.PROVIDER: names.PROVIDER_NAMES.get(provider.kind, provider.kind),
+            names.PROVIDER: _provider_name(provider.kind, provider.settings.base_url),
             names.REQUEST_MODEL: route.model,
             **_server(provider.settings.base_url),
             **self._ids(ctx),
@@ -344,6 +344,18 @@ class AttemptSpan:
             span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attributes)
         span.end()
+
+
+@lru_cache(maxsize=64)
+def _provider_name(kind: str, base_url: str | None) -> str:
+    """The conventions' name for who serves the call: an OpenAI-compatible provider is named by its host
+    (Gemini's OpenAI endpoint is ``gcp.gemini``, Groq's ``groq``), else by its kind."""
+    if kind == "openai" and base_url:
+        host = (urlsplit(base_url).hostname or "").lower()
+        for suffix, name in names.OPENAI_COMPATIBLE_HOSTS:
+            if host == suffix or host.endswith("." + suffix):
+                return name
+    return names.PROVIDER_NAMES.get(kind, kind)
 
 
 @lru_cache(maxsize=64)
