@@ -139,6 +139,9 @@ def test_standard_otel_variables_override_the_telemetry_config(tmp_path: Path) -
     assert telemetry.protocol == "grpc"
     assert telemetry.langdb_attributes is True  # from the file; no variable says otherwise
     assert load_settings(path, environ={"OTEL_SDK_DISABLED": "true"}).telemetry.enabled is False
+    assert telemetry.traces is True and telemetry.metrics is True
+    quiet = load_settings(path, environ={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "None"}).telemetry
+    assert quiet.traces is False and quiet.metrics is False
     no_content = load_settings(path, environ={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"})
     assert no_content.telemetry.capture_content is False
     with pytest.raises(ConfigError, match="telemetry.protocol"):

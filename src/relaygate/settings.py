@@ -214,7 +214,8 @@ class TelemetrySettings(_Model):
     metrics_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, used as given
     protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"  # OTEL_EXPORTER_OTLP_PROTOCOL
     headers: dict[str, SecretStr] = Field(default_factory=dict)  # OTEL_EXPORTER_OTLP_HEADERS
-    metrics: bool = True
+    traces: bool = True  # export spans; OTEL_TRACES_EXPORTER=none turns it off
+    metrics: bool = True  # record and export metrics; OTEL_METRICS_EXPORTER=none turns it off
     # Prompts and answers on the spans (gen_ai.input.messages, ...); off unless asked for, also by
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY|SPAN_AND_EVENT|true.
     capture_content: bool = False
@@ -605,6 +606,10 @@ def _add_environment_telemetry(data: dict[str, Any], env: Mapping[str, str]) -> 
             telemetry[key] = env[variable]
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         telemetry["enabled"] = False
+    for variable, key in (("OTEL_TRACES_EXPORTER", "traces"), ("OTEL_METRICS_EXPORTER", "metrics")):
+        # "otlp" is the one exporter relaygate installs; "none" switches the signal's export off.
+        if env.get(variable, "").strip().lower() == "none":
+            telemetry[key] = False
     if env.get("OTEL_RESOURCE_ATTRIBUTES"):
         telemetry["resource_attributes"] = {
             **(telemetry.get("resource_attributes") or {}),

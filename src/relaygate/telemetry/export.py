@@ -58,15 +58,16 @@ def configure_export(settings: TelemetrySettings) -> Export:
     export = Export()
     if not settings.enabled:
         return export
-    traces_endpoint = _endpoint(settings, "traces")
-    if traces_endpoint is None:
-        logger.info("telemetry: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT); spans are not exported")
+    traces_endpoint = _endpoint(settings, "traces") if settings.traces else None
+    metrics_endpoint = _endpoint(settings, "metrics") if settings.metrics else None
+    if traces_endpoint is None and metrics_endpoint is None:
+        logger.info("telemetry: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT); nothing is exported")
         return export
     from opentelemetry.sdk.resources import Resource
 
     resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
     headers = {key: value.get_secret_value() for key, value in settings.headers.items()}
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if traces_endpoint is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -75,8 +76,7 @@ def configure_export(settings: TelemetrySettings) -> Export:
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
         logger.info("telemetry: exporting spans to %s (%s)", _shown(traces_endpoint), settings.protocol)
-    metrics_endpoint = _endpoint(settings, "metrics")
-    if settings.metrics and metrics_endpoint and _no_meter_provider():
+    if metrics_endpoint is not None and _no_meter_provider():
         from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
