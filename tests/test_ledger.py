@@ -490,3 +490,18 @@ async def test_a_call_that_fell_back_records_its_routed_target_and_its_attempts(
     assert (call.requested_model, call.provider, call.model) == ("smart", "upstream", "gpt-4o-mini")
     assert call.cost_usd == pytest.approx(GPT_4O_MINI_CALL), "priced as the model that answered"
     assert [(a["model"], a["status"]) for a in call.attempts] == [("gpt-4o", 500), ("gpt-4o-mini", 200)]
+
+
+async def test_a_database_that_fails_a_read_gets_an_openai_shaped_503(upstream_url: str, database_url: str) -> None:
+    gateway = _gateway(upstream_url, database_url)
+    async with gateway.lifespan():
+        async with _client(gateway) as client:
+            assert (await client.post("/threads", json={})).status_code == 200
+            await gateway.ledger.store.close()  # the database goes away under a running gateway
+            response = await client.post("/threads", json={})
+            usage = await client.post("/usage/total", json={"period": "last_day"})
+        await gateway.ledger.store.start()  # back, so that the shutdown's flush has somewhere to write
+    for failed in (response, usage):
+        assert failed.status_code == 503
+        assert failed.json()["error"]["type"] == "server_error"
+        assert "database" in failed.json()["error"]["message"]

@@ -11,14 +11,16 @@ prefix (``/{project_id}/v1/threads``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate._asgi import read_json_body, route_path, send_json
 from relaygate.api import views
@@ -55,6 +57,9 @@ _ID = r"(?P<id>[^/]{1,256})"
 # Thread ids come from callers' X-Thread-Id headers and may hold a "/" (sent as %2F or as is).
 _THREAD_ID = r"(?P<id>.{1,256}?)"
 MAX_MESSAGES_PAGE = 1000
+FLUSH_WAIT_SECONDS = 5.0
+
+logger = logging.getLogger("relaygate.api")
 
 
 class ApiApp:
@@ -105,6 +110,13 @@ class ApiApp:
         else:
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
             handler = methods.get(scope["method"])
             if handler is None:
@@ -116,12 +128,19 @@ class ApiApp:
             if not self.ledger.running:
                 raise ServerError("The ledger has not started: the gateway's lifespan did not run.", status=503)
             if self.ledger.writer.pending:
-                # Read-your-writes: what this gateway has accepted is in the figures it answers with.
-                await self.ledger.writer.flush()
+                # Read-your-writes: what this gateway has accepted is in the figures it answers with; a
+                # database that is slow or away must not hold the read longer than this.
+                with anyio.move_on_after(FLUSH_WAIT_SECONDS):
+                    await self.ledger.writer.flush()
             params = match.groupdict()  # the ASGI path is already percent-decoded
-            await handler(_Request(scope, receive, send, get_context(scope), params, self.max_body_bytes))
+            await handler(_Request(scope, receive, send_tracked, get_context(scope), params, self.max_body_bytes))
         except GatewayError as error:
-            await send_error(send, error)
+            if not started:
+                await send_error(send, error)
+        except Exception:
+            logger.exception("management API: %s %s failed", scope["method"], scope["path"])
+            if not started:
+                await send_error(send, ServerError("The ledger could not answer: its database failed.", status=503))
 
     # --- threads --------------------------------------------------------------------------------------
 
