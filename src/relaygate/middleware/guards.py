@@ -11,7 +11,7 @@ from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.guards import Guard, Guards, StreamGuards
-from relaygate.guards.text import answer_slots, read, request_slots, write
+from relaygate.guards.text import answer_texts, request_texts
 from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]
@@ -99,11 +99,10 @@ class GuardsMiddleware:
                 self._trace(ctx)
 
     async def _input(self, guards: tuple[Guard, ...], endpoint: str, body: dict[str, Any], ctx: RequestContext) -> None:
-        slots = request_slots(endpoint, body)
-        texts = read(slots)
-        redacted = await self.guards.run(guards, texts, ctx)
-        if redacted is not texts:
-            write(slots, redacted)
+        texts = request_texts(endpoint, body)
+        redacted = await self.guards.run(guards, texts.strings, ctx, on_redact=texts.redact)
+        if redacted is not texts.strings:
+            texts.write()
 
     async def _whole(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, guards: tuple[Guard, ...]
@@ -158,14 +157,14 @@ class GuardsMiddleware:
         """The answer's new body when a guard redacted it, ``None`` to send it as it came."""
         if answer is None:
             return None
-        slots = answer_slots(answer)
-        if not slots:
+        texts = answer_texts(answer)
+        if not texts:
             return None  # tool calls only: no text to judge
-        texts = read(slots)
-        redacted = await self.guards.run(guards, texts, ctx)
-        if redacted is texts or redacted == texts:
+        judged = texts.strings
+        redacted = await self.guards.run(guards, judged, ctx, on_redact=texts.redact)
+        if redacted is judged or redacted == judged:
             return None
-        write(slots, redacted)
+        texts.write()
         return orjson.dumps(answer)
 
     async def _stream(
