@@ -134,6 +134,7 @@ class GuardsMiddleware:
                 except GatewayError as error:
                     refused = error
                     ctx.error = error.code or error.type
+                    ctx.answer_refusal = error.message
                     await send_error(send, error)
                     return
                 if body is None:
@@ -165,6 +166,7 @@ class GuardsMiddleware:
         if redacted is judged or redacted == judged:
             return None
         texts.write()
+        ctx.answer_redacted = _first_text(answer)
         return orjson.dumps(answer)
 
     async def _stream(
@@ -196,6 +198,9 @@ class GuardsMiddleware:
                 # the proxy records the end, so that the results are on the context when it does.
                 finished = True
                 error = await stream.finish(ctx)
+                if error is not None:
+                    # Stopped, or refused whole: the answer's text the client may have seen is not kept.
+                    ctx.answer_refusal = error.message
                 if stream.holds:
                     if error is not None:
                         refused = error
@@ -236,6 +241,13 @@ class _Answer:
 
     def on_end(self, ctx: RequestContext) -> None:
         return None
+
+
+def _first_text(answer: dict[str, Any]) -> str | None:
+    choices = answer.get("choices") or ()
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _requested(body: dict[str, Any]) -> Any:
