@@ -113,6 +113,21 @@ def test_a_match_longer_than_the_old_tail_is_still_caught_whole() -> None:
             assert "".join(passed) == expected
 
 
+def test_a_long_match_in_progress_is_held_whole_and_released_once_it_is_no_match() -> None:
+    body = "MIIE" + "A" * 5000
+    key = f"a -----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY----- b"
+    stage = guard("regex", "redact", patterns=[KEY], replacement="[KEY]").text_stage(100_000)
+    passed = [stage.feed(key[at : at + 7], False) for at in range(0, len(key), 7)]
+    assert "".join(passed) + stage.feed("", True) == "a [KEY] b" and "MIIE" not in "".join(passed)
+    # Past a thousand held characters the stage scans again only as the hold grows by a quarter (linear
+    # time), so what turns out to be no match goes on a little later, not at the end.
+    not_key = f"a -----BEGIN PRIVATE KEY-----\n{body}. That was no key. " + "Plain words go on. " * 100
+    stage = guard("regex", "redact", patterns=[KEY], replacement="[KEY]").text_stage(100_000)
+    passed = [stage.feed(not_key[at : at + 7], False) for at in range(0, len(not_key), 7)]
+    assert "That was no key" in "".join(passed)
+    assert "".join(passed) + stage.feed("", True) == not_key
+
+
 def test_a_match_still_in_progress_at_the_bound_fails_closed() -> None:
     text = f"key: {PEM} done"
     stage = guard("regex", "block", patterns=[KEY]).text_stage(64)
