@@ -171,6 +171,10 @@ class PatternStage(TextStage):
             matches, cut = distinct(self.guard.scan(buffer, pos)), end
         else:
             settled, cut, holder = self.guard.scan_growing(buffer, pos)
+            if not settled and cut == end:  # the usual chunk: nothing found, nothing in progress
+                self.held, self.scanned = "", 0
+                self.before = buffer[-CONTEXT_CHARS:]
+                return held
             matches = distinct(settled)
         if matches and self.guard.action == "block":
             self.labels.extend(match.detector.label for match in matches)
