@@ -175,6 +175,11 @@ class RequestContext:
     # One result per guard run, in the order they ran (relaygate.guards).
     guard_results: list[GuardResult] = field(default_factory=list)
     output_filter: OutputFilter | None = None
+    # Set by output guards when the client did not get the answer as the provider gave it: the first
+    # choice's text as they redacted it (a stream's chunks are redacted before they are recorded), or
+    # the refusal that replaced the answer. The ledger keeps what the client got in the thread.
+    answer_redacted: str | None = None
+    answer_refusal: str | None = None
 
     def record_response(self, body: dict[str, Any]) -> bool:
         """Note a whole answer and tell the observers; ``True`` when ``body`` was changed (its usage priced)."""

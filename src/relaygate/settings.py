@@ -180,11 +180,11 @@ class GuardOptions(_Model):
 
     # 400 (OpenAI's status for a refused request) or 446, the status LangDB's gateway uses for guards.
     violation_status: Literal[400, 446] = 400
-    # Guards that judge a whole answer (json_schema, llm_judge, moderation, custom) hold a streamed
-    # answer until it is complete; a longer answer is refused rather than let through unjudged.
+    # The most text of a stream that a guard holds back. Guards that judge a whole answer (json_schema,
+    # llm_judge, moderation, custom) hold a streamed answer until it is complete: a longer answer is
+    # refused. regex and pii hold back a match still in progress: past this, a blocking guard refuses
+    # the answer and a redacting one redacts all it holds. Never is unjudged text let through.
     stream_hold_chars: int = Field(100_000, ge=1)
-    # Streamed text that may still be the start of a match (regex, pii) is held back, at most this much.
-    stream_tail_chars: int = Field(256, ge=16)
 
 
 class ServerSettings(_Model):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
 from tests.fakes.openai_server import REPLY, FakeOpenAI
@@ -170,3 +173,97 @@ async def test_input_guards_check_embedding_inputs_and_image_prompts(
         )
         assert image.status_code == 200
         assert fake_upstream.last("/images/generations").body["prompt"] == "a sign saying [EMAIL]"
+
+
+PII_IN = {
+    "no_pii": {"type": "pii", "stage": "input", "action": "block"},
+    "mask_pii": {"type": "pii", "stage": "input", "action": "redact"},
+    "no_keys": {
+        "type": "regex", "stage": "input", "action": "block", "parameters": {"patterns": ["sk-[A-Za-z0-9]{8,}"]},
+    },
+    "mask_keys": {
+        "type": "regex", "stage": "input", "action": "redact",
+        "parameters": {"patterns": ["sk-[A-Za-z0-9]{8,}"], "replacement": "[KEY]"},
+    },
+}  # fmt: skip
+
+
+def split_card_body(guard: str) -> dict[str, Any]:
+    return {
+        "model": "upstream/echo",
+        "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "card 4111 1111"}, {"type": "text", "text": " 1111 1111"},
+            ]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "mine is 4242 4242"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/card.png"}},
+                {"type": "text", "text": "4242 4242, ok?"},
+            ]},
+        ],
+        "extra": {"guards": [guard]},
+    }  # fmt: skip
+
+
+async def test_a_card_number_split_across_text_parts_is_one_card_number(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    async with guarded(upstream_url, PII_IN) as g:
+        blocked = await g.client.post("/v1/chat/completions", json=split_card_body("no_pii"))
+        assert blocked.status_code == 400
+        assert blocked.json()["error"]["message"] == "Guard 'no_pii' blocked the request: found payment card number."
+        assert fake_upstream.requests == []
+
+        redacted = await g.client.post("/v1/chat/completions", json=split_card_body("mask_pii"))
+        assert redacted.status_code == 200
+        sent = fake_upstream.last().body["messages"]
+        # Redacted in place: the placeholder where the number starts, the rest of it cut from the next part.
+        assert sent[0]["content"] == [{"type": "text", "text": "card [CARD]"}, {"type": "text", "text": ""}]
+        assert sent[1]["content"] == [
+            {"type": "text", "text": "mine is [CARD]"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/card.png"}},
+            {"type": "text", "text": ", ok?"},
+        ]
+        assert "[CARD]" in redacted.text and "4242" not in redacted.text
+        assert g.results()["mask_pii"].redactions == 2
+
+
+async def test_refusals_and_tool_call_arguments_are_judged_and_redacted(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    arguments = orjson.dumps({"card": "4111 1111 1111 1111", "mail": "jane.doe@example.com", "key": SECRET}).decode()
+    body = {
+        "model": "upstream/echo",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no, jane.doe@example.com"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": "not with 4111 1111 1111 1111",
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "pay", "arguments": arguments}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "paid"},
+            {"role": "user", "content": "ok"},
+        ],
+    }
+    async with guarded(upstream_url, PII_IN) as g:
+        blocked = await g.client.post("/v1/chat/completions", json={**body, "extra": {"guards": ["no_pii"]}})
+        assert blocked.status_code == 400 and fake_upstream.requests == []
+        # Only the tool call's arguments hold a secret key: they are judged too.
+        key_blocked = await g.client.post("/v1/chat/completions", json={**body, "extra": {"guards": ["no_keys"]}})
+        assert key_blocked.status_code == 400 and fake_upstream.requests == []
+        assert key_blocked.json()["error"]["message"] == "Guard 'no_keys' blocked the request: matches pattern #1 of 1."
+
+        redacted = await g.client.post(
+            "/v1/chat/completions", json={**body, "extra": {"guards": ["mask_pii", "mask_keys"]}}
+        )
+        assert redacted.status_code == 200
+        sent = fake_upstream.last().body["messages"]
+        assert sent[1]["content"] == [{"type": "refusal", "refusal": "no, [EMAIL]"}]
+        assert sent[2]["refusal"] == "not with [CARD]"
+        sent_arguments = sent[2]["tool_calls"][0]["function"]["arguments"]
+        assert orjson.loads(sent_arguments) == {"card": "[CARD]", "mail": "[EMAIL]", "key": "[KEY]"}
+        assert "4111" not in str(sent) and "jane" not in str(sent) and SECRET not in str(sent)
+        assert redacted.json()["choices"][0]["message"]["content"] == "ok"
+        assert g.results()["mask_pii"].redactions == 4 and g.results()["mask_keys"].redactions == 1

@@ -264,3 +264,51 @@ async def test_custom_callables_judge_sync_or_async_and_their_failures_refuse(
 
         confused = await g.client.post("/v1/chat/completions", json=chat("hi", extra={"guards": ["confused"]}))
         assert confused.status_code == 500 and "returned a value of type int" in confused.json()["error"]["message"]
+
+
+async def test_a_judge_reads_a_long_text_whole_in_windows_or_refuses_to_judge_it(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    guards = {
+        "tox": judge(max_chars=100, max_windows=4),
+        "tox_seen": judge(max_chars=100, max_windows=4, action="observe"),
+    }
+    # The insult is at the start: a judge that saw only the last 100 characters would pass it.
+    prompt = "you are an idiot. " + "Then a long and perfectly civil story goes on and on. " * 5
+    async with guarded(upstream_url, guards) as g:
+        refused = await g.client.post("/v1/chat/completions", json=chat(prompt, extra={"guards": ["tox"]}))
+        assert refused.status_code == 400
+        assert refused.json()["error"]["message"] == "Guard 'tox' blocked the request: judged toxic."
+        judged = [seen.body["messages"][1]["content"].partition("<text>\n")[2] for seen in fake_upstream.requests]
+        assert len(judged) == 4 and all(len(window) <= 100 + len("\n</text>") for window in judged)
+        assert all(seen.body["model"] == "judge" for seen in fake_upstream.requests)  # the model was never called
+        notes = sorted(
+            seen.body["messages"][1]["content"].partition("(Part ")[2][:6] for seen in fake_upstream.requests
+        )
+        assert notes == ["1 of 4", "2 of 4", "3 of 4", "4 of 4"]
+        # Every window's call is paid for.
+        result = g.results()["tox"]
+        assert result.usage is not None and result.usage.total_tokens == 4 * 16
+
+        fake_upstream.requests.clear()
+        civil = "Then a long and perfectly civil story goes on and on. " * 6
+        passed = await g.client.post("/v1/chat/completions", json=chat(civil, extra={"guards": ["tox"]}))
+        assert passed.status_code == 200
+        assert fake_upstream.last().body["messages"][0]["content"] == civil
+        assert len(fake_upstream.requests) == 5  # four windows, then the model
+
+        # More than max_windows would take: not judged in part, refused as a guard error.
+        fake_upstream.requests.clear()
+        too_long = await g.client.post("/v1/chat/completions", json=chat(civil * 2, extra={"guards": ["tox"]}))
+        assert too_long.status_code == 500
+        assert too_long.json()["error"] == {
+            "message": "Guard 'tox' could not judge the request: the text is 648 characters, more than max_windows "
+            "(4) windows of max_chars (100) hold.",
+            "type": "server_error",
+            "param": None,
+            "code": "guard_error",
+        }
+        assert fake_upstream.requests == []
+        # An observer lets it through, with the error on its result.
+        seen = await g.client.post("/v1/chat/completions", json=chat(civil * 2, extra={"guards": ["tox_seen"]}))
+        assert seen.status_code == 200 and g.results()["tox_seen"].error is not None

@@ -71,6 +71,10 @@ def test_ipv6_needs_a_real_address() -> None:
         ("call +1 (415) 555-0132 or 415-555-0199", ["[PHONE]", "[PHONE]"]),
         ("ring 030 1234 5678", ["[PHONE]"]),
         ("from 192.168.1.20 and 2001:db8::1", ["[IP]", "[IP]"]),
+        ("card 4111.1111.1111.1111 and 3782.822463.10005.", ["[CARD]", "[CARD]"]),
+        ("host ip:2001:db8::1 and ref:2001:db8::8a2e:370:7334", ["[IP]", "[IP]"]),
+        ("iban de89 3704 0044 0532 0130 00, DE 89 3704 0044 0532 0130 00, gb82-west-1234-5698-7654-32", ["[IBAN]"] * 3),
+        ("call 1-800-555-0199 or 1 (800) 555 0199", ["[PHONE]", "[PHONE]"]),
     ],
 )
 def test_what_is_found(text: str, kinds: list[str]) -> None:
@@ -90,6 +94,8 @@ def test_what_is_found(text: str, kinds: list[str]) -> None:
         "a@b is no address, nor is @home",
         "it costs 1 000 000 euros",
         "std::vector and a::b::c",
+        "pi is 3.1415926535897932 and e 2.7182818284590452",  # decimals, not cards after the point
+        "on 12 june 2024 will do",  # no IBAN of a country that has none, whatever its checksum
     ],
 )
 def test_what_is_not_found(text: str) -> None:
@@ -102,6 +108,12 @@ async def test_entities_narrow_what_a_guard_looks_for() -> None:
     assert verdict.texts == ["mail [EMAIL], card 4242 4242 4242 4242"]
     blocked = await pii("block").judge(["nothing here", "card 4242 4242 4242 4242"], ctx)
     assert not blocked.passed and blocked.reason == "found payment card number" and blocked.texts is None
+
+
+async def test_forms_are_redacted_whole() -> None:
+    text = "a 1-800-555-0199 b gb82 west 1234 5698 7654 32 c 4111.1111.1111.1111 d ip:2001:db8::1"
+    verdict = await pii().judge([text], RequestContext())
+    assert verdict.texts == ["a [PHONE] b [IBAN] c [CARD] d ip:[IP]"]
 
 
 def test_unknown_entities_are_refused() -> None:

@@ -12,6 +12,9 @@ pytestmark = pytest.mark.anyio
 
 SECRET = "sk-abcdefgh12345678"
 NO_SECRETS = {"patterns": ["sk-[A-Za-z0-9]{8,}"]}
+# Matches longer than what stream guards used to hold back (256 characters).
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIE" + "A" * 400 + "\n-----END PRIVATE KEY-----"
+JWT = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0" * 12 + ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 GUARDS = {
     "no_secrets_out": {"type": "regex", "stage": "output", "action": "block", "parameters": NO_SECRETS},
     "mask_secrets": {
@@ -26,6 +29,14 @@ GUARDS = {
         "parameters": {"schema": {"type": "object", "required": ["name"]}},
     },
     "input_pii": {"type": "pii", "stage": "input", "action": "redact"},
+    "no_keys_out": {
+        "type": "regex", "stage": "output", "action": "block",
+        "parameters": {"patterns": [r"-----BEGIN PRIVATE KEY-----[A-Za-z0-9+/=\s]+-----END PRIVATE KEY-----"]},
+    },
+    "mask_tokens": {
+        "type": "regex", "stage": "output", "action": "redact",
+        "parameters": {"patterns": [r"eyJ[\w-]+\.[\w-]+\.[\w-]+"], "replacement": "[TOKEN]"},
+    },
 }  # fmt: skip
 
 
@@ -73,6 +84,87 @@ async def test_redaction_of_a_stream_holds_back_only_what_may_still_match(
         assert fake_upstream.last().body["messages"][0]["content"] == prompt
         results = g.results()
         assert results["pii_out"].redactions == 2 and results["mask_secrets"].redactions == 1
+
+
+@pytest.mark.parametrize("size", [7, 20, 64])
+async def test_a_match_longer_than_any_chunk_is_blocked_on_a_stream_as_on_a_whole_answer(
+    upstream_url: str, fake_upstream: FakeOpenAI, size: int
+) -> None:
+    prompt = f"here: {PEM} done"
+    async with guarded(upstream_url, GUARDS) as g:
+        whole = await g.client.post("/v1/chat/completions", json=chat(prompt, extra={"guards": ["no_keys_out"]}))
+        assert whole.status_code == 400 and "MIIE" not in whole.text
+        response = await g.client.post("/v1/chat/completions", json=streamed(prompt, ["no_keys_out"], size))
+        assert fake_upstream.last().body["messages"][0]["content"] == prompt
+        events = sse(response.text)
+        assert streamed_text(events) == "here: "
+        assert "BEGIN" not in response.text and "AAAA" not in response.text
+        assert finish_reasons(events) == ["content_filter"]
+        assert events[-1]["error"]["message"] == "Guard 'no_keys_out' blocked the answer: matches pattern #1 of 1."
+
+
+@pytest.mark.parametrize("size", [5, 16, 50])
+async def test_a_long_token_is_redacted_whole_on_a_stream_as_on_a_whole_answer(
+    upstream_url: str, fake_upstream: FakeOpenAI, size: int
+) -> None:
+    prompt = f"token {JWT} ok"
+    async with guarded(upstream_url, GUARDS) as g:
+        whole = await g.client.post("/v1/chat/completions", json=chat(prompt, extra={"guards": ["mask_tokens"]}))
+        assert whole.json()["choices"][0]["message"]["content"] == "token [TOKEN] ok"
+        response = await g.client.post("/v1/chat/completions", json=streamed(prompt, ["mask_tokens"], size))
+        assert fake_upstream.last().body["messages"][0]["content"] == prompt
+        events = sse(response.text)
+        assert streamed_text(events) == "token [TOKEN] ok"
+        assert "eyJ" not in response.text and "SflKx" not in response.text
+        assert finish_reasons(events) == ["stop"] and events[-1] == "[DONE]"
+        assert g.results()["mask_tokens"].redactions == 1
+
+
+@pytest.mark.parametrize("guard", ["no_keys_out", "mask_tokens"])
+async def test_a_match_still_in_progress_at_the_hold_bound_stops_the_stream_closed(
+    upstream_url: str, fake_upstream: FakeOpenAI, guard: str
+) -> None:
+    prompt = f"here: {PEM if guard == 'no_keys_out' else JWT} done"
+    async with guarded(upstream_url, GUARDS, stream_hold_chars=100) as g:
+        response = await g.client.post("/v1/chat/completions", json=streamed(prompt, [guard], 10))
+        events = sse(response.text)
+        # Neither what was held nor what followed it went out: the stream stopped there.
+        assert streamed_text(events) == "here: "
+        assert "BEGIN" not in response.text and "AAAA" not in response.text and "eyJ" not in response.text
+        assert finish_reasons(events) == ["content_filter"]
+        assert events[-1]["error"] == {
+            "message": f"Guard '{guard}' could not judge the answer: a possible pattern #1 of 1 ran past "
+            "guard_options.stream_hold_chars (100 characters).",
+            "type": "server_error",
+            "param": None,
+            "code": "guard_error",
+        }
+        result = g.results()[guard]
+        assert not result.passed and result.error is not None and result.refused
+
+
+PII_FORMS = (
+    "Mail jane@mail.corp-secret.com, jane.doe@acme.bank.co.uk or a.b+c@mail.example.org; "
+    "IBAN DE89 3704 0044 0532 0130 00, de89370400440532013000 or GB82-WEST-1234-5698-7654-32; "
+    "call +44 20 7946 0958, (555) 123-4567 or 1-800-555-0199. Bye"
+)
+PII_REDACTED = "Mail [EMAIL], [EMAIL] or [EMAIL]; IBAN [IBAN], [IBAN] or [IBAN]; call [PHONE], [PHONE] or [PHONE]. Bye"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 13])
+async def test_redaction_of_a_stream_does_not_depend_on_where_chunks_split_addresses_and_numbers(
+    upstream_url: str, fake_upstream: FakeOpenAI, size: int
+) -> None:
+    async with guarded(upstream_url, GUARDS) as g:
+        whole = await g.client.post("/v1/chat/completions", json=chat(PII_FORMS, extra={"guards": ["pii_out"]}))
+        assert whole.json()["choices"][0]["message"]["content"] == PII_REDACTED
+        response = await g.client.post("/v1/chat/completions", json=streamed(PII_FORMS, ["pii_out"], size))
+        assert fake_upstream.last().body["messages"][0]["content"] == PII_FORMS
+        events = sse(response.text)
+        assert streamed_text(events) == PII_REDACTED
+        for leak in ("secret", "corp", "bank", "co.uk", "example", "3704", "WEST", "7946", "0199"):
+            assert leak not in response.text
+        assert g.results()["pii_out"].redactions == 9
 
 
 async def test_an_unguarded_stream_and_a_passing_guarded_stream_send_the_same_bytes(

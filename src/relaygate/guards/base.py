@@ -2,8 +2,9 @@
 
 Every guard judges a list of texts at once (:meth:`Guard.judge`): the messages of a request, or the
 answer of each choice. Guards that can judge text as it grows (regex, pii, word_count) also make a
-:class:`TextStage` per streamed choice, which sees the text chunk by chunk, may hold back a tail that
-could still become a match, and raises :class:`Finding` when it must stop the stream.
+:class:`TextStage` per streamed choice, which sees the text chunk by chunk, may hold back (at most
+``hold_chars``) what could still become a match, and raises :class:`Finding` when it must stop the
+stream, or :class:`GuardFailure` when it cannot judge within that bound.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class Guard(ABC):
         """Whether :meth:`text_stage` can judge a streamed answer as it grows."""
         return False
 
-    def text_stage(self, tail_chars: int) -> TextStage:
+    def text_stage(self, hold_chars: int) -> TextStage:
         raise NotImplementedError(f"guards of type {self.type} judge whole texts only")
 
     @abstractmethod

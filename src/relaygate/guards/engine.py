@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,10 +167,18 @@ class Guards:
             self._overrides.popitem(last=False)
         return guard
 
-    async def run(self, guards: Sequence[Guard], texts: list[str], ctx: RequestContext) -> list[str]:
+    async def run(
+        self,
+        guards: Sequence[Guard],
+        texts: list[str],
+        ctx: RequestContext,
+        *,
+        on_redact: Callable[[Verdict], None] | None = None,
+    ) -> list[str]:
         """Runs ``guards`` over ``texts`` and records their results on ``ctx``.
 
-        Returns the texts, redacted where a guard redacts; raises the error that refuses the call.
+        Returns the texts, redacted where a guard redacts (each redacting verdict also goes to
+        ``on_redact``, as it comes); raises the error that refuses the call.
         """
         subject = "request" if guards and guards[0].stage == "input" else "answer"
         for guard in guards:
@@ -179,6 +187,8 @@ class Guards:
                 self.settle([result], subject)
                 if verdict is not None and verdict.texts is not None:
                     texts = verdict.texts
+                    if on_redact is not None:
+                        on_redact(verdict)
         others = [guard for guard in guards if guard.action != "redact"]
         results: list[GuardResult] = []
         for guard in others:

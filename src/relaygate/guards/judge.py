@@ -6,17 +6,25 @@ topics). The model is named like any other (``openai/gpt-4o-mini``) and called i
 relaygate's router and providers, so its key, timeouts and traces are the gateway's. The judged text
 is fenced in ``<text>`` tags and the judge is told it is data, never instructions; only the verdict
 comes back to the caller, not the judge's words about the text.
+
+A text longer than ``max_chars`` is judged whole, in windows of at most ``max_chars`` characters that
+overlap by a tenth of that (so that what a cut would split is whole in one of them), one call each,
+made concurrently; it fails if any window fails. A text that more than ``max_windows`` windows would
+take is not judged at all: the guard reports that it could not judge (a ``guard_error``), rather than
+judge a part and let the rest through unseen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any, Literal
 
+import anyio
 import orjson
 from pydantic import Field, model_validator
 
-from relaygate.context import RequestContext
+from relaygate.context import RequestContext, Usage
 from relaygate.errors import ModelNotFoundError
 from relaygate.guards.base import Guard, GuardEnv, GuardFailure, GuardSpec, Parameters, join_texts, parse_parameters
 from relaygate.guards.calls import chat
@@ -55,8 +63,10 @@ class JudgeParameters(Parameters):
     template: Literal["toxicity", "prompt_injection", "topic_adherence"] | None = None
     prompt: str | None = None
     topics: list[str] = Field(default_factory=list)
-    # The judged text is cut to this many characters (its end is kept: the latest turn matters most).
+    # The most text one call judges; a longer text is judged in overlapping windows of this size,
+    # at most max_windows of them (more is a guard error, never a silent cut).
     max_chars: int = Field(20_000, ge=100)
+    max_windows: int = Field(5, ge=1)
     max_tokens: int = Field(256, ge=16)
     timeout: float = Field(30.0, gt=0)
 
@@ -93,14 +103,44 @@ class JudgeGuard(Guard):
         self.prompt = self.prompt.replace("{topics}", "; ".join(parameters.topics))
 
     async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
-        text = join_texts(texts)[-self.parameters.max_chars :]
+        text = join_texts(texts)
         if not text.strip():
             return Verdict(True)  # nothing to judge: no call to pay for
+        windows = _windows(text, self.parameters.max_chars)
+        if len(windows) > self.parameters.max_windows:
+            raise GuardFailure(
+                f"the text is {len(text)} characters, more than max_windows ({self.parameters.max_windows}) "
+                f"windows of max_chars ({self.parameters.max_chars}) hold"
+            )
+        if len(windows) == 1:
+            return await self._judge_window(windows[0], ctx)
+        outcomes: list[Verdict | GuardFailure | None] = [None] * len(windows)
+
+        async def judge(index: int) -> None:
+            note = f"(Part {index + 1} of {len(windows)} of a longer text, judged part by part.)\n"
+            try:
+                outcomes[index] = await self._judge_window(windows[index], ctx, note)
+            except GuardFailure as failure:
+                outcomes[index] = failure
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(windows)):
+                group.start_soon(judge, index)
+        # Every window's call is paid for, whatever the others said.
+        usage = _total([outcome.usage for outcome in outcomes if outcome is not None])
+        provider, model = self.route.provider.name, self.route.model
+        failure = next((outcome for outcome in outcomes if isinstance(outcome, GuardFailure)), None)
+        if failure is not None:
+            raise GuardFailure(failure.message, upstream=failure.upstream, provider=provider, model=model, usage=usage)
+        passed = all(isinstance(outcome, Verdict) and outcome.passed for outcome in outcomes)
+        return Verdict(passed, None if passed else self.failure, provider=provider, model=model, usage=usage)
+
+    async def _judge_window(self, text: str, ctx: RequestContext, note: str = "") -> Verdict:
         body: dict[str, Any] = {
             "model": self.route.requested,
             "messages": [
                 {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": self.prompt.replace("{text}", f"<text>\n{text}\n</text>")},
+                {"role": "user", "content": self.prompt.replace("{text}", f"{note}<text>\n{text}\n</text>")},
             ],
             "temperature": 0,
             "max_tokens": self.parameters.max_tokens,
@@ -119,6 +159,21 @@ class JudgeGuard(Guard):
             )
         reason = None if verdict else self.failure
         return Verdict(verdict, reason, provider=provider, model=model, usage=usage)
+
+
+def _windows(text: str, size: int) -> list[str]:
+    """``text`` in windows of at most ``size`` characters, overlapping by a tenth of that."""
+    if len(text) <= size:
+        return [text]
+    step = size - size // 10
+    return [text[start : start + size] for start in range(0, len(text) - size + step, step)]
+
+
+def _total(usages: Sequence[Usage | None]) -> Usage | None:
+    known = [usage for usage in usages if usage is not None]
+    if not known:
+        return None
+    return Usage(**{field.name: sum(getattr(usage, field.name) for usage in known) for field in fields(Usage)})
 
 
 def _verdict(answer: dict[str, Any]) -> bool | None:

@@ -1,10 +1,13 @@
 """``pii``: personal data by pattern, each candidate checked where a checksum exists.
 
-Entities: ``email``, ``phone`` (international ``+...``, North American, and national numbers with a
-leading 0, 8 to 15 digits; plain runs of digits are not phone numbers), ``payment_card`` (13 to 19
-digits passing the Luhn check), ``iban`` (the country's length where known, and the mod-97 check),
-``ip_address`` (IPv4 and IPv6, checked by :mod:`ipaddress`) and ``us_ssn`` (``123-45-6789``, without
-the numbers the SSA never issues). Redaction writes ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[IBAN]``,
+Entities: ``email`` (at most 64 characters before the ``@``, as RFC 5321 allows, so that a long word
+is not held back on a stream as a possible address), ``phone`` (international ``+...``, North
+American with or without a leading ``1``, and national numbers with a leading 0, 8 to 15 digits;
+plain runs of digits are not phone numbers), ``payment_card`` (13 to 19 digits passing the Luhn check,
+grouped by spaces or dashes, or 4.4.4.4 and 4.6.5 by dots), ``iban`` (the country's length where known,
+and the mod-97 check; written in lower case or grouped by spaces or dashes, the country must be a known
+one), ``ip_address`` (IPv4 and IPv6, checked by :mod:`ipaddress`) and ``us_ssn`` (``123-45-6789``,
+without the numbers the SSA never issues). Redaction writes ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[IBAN]``,
 ``[IP]`` and ``[SSN]``. Names, addresses and free-form identifiers need a model: an ``llm_judge``.
 """
 
@@ -52,11 +55,17 @@ def luhn_valid(candidate: str) -> bool:
 
 
 def iban_valid(candidate: str) -> bool:
-    """An IBAN: the country's length when known, and the number read as base 36 leaving 1 modulo 97."""
-    iban = candidate.replace(" ", "").upper()
+    """An IBAN: the country's length when known, and the number read as base 36 leaving 1 modulo 97.
+
+    Written other than as ``GB82 WEST 1234 ...`` (lower case, or spaced after the country), the country
+    must be a known one: ``on 12 june 2024 will`` then is no IBAN, whatever its checksum.
+    """
+    iban = candidate.replace(" ", "").replace("-", "").upper()
     if not 15 <= len(iban) <= 34 or not iban.isalnum():
         return False
     expected = IBAN_LENGTHS.get(iban[:2])
+    if expected is None and not (candidate[:2].isupper() and candidate[2:4].isdigit()):
+        return False
     if expected is not None and expected != len(iban):
         return False
     rearranged = iban[4:] + iban[:4]
@@ -92,7 +101,7 @@ ENTITIES: dict[str, list[Detector]] = {
     "email": [
         Detector(
             "e-mail address",
-            regex.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+            regex.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,63}"),
             "[EMAIL]",
             hint=lambda text: "@" in text,
         )
@@ -100,7 +109,10 @@ ENTITIES: dict[str, list[Detector]] = {
     "payment_card": [
         Detector(
             "payment card number",
-            regex.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])"),
+            # Not inside a longer number, nor after a decimal point (3.14159265358979 is no card).
+            regex.compile(
+                r"(?<![\d\-]|\d\.)(?:\d(?:[ \-]?\d){12,18}|\d{4}(?:\.\d{4}){3}|\d{4}\.\d{6}\.\d{5})(?![\d\-]|\.\d)"
+            ),
             "[CARD]",
             check=luhn_valid,
             hint=_has_digit,
@@ -109,7 +121,7 @@ ENTITIES: dict[str, list[Detector]] = {
     "iban": [
         Detector(
             "IBAN",
-            regex.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
+            regex.compile(r"(?i)\b[A-Z]{2} ?\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,4})?\b"),
             "[IBAN]",
             check=iban_valid,
             hint=_has_digit,
@@ -128,7 +140,7 @@ ENTITIES: dict[str, list[Detector]] = {
             "phone number",
             regex.compile(
                 r"(?<![\w+])(?:\+\d[\d .()\-]{6,20}\d"  # international
-                r"|(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}"  # North American
+                r"|(?:1[ .\-]?)?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}"  # North American
                 r"|0[1-9]\d{0,3}(?:[ .\-]\d{2,4}){2,4})"  # national, with a trunk 0
                 r"(?!\d)"
             ),
@@ -146,7 +158,10 @@ ENTITIES: dict[str, list[Detector]] = {
         ),
         Detector(
             "IP address",
-            regex.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+            # Not inside a word or a longer address; but after a label's colon (ip:2001:db8::1).
+            regex.compile(
+                r"(?<!\w)(?<!::)(?<!(?<!\w)[0-9A-Fa-f]{1,4}:)(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
+            ),
             "[IP]",
             check=ipv6_valid,
             hint=lambda text: "::" in text or text.count(":") >= 7,

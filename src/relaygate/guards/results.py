@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from relaygate.context import Usage
 
-__all__ = ["GuardResult", "Verdict"]
+__all__ = ["Edit", "GuardResult", "Verdict"]
+
+# A redaction in a text: the span (start, end) and what replaced it.
+Edit = tuple[int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,7 @@ class Verdict:
     reason: str | None = None
     texts: list[str] | None = None
     redactions: int = 0
+    edits: list[list[Edit]] | None = None
     provider: str | None = None
     model: str | None = None
     usage: Usage | None = None

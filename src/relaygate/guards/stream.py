@@ -2,9 +2,10 @@
 
 Guards that judge text as it grows (regex, pii, word_count) run chunk by chunk as a chain of
 :class:`~relaygate.guards.base.TextStage` per choice, redacting ones first: each stage passes on
-what it may, holding back a tail that could still become a match. A finding of a blocking stage stops
-the stream there (:class:`~relaygate.context.StreamStopped`): a last chunk with ``finish_reason:
-"content_filter"``, then the error event.
+what it may, holding back what could still become a match (at most ``guard_options.stream_hold_chars``
+characters). A finding of a blocking stage stops the stream there
+(:class:`~relaygate.context.StreamStopped`): a last chunk with ``finish_reason: "content_filter"``, then
+the error event; so does a stage that cannot judge within its bound, with a ``guard_error``.
 
 Guards that need the whole answer (json_schema, llm_judge, moderation, custom, regex with required
 patterns) and observing guards judge the answer's text when the stream is over
@@ -52,12 +53,13 @@ class StreamGuards:
         self.at_end = [guard for guard in guards if guard not in staged]
         holding = [guard for guard in self.at_end if guard.action == "block"]
         self.holder = holding[0] if holding else None
-        self.tail = engine.options.stream_tail_chars
         self.limit = engine.options.stream_hold_chars
         self.choices: dict[int, _Choice] = {}
         self.chars = 0
         self.template: JSON | None = None
         self.fired: dict[str, str] = {}
+        # Stages that could not judge (a match still in progress at the hold's bound), by guard id.
+        self.failed: dict[str, str] = {}
         self.over_limit = False
         # Set once the filter has stopped the stream: the error the answer ends with.
         self.error: GatewayError | None = None
@@ -150,7 +152,7 @@ class StreamGuards:
     def _choice(self, index: int) -> _Choice:
         state = self.choices.get(index)
         if state is None:
-            state = self.choices[index] = _Choice([guard.text_stage(self.tail) for guard in self.staged])
+            state = self.choices[index] = _Choice([guard.text_stage(self.limit) for guard in self.staged])
         return state
 
     def _feed(self, index: int, state: _Choice, text: str, *, final: bool) -> str:
@@ -167,6 +169,9 @@ class StreamGuards:
                 self.fired[guard.id] = finding.reason
                 result = GuardResult(guard.id, guard.type, guard.stage, guard.action, False, reason=finding.reason)
                 self._stop(self.engine.error(result, "answer"))
+            except GuardFailure as failure:
+                self.failed[guard.id] = failure.message
+                self._stop(self.engine.error(self.engine.result(guard, None, failure), "answer"))
         if self.at_end:
             state.pieces.append(text)
         return text
@@ -194,6 +199,7 @@ class StreamGuards:
             stages = [state.stages[position] for state in self.choices.values()]
             redactions = sum(stage.redactions for stage in stages)
             reason = self.fired.get(guard.id)
+            error = self.failed.get(guard.id)
             if reason is None and redactions:
                 labels = [label for stage in stages if isinstance(stage, PatternStage) for label in stage.labels]
                 reason = guard.describe(labels) if isinstance(guard, PatternGuard) else None
@@ -203,8 +209,9 @@ class StreamGuards:
                     guard.type,
                     guard.stage,
                     guard.action,
-                    reason is None and not redactions,
+                    reason is None and error is None and not redactions,
                     reason=reason,
+                    error=error,
                     redactions=redactions,
                 )  # fmt: skip
             )

@@ -42,7 +42,7 @@ class WordCountGuard(Guard):
     def incremental(self) -> bool:
         return True
 
-    def text_stage(self, tail_chars: int) -> TextStage:
+    def text_stage(self, hold_chars: int) -> TextStage:
         return _Counter(self)
 
     def problem(self, count: int, final: bool) -> str | None:

@@ -4,6 +4,8 @@ A chat client sends the whole conversation with every call, so storing every req
 store the thread again and again. A call adds to its thread only its new turn: the messages after the
 last assistant message it sent (all of them, on the thread's first call), then the answer. A client that
 rewrites earlier history is not followed into it; the thread keeps what was said when it was said.
+The answer is kept as the client got it: redacted where output guards redacted it, and for an answer
+they refused, their refusal (the error's message) rather than any of its words.
 
 Inline data (``data:`` URLs of images and files) is not copied into the ledger: the message keeps a
 marker with the media type and size, so a thread of screenshots does not grow the database by megabytes.
@@ -130,7 +132,10 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
                 call_id=call.id,
             )
         )
-    if answer is not None and not answer.empty:
+    if answer is not None and (not answer.empty or ctx.answer_refusal is not None):
+        # What the client got: an answer output guards refused is kept as its refusal, none of its words.
+        refused = ctx.answer_refusal is not None
+        text = ctx.answer_redacted if ctx.answer_redacted is not None else answer.text
         out.append(
             MessageRecord(
                 project_id=call.project_id,
@@ -138,8 +143,8 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
                 role="assistant",
                 created_at=call.ended_at,
                 position=len(out),
-                content=answer.text if answer.text or not answer.refusal else answer.refusal,
-                tool_calls=answer.tool_calls or None,
+                content=ctx.answer_refusal if refused else text if text or not answer.refusal else answer.refusal,
+                tool_calls=None if refused else answer.tool_calls or None,
                 call_id=call.id,
                 model=call.model or None,
                 cost_usd=call.cost_usd,

@@ -11,7 +11,7 @@ from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.guards import Guard, Guards, StreamGuards
-from relaygate.guards.text import answer_slots, read, request_slots, write
+from relaygate.guards.text import answer_texts, request_texts
 from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]
@@ -99,11 +99,10 @@ class GuardsMiddleware:
                 self._trace(ctx)
 
     async def _input(self, guards: tuple[Guard, ...], endpoint: str, body: dict[str, Any], ctx: RequestContext) -> None:
-        slots = request_slots(endpoint, body)
-        texts = read(slots)
-        redacted = await self.guards.run(guards, texts, ctx)
-        if redacted is not texts:
-            write(slots, redacted)
+        texts = request_texts(endpoint, body)
+        redacted = await self.guards.run(guards, texts.strings, ctx, on_redact=texts.redact)
+        if redacted is not texts.strings:
+            texts.write()
 
     async def _whole(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, guards: tuple[Guard, ...]
@@ -135,6 +134,7 @@ class GuardsMiddleware:
                 except GatewayError as error:
                     refused = error
                     ctx.error = error.code or error.type
+                    ctx.answer_refusal = error.message
                     await send_error(send, error)
                     return
                 if body is None:
@@ -158,14 +158,15 @@ class GuardsMiddleware:
         """The answer's new body when a guard redacted it, ``None`` to send it as it came."""
         if answer is None:
             return None
-        slots = answer_slots(answer)
-        if not slots:
+        texts = answer_texts(answer)
+        if not texts:
             return None  # tool calls only: no text to judge
-        texts = read(slots)
-        redacted = await self.guards.run(guards, texts, ctx)
-        if redacted is texts or redacted == texts:
+        judged = texts.strings
+        redacted = await self.guards.run(guards, judged, ctx, on_redact=texts.redact)
+        if redacted is judged or redacted == judged:
             return None
-        write(slots, redacted)
+        texts.write()
+        ctx.answer_redacted = _first_text(answer)
         return orjson.dumps(answer)
 
     async def _stream(
@@ -197,6 +198,9 @@ class GuardsMiddleware:
                 # the proxy records the end, so that the results are on the context when it does.
                 finished = True
                 error = await stream.finish(ctx)
+                if error is not None:
+                    # Stopped, or refused whole: the answer's text the client may have seen is not kept.
+                    ctx.answer_refusal = error.message
                 if stream.holds:
                     if error is not None:
                         refused = error
@@ -237,6 +241,13 @@ class _Answer:
 
     def on_end(self, ctx: RequestContext) -> None:
         return None
+
+
+def _first_text(answer: dict[str, Any]) -> str | None:
+    choices = answer.get("choices") or ()
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _requested(body: dict[str, Any]) -> Any:
