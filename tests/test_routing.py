@@ -9,6 +9,7 @@ measured loosely as a minimum.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -294,6 +295,32 @@ async def test_optimized_error_rate_avoids_the_failing_target(upstream_url: str,
         statuses = [(await chat(client, "steady")).status_code for _ in range(8)]
     assert statuses == [200] * 8
     assert fake_upstream.models_seen().count("status-503") == 1, "measured once, then avoided"
+
+
+@pytest.mark.parametrize(
+    ("metric", "failing", "stream", "breaker"),
+    [
+        ("latency", "slow/sleep-2", False, {}),  # times out (timeouts.read 0.3 s)
+        ("ttft", "upstream/status-503", False, {"enabled": False}),
+        ("ttft", "hasty/sleep-2", True, {"enabled": False}),  # first chunk later than 0.3 s
+    ],
+    ids=["latency-timeout", "ttft-503-breaker-off", "ttft-stream-first-chunk-timeout"],
+)
+async def test_optimized_by_time_leaves_a_target_that_only_fails(
+    upstream_url: str, fake_upstream: FakeOpenAI, metric: str, failing: str, stream: bool, breaker: dict[str, Any]
+) -> None:
+    # A failure used to record no time, so a failing target stayed "unmeasured" and was ranked first on
+    # every request (with the breaker off), or after every cooldown.
+    models = {
+        "fast": {"strategy": "optimized", "metric": metric, "explore": 0, "targets": [failing, "upstream/gpt-4o"]}
+    }
+    async for gateway, client in serving(routing_settings(upstream_url, models=models, breaker=breaker)):
+        statuses = [(await chat(client, "fast", stream=stream)).status_code for _ in range(6)]
+        figure = gateway.router.metrics.figure(failing, metric)  # type: ignore[arg-type]
+    assert statuses == [200] * 6
+    # Tried once, unmeasured; then, having only failed, ranked last.
+    assert fake_upstream.models_seen() == [failing.partition("/")[2]] + ["gpt-4o"] * 6
+    assert figure == math.inf
 
 
 async def test_optimized_cost_prefers_the_cheaper_model(upstream_url: str, fake_upstream: FakeOpenAI) -> None:

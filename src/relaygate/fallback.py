@@ -129,11 +129,13 @@ class Fallback:
         finally:
             await opened.response.aclose()
         failed = ctx.error is not None and ctx.error != "client_disconnected"
+        elapsed = self.clock() - opened.started
         self.router.metrics.record(
             opened.target.key,
             failed=failed,
-            latency=None if failed else self.clock() - opened.started,
+            latency=None if failed else elapsed,
             ttft=opened.first_at - opened.started,
+            elapsed=elapsed,
         )
 
     async def _run(
@@ -170,7 +172,7 @@ class Fallback:
                 attempt.duration = self.clock() - started
                 attempt.status, attempt.error = _outcome(failure)
                 span.fail(ctx, attempt.error)
-                if not self._may_retry(target, failure, retry, tries):
+                if not self._may_retry(target, failure, retry, tries, attempt.duration):
                     raise _answered_by(failure, ctx) from None
                 error, position = failure, index + 1
                 continue
@@ -189,8 +191,11 @@ class Fallback:
             )
         raise _answered_by(error, ctx) from None
 
-    def _may_retry(self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries) -> bool:
-        """Account a failed attempt; whether another may follow (on this target or another)."""
+    def _may_retry(
+        self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries, elapsed: float
+    ) -> bool:
+        """Account a failed attempt (``elapsed`` seconds long); whether another may follow (on this target
+        or another)."""
         key, breaker = target.key, self.router.breaker
         judged = verdict(failure)
         if judged is Verdict.STOP:
@@ -201,7 +206,8 @@ class Fallback:
                 breaker.released(key)
             return False
         breaker.failed(key)
-        self.router.metrics.record(key, failed=True)
+        # Its time counts against the target's latency and ttft: a failure is no quick answer.
+        self.router.metrics.record(key, failed=True, elapsed=elapsed)
         tries.failures[key] = tries.failures.get(key, 0) + 1
         asked = retry_after(failure)
         if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
