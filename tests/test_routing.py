@@ -406,6 +406,10 @@ async def test_an_open_target_is_skipped_and_all_open_is_a_503(upstream_url: str
     assert refused.status_code == 503
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.json()["error"]["type"] == "server_error"
+    # No attempt was made; the headers name the target back soonest, which the Retry-After is about.
+    assert refused.headers["x-relaygate-attempts"] == "0"
+    assert refused.headers["x-model-name"] in {"status-500", "status-502"}
+    assert refused.headers["x-provider-name"] == "upstream"
 
 
 # --- streams ------------------------------------------------------------------------------------------
@@ -614,3 +618,58 @@ async def test_a_request_router_may_lower_the_retries_but_not_raise_them(
             return str((await on.post("/v1/chat/completions", json=body)).headers["x-relaygate-attempts"])
 
         assert (await attempts(1), await attempts(10)) == ("1", "3")
+
+
+# --- guards and routing -------------------------------------------------------------------------------
+
+GUARDS = {
+    # Blocks the fake upstream's answer as it streams (or whole).
+    "no_fake": {"type": "regex", "stage": "output", "action": "block", "parameters": {"patterns": ["fake upstream"]}},
+    # A required pattern the answer lacks: judged on the whole answer, so a stream is held until then.
+    "needs_zebra": {
+        "type": "regex",
+        "stage": "output",
+        "action": "block",
+        "parameters": {"patterns": ["zebra"], "match": "any"},
+    },
+    "no_secret": {"type": "regex", "stage": "input", "action": "block", "parameters": {"patterns": ["secret"]}},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("guard", ["no_fake", "needs_zebra"])
+async def test_an_output_guard_refusal_is_never_retried_and_names_the_target(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool, guard: str
+) -> None:
+    models = {"smart": {"targets": ["upstream/gpt-4o", "upstream/gpt-4o-mini"]}}
+    settings = routing_settings(upstream_url, models=models, retry={"max_attempts": 3}, guards=GUARDS)
+    body = {"model": "smart", "messages": HI, "stream": stream, "extra": {"guards": [guard]}}
+    async for _, client in serving(settings):
+        response = await client.post("/v1/chat/completions", json=body)
+    assert fake_upstream.models_seen() == ["gpt-4o"], "a guard's verdict is the answer: no retry, no fallback"
+    assert response.headers["x-model-name"] == "gpt-4o" and response.headers["x-provider-name"] == "upstream"
+    assert response.headers["x-relaygate-attempts"] == "1"
+    if stream and guard == "no_fake":
+        # The stream flowed: the violation ends it with a final error event.
+        assert response.status_code == 200
+        last = response.text.strip().split("\n\n")[-1]
+        assert orjson.loads(last.removeprefix("data: "))["error"]["code"] == "guard_violation"
+    else:
+        # A whole answer, or a stream held for a guard judging it whole: a real HTTP refusal.
+        assert response.status_code == 400 and response.json()["error"]["code"] == "guard_violation"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_an_input_guard_refusal_calls_no_target(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool
+) -> None:
+    models = {"smart": {"targets": ["upstream/gpt-4o", "upstream/gpt-4o-mini"]}}
+    settings = routing_settings(upstream_url, models=models, retry={"max_attempts": 3}, guards=GUARDS)
+    messages = [{"role": "user", "content": "a secret"}]
+    body = {"model": "smart", "messages": messages, "stream": stream, "extra": {"guards": ["no_secret"]}}
+    async for _, client in serving(settings):
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "guard_violation"
+    assert not fake_upstream.requests
+    # Refused before routing chose a target: there is none to name.
+    assert "x-model-name" not in response.headers and "x-relaygate-attempts" not in response.headers

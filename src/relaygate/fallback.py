@@ -40,7 +40,7 @@ from relaygate.settings import RetrySettings
 from relaygate.telemetry import AttemptSpan, Telemetry
 from relaygate.upstream import UpstreamResponse
 
-__all__ = ["Fallback", "OpenStream", "route_headers"]
+__all__ = ["ROUTE_HEADERS", "Fallback", "OpenStream", "route_headers"]
 
 T = TypeVar("T")
 Call = Callable[[Target, dict[str, Any], "_Span"], Awaitable[T]]
@@ -49,6 +49,8 @@ ERROR_EVENT = b'data: {"error"'
 # Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
 # of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
 PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
+# The response headers that say where a request was routed (see route_headers).
+ROUTE_HEADERS = frozenset({b"x-model-name", b"x-provider-name", b"x-relaygate-attempts"})
 
 
 @dataclass(slots=True)
@@ -173,7 +175,7 @@ class Fallback:
                 attempt.status, attempt.error = _outcome(failure)
                 span.fail(ctx, attempt.error)
                 if not self._may_retry(target, failure, retry, tries, attempt.duration):
-                    raise _answered_by(failure, ctx) from None
+                    raise failure from None
                 error, position = failure, index + 1
                 continue
             except BaseException:
@@ -189,7 +191,7 @@ class Fallback:
                 f"Every target of '{ctx.route.requested}' is failing and cooling down; retry in {wait} s.",
                 headers=[(b"retry-after", str(wait).encode())],
             )
-        raise _answered_by(error, ctx) from None
+        raise error from None
 
     def _may_retry(
         self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries, elapsed: float
@@ -287,14 +289,9 @@ def _outcome(error: GatewayError) -> tuple[int | None, str]:
     return error.status, code
 
 
-def _answered_by(error: GatewayError, ctx: RequestContext) -> GatewayError:
-    """The error the client gets, naming the target that gave it and how many attempts were made."""
-    error.headers.extend(route_headers(ctx))
-    return error
-
-
 def route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered, and ``X-Relaygate-Attempts``."""
+    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered (or gave the error, or whose
+    breaker did), and ``X-Relaygate-Attempts``."""
     headers = [(b"x-relaygate-attempts", str(len(ctx.attempts)).encode())]
     if ctx.route is not None:
         headers[:0] = [

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
+from relaygate.fallback import ROUTE_HEADERS
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_slots, read, request_slots, write
 from relaygate.telemetry import Telemetry
@@ -135,7 +136,7 @@ class GuardsMiddleware:
                 except GatewayError as error:
                     refused = error
                     ctx.error = error.code or error.type
-                    await send_error(send, error)
+                    await send_error(send, error, _route_headers(start))
                     return
                 if body is None:
                     await send(start)
@@ -201,7 +202,7 @@ class GuardsMiddleware:
                     if error is not None:
                         refused = error
                         ctx.error = error.code or error.type
-                        await send_error(send, error)
+                        await send_error(send, error, _route_headers(held[0]))
                         return
                     for earlier in held:
                         await send(earlier)
@@ -237,6 +238,11 @@ class _Answer:
 
     def on_end(self, ctx: RequestContext) -> None:
         return None
+
+
+def _route_headers(start: Message) -> list[tuple[bytes, bytes]]:
+    """The routing headers of the held answer: a refusal still says which target answered."""
+    return [(key, value) for key, value in start["headers"] if key in ROUTE_HEADERS]
 
 
 def _requested(body: dict[str, Any]) -> Any:
