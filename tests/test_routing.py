@@ -453,6 +453,70 @@ async def test_a_stream_that_fails_after_its_first_byte_ends_cleanly_without_fal
     assert len(ctx.attempts) == 1
 
 
+# --- the deadline -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_the_deadline_cuts_off_an_attempt_still_running(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool
+) -> None:
+    settings = routing_settings(upstream_url, retry={"deadline": 0.5}, breaker={"failures": 1})
+    async for gateway, _ in serving(settings):
+        started = time.monotonic()
+        done, ctx = await exchange(gateway, {"model": "upstream/sleep-2", "messages": HI, "stream": stream})
+        took = time.monotonic() - started
+        state = gateway.router.breaker.state("upstream/sleep-2")
+    assert done.status == 504 and took < 1.5, (done.status, took)
+    error = orjson.loads(done.text)["error"]
+    assert (error["type"], error["code"]) == ("timeout_error", "deadline_exceeded")
+    assert "0.5 s (retry.deadline)" in error["message"] and "upstream/sleep-2" in error["message"]
+    assert done.headers["x-model-name"] == "sleep-2" and done.headers["x-relaygate-attempts"] == "1"
+    assert outcomes(ctx) == [("upstream/sleep-2", None, "deadline_exceeded", False)]
+    # The deadline may be a client's own: a cut attempt opens no breaker.
+    assert state == "closed"
+
+
+async def test_the_deadline_cuts_off_the_attempt_after_a_fallback(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    settings = routing_settings(
+        upstream_url,
+        retry={"deadline": 0.5},
+        models={"smart": {"targets": ["upstream/status-500", "upstream/sleep-2"]}},
+    )
+    async for gateway, _ in serving(settings):
+        done, ctx = await exchange(gateway, {"model": "smart", "messages": HI})
+    assert done.status == 504 and orjson.loads(done.text)["error"]["code"] == "deadline_exceeded"
+    assert done.headers["x-model-name"] == "sleep-2" and done.headers["x-relaygate-attempts"] == "2"
+    assert outcomes(ctx) == [
+        ("upstream/status-500", 500, "fake_500", True),
+        ("upstream/sleep-2", None, "deadline_exceeded", False),
+    ]
+
+
+async def test_a_stream_whose_first_byte_went_out_is_the_clients_past_the_deadline(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    # drip-1 sends its first chunk at once and the rest a second later, after the deadline.
+    async for gateway, _ in serving(routing_settings(upstream_url, retry={"deadline": 0.5})):
+        done, ctx = await exchange(gateway, {"model": "upstream/drip-1", "messages": HI, "stream": True})
+    assert done.status == 200 and done.text.endswith("data: [DONE]\n\n") and '"error"' not in done.text
+    assert ctx.error is None and ctx.finish_reasons == ["stop"]
+
+
+async def test_a_deadline_too_short_for_any_attempt_says_so(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    router = {"type": "fallback", "targets": ["upstream/gpt-4o"], "retry": {"deadline": 1e-9}}
+    async for _, client in serving(routing_settings(upstream_url)):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.status_code == 504, response.text
+    error = response.json()["error"]
+    assert error["code"] == "deadline_exceeded" and "left no time" in error["message"]
+    # Nothing is cooling down: no Retry-After, and no claim that anything is.
+    assert "retry-after" not in response.headers and "cooling" not in error["message"]
+    assert response.headers["x-relaygate-attempts"] == "0" and response.headers["x-model-name"] == "gpt-4o"
+    assert not fake_upstream.requests
+
+
 # --- the request's own router (the seeds' shape) ------------------------------------------------------
 
 

@@ -11,6 +11,12 @@ A whole answer is an attempt's from sending to the last byte read; a stream's en
 until then nothing has reached the client, so another target can still answer. After that a failure
 ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
 that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span.
+
+``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
+running when it passes is cut off there (a stream only until its first chunk: after that the stream is
+the client's), and the client gets a 504 ``deadline_exceeded``. A cut attempt is not counted as its
+target failing, since the deadline may be a client's own, however short: it opens no breaker, but its
+time counts against the target's latency and time to first token.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import orjson
 
 from relaygate.context import Attempt, RequestContext
 from relaygate.errors import (
+    DeadlineExceededError,
     GatewayError,
     ServiceUnavailableError,
     UpstreamConnectionError,
@@ -114,10 +121,13 @@ class Fallback:
                     # The stream's first event is the provider failing: nothing has reached the client yet.
                     raise failure
             except BaseException:
-                if frames is not None:
-                    await frames.aclose()
-                if response is not None:
-                    await response.aclose()
+                # Shielded: when the deadline (or the client leaving) cancelled the attempt, an await in
+                # the cleanup would be cancelled too, and the upstream connection left open.
+                with anyio.CancelScope(shield=True):
+                    if frames is not None:
+                        await frames.aclose()
+                    if response is not None:
+                        await response.aclose()
                 raise
             return OpenStream(target, response, frames, first, started, self.clock())
 
@@ -169,7 +179,8 @@ class Fallback:
             ctx.attempts.append(attempt)
             started = self.clock()
             try:
-                result = await call(target, sent, span)
+                with anyio.move_on_after(tries.deadline - started) as bounded:
+                    result = await call(target, sent, span)
             except GatewayError as failure:
                 attempt.duration = self.clock() - started
                 attempt.status, attempt.error = _outcome(failure)
@@ -181,17 +192,47 @@ class Fallback:
             except BaseException:
                 breaker.released(target.key)
                 raise
-            attempt.status, attempt.duration = 200, self.clock() - started
+            attempt.duration = self.clock() - started
+            if bounded.cancelled_caught:
+                raise self._cut(ctx, target, attempt, span, retry)
+            attempt.status = 200
             breaker.succeeded(target.key)
             return target, result
         if error is None:
-            ctx.route = plan.targets[0].route
-            wait = min(breaker.retry_after(target.key) for target in plan.targets)
-            raise ServiceUnavailableError(
-                f"Every target of '{ctx.route.requested}' is failing and cooling down; retry in {wait} s.",
-                headers=[(b"retry-after", str(wait).encode())],
-            )
+            raise self._nothing_tried(ctx, plan)
         raise error from None
+
+    def _cut(
+        self, ctx: RequestContext, target: Target, attempt: Attempt, span: _Span, retry: RetrySettings
+    ) -> DeadlineExceededError:
+        """Account an attempt cut off at the deadline (see the module docstring); the client's error."""
+        error = DeadlineExceededError(
+            f"No answer within the deadline of {retry.deadline:g} s (retry.deadline): "
+            f"the attempt on '{target.key}' was cut off after {attempt.duration:.2f} s."
+        )
+        attempt.error = error.code
+        span.fail(ctx, DeadlineExceededError.code)
+        self.router.breaker.released(target.key)
+        self.router.metrics.record(target.key, failed=False, elapsed=attempt.duration)
+        return error
+
+    def _nothing_tried(self, ctx: RequestContext, plan: Plan) -> GatewayError:
+        """Why no attempt could start: every target cooling down, or a deadline too short for any."""
+        breaker = self.router.breaker
+        cooling = [target for target in plan.targets if not breaker.available(target.key)]
+        requested = plan.targets[0].route.requested
+        if len(cooling) < len(plan.targets):
+            return DeadlineExceededError(
+                f"The deadline of {plan.retry.deadline:g} s (retry.deadline) left no time to call '{requested}'."
+            )
+        # The headers name the target back soonest: the one the Retry-After is about.
+        soonest = min(cooling, key=lambda target: breaker.retry_after(target.key))
+        ctx.route = soonest.route
+        wait = breaker.retry_after(soonest.key)
+        return ServiceUnavailableError(
+            f"Every target of '{requested}' is failing and cooling down; retry in {wait} s.",
+            headers=[(b"retry-after", str(wait).encode())],
+        )
 
     def _may_retry(
         self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries, elapsed: float
