@@ -615,7 +615,14 @@ async def test_embeddings_use_virtual_models_too(upstream_url: str, fake_upstrea
 
 
 async def test_models_lists_the_virtual_models(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
-    models = {"smart": {"targets": ["upstream/gpt-4o", "claude/claude-sonnet-4"], "description": "answers"}}
+    models = {
+        "smart": {"targets": ["upstream/gpt-4o", "claude/claude-sonnet-4"], "description": "answers"},
+        "tiered": {
+            "strategy": "conditional",
+            "routes": [{"when": {"user.tier": "gold"}, "targets": ["upstream/gold", "upstream/gpt-4o"]}],
+            "targets": ["upstream/gpt-4o"],
+        },
+    }
     async for _, client in serving(routing_settings(upstream_url, models=models)):
         listed = (await client.get("/v1/models")).json()["data"]
         one = await client.get("/v1/models/smart")
@@ -623,6 +630,9 @@ async def test_models_lists_the_virtual_models(upstream_url: str, fake_upstream:
     assert entry["owned_by"] == "relaygate" and entry["object"] == "model"
     assert entry["strategy"] == "fallback" and entry["targets"] == ["upstream/gpt-4o", "claude/claude-sonnet-4"]
     assert one.status_code == 200 and one.json() == entry
+    # A conditional model lists every target it may call, its routes' ones too.
+    tiered = next(item for item in listed if item["id"] == "tiered")
+    assert tiered["targets"] == ["upstream/gpt-4o", "upstream/gold"]
 
 
 def test_a_target_on_an_unknown_provider_stops_start_up(tmp_path: Path) -> None:

@@ -211,7 +211,8 @@ class ProxyApp:
                 "owned_by": "relaygate",
                 "provider": "relaygate",
                 "strategy": model.strategy,
-                "targets": [target.key for target in model.targets],
+                # A conditional model's routes' targets too: every provider model it may call.
+                "targets": model.target_keys(),
                 **({"description": model.description} if model.description else {}),
             }
             for model in self.router.virtual.values()

@@ -122,7 +122,7 @@ class ModelRouter:
 
     def target_keys(self) -> list[str]:
         """Every configured target (``provider/model``)."""
-        return sorted({t.key for model in self.virtual.values() for t in _all_targets(model)})
+        return sorted({key for model in self.virtual.values() for key in model.target_keys()})
 
     def _virtual(self, requested: str, body: Mapping[str, Any]) -> VirtualModel | None:
         if requested == DYNAMIC:
@@ -193,10 +193,6 @@ class ModelRouter:
         if price is None or price.input is None:
             return None
         return float(price.input + (price.output or 0))
-
-
-def _all_targets(model: VirtualModel) -> list[Target]:
-    return [*model.targets, *(target for _, targets in model.routes for target in targets)]
 
 
 def _config_error(prefix: str) -> Callable[[str, str], Exception]:
