@@ -490,3 +490,21 @@ async def test_a_call_that_fell_back_records_its_routed_target_and_its_attempts(
     assert (call.requested_model, call.provider, call.model) == ("smart", "upstream", "gpt-4o-mini")
     assert call.cost_usd == pytest.approx(GPT_4O_MINI_CALL), "priced as the model that answered"
     assert [(a["model"], a["status"]) for a in call.attempts] == [("gpt-4o", 500), ("gpt-4o-mini", 200)]
+
+
+async def test_a_named_request_router_is_recorded_by_its_name(gateway: Gateway, fake_upstream: FakeOpenAI) -> None:
+    named = {"name": "cheap-first", "type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    unnamed = {"type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    async with _client(gateway) as client:
+        responses = [
+            await client.post("/v1/chat/completions", json=_chat("Hi", "router/dynamic", router=router))
+            for router in (named, unnamed)
+        ]
+        assert gateway.ledger is not None
+        await gateway.ledger.writer.flush()
+        calls = [
+            (await gateway.ledger.store.calls_of_trace("proj-a", response.headers["x-trace-id"]))[0]
+            for response in responses
+        ]
+    assert [call.requested_model for call in calls] == ["router/cheap-first", "router/dynamic"]
+    assert all(call.model == "gpt-4o-mini" for call in calls)

@@ -528,13 +528,14 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
     }
     async for gateway, _ in serving(routing_settings(upstream_url)):
         done, ctx = await exchange(gateway, {"model": "router/dynamic", "messages": HI, "router": router})
-        split, _ = await exchange(
+        split, unnamed = await exchange(
             gateway,
             {
                 "model": "router/dynamic",
                 "messages": HI,
                 "router": {
-                    "type": "percentage",
+                    # LangDB's other name for percentage.
+                    "type": "a_b_testing",
                     "targets": ["upstream/x", "upstream/y"],
                     "targets_percentages": [0, 100],
                 },
@@ -544,8 +545,10 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
     assert fake_upstream.models_seen()[:2] == ["status-502", "gpt-4o"]
     sent = fake_upstream.requests[1].body
     assert sent["temperature"] == 0.2 and "router" not in sent
-    assert ctx.route is not None and ctx.route.requested == "router/dynamic"
+    # The router's name is kept for the record: the route (and so the ledger and spans) says router/<name>.
+    assert ctx.route is not None and ctx.route.requested == "router/kg_fallback_router"
     assert split.status == 200 and split.headers["x-model-name"] == "y"
+    assert unnamed.route is not None and unnamed.route.requested == "router/dynamic"
 
 
 @pytest.mark.parametrize(
@@ -571,6 +574,10 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
         ),
         ({"type": "fallback", "targets": ["upstream/a"], "retry": {"max_attempts": 99}}, "router.retry.max_attempts"),
         ({"type": "fallback", "targets": ["upstream/a"], "fallbacks": ["upstream/b"]}, "router.fallbacks"),
+        ({"type": "percentage", "targets": ["upstream/a", "upstream/b"], "weights": ["inf", 1]}, "router.weights[0]"),
+        ({"type": "fallback", "targets": ["upstream/a"], "retry": "x"}, "router.retry"),
+        ({"type": "fallback", "targets": ["upstream/a"], "name": "x" * 129}, "router.name"),
+        ({"type": "fallback", "targets": ["upstream/a"], "name": "a\nb"}, "router.name"),
     ],
 )  # fmt: skip
 async def test_a_bad_router_object_is_a_400_naming_the_problem(
@@ -586,6 +593,39 @@ async def test_a_bad_router_object_is_a_400_naming_the_problem(
     assert error["param"] == param and param in error["message"]
     assert error["type"] == "invalid_request_error"
     assert not fake_upstream.requests
+
+
+async def test_huge_weights_still_split_the_traffic(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    # [1e308, 1e308] used to add up to infinity, and every draw landed on the last target.
+    router = {"type": "percentage", "targets": ["upstream/a", "upstream/b"], "weights": [1e308, 1e308]}
+    async for _, client in serving(routing_settings(upstream_url), rng=random.Random(5)):
+        body = {"model": "router/dynamic", "messages": HI, "router": router}
+        names = [(await client.post("/v1/chat/completions", json=body)).headers["x-model-name"] for _ in range(40)]
+    assert 10 <= names.count("a") <= 30, names
+
+
+async def test_a_bad_router_retry_is_named_as_an_object_not_a_target(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    router = {"type": "fallback", "targets": ["upstream/a"], "retry": "x"}
+    async for _, client in serving(routing_settings(upstream_url)):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.json()["error"]["message"] == "Invalid value for 'router.retry': expected an object."
+
+
+async def test_a_named_router_is_recorded_on_the_attempt_spans(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    recorded = Recorded()
+    router = {"name": "cheap-first", "type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    gateway_options = {"tracer_provider": recorded.tracer_provider, "meter_provider": recorded.meter_provider}
+    async for _, client in serving(routing_settings(upstream_url), **gateway_options):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.status_code == 200
+    attributes = dict(recorded.one(SpanKind.CLIENT).attributes or {})
+    assert attributes["relaygate.request.model"] == "router/cheap-first"
 
 
 # --- names, listing, config ---------------------------------------------------------------------------

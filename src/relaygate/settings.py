@@ -312,7 +312,7 @@ class VirtualModelSettings(_Model):
     strategy: Strategy = "fallback"
     targets: list[Target] = Field(min_length=1)
     # percentage: one weight per target (any scale: [80, 20] or [0.8, 0.2]).
-    weights: list[Annotated[float, Field(ge=0)]] | None = None
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
     # optimized: the live per-target figure to minimise.
     metric: Metric = "latency"
     # optimized: the share of requests sent to a target other than the best, so that every target's
