@@ -494,6 +494,7 @@ async def test_a_call_that_fell_back_records_its_routed_target_and_its_attempts(
 
 async def test_a_database_that_fails_a_read_gets_an_openai_shaped_503(upstream_url: str, database_url: str) -> None:
     gateway = _gateway(upstream_url, database_url)
+    assert gateway.ledger is not None
     async with gateway.lifespan():
         async with _client(gateway) as client:
             assert (await client.post("/threads", json={})).status_code == 200
@@ -505,3 +506,21 @@ async def test_a_database_that_fails_a_read_gets_an_openai_shaped_503(upstream_u
         assert failed.status_code == 503
         assert failed.json()["error"]["type"] == "server_error"
         assert "database" in failed.json()["error"]["message"]
+
+
+async def test_a_named_request_router_is_recorded_by_its_name(gateway: Gateway, fake_upstream: FakeOpenAI) -> None:
+    named = {"name": "cheap-first", "type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    unnamed = {"type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    async with _client(gateway) as client:
+        responses = [
+            await client.post("/v1/chat/completions", json=_chat("Hi", "router/dynamic", router=router))
+            for router in (named, unnamed)
+        ]
+        assert gateway.ledger is not None
+        await gateway.ledger.writer.flush()
+        calls = [
+            (await gateway.ledger.store.calls_of_trace("proj-a", response.headers["x-trace-id"]))[0]
+            for response in responses
+        ]
+    assert [call.requested_model for call in calls] == ["router/cheap-first", "router/dynamic"]
+    assert all(call.model == "gpt-4o-mini" for call in calls)

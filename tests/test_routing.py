@@ -9,6 +9,7 @@ measured loosely as a minimum.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -296,6 +297,32 @@ async def test_optimized_error_rate_avoids_the_failing_target(upstream_url: str,
     assert fake_upstream.models_seen().count("status-503") == 1, "measured once, then avoided"
 
 
+@pytest.mark.parametrize(
+    ("metric", "failing", "stream", "breaker"),
+    [
+        ("latency", "slow/sleep-2", False, {}),  # times out (timeouts.read 0.3 s)
+        ("ttft", "upstream/status-503", False, {"enabled": False}),
+        ("ttft", "hasty/sleep-2", True, {"enabled": False}),  # first chunk later than 0.3 s
+    ],
+    ids=["latency-timeout", "ttft-503-breaker-off", "ttft-stream-first-chunk-timeout"],
+)
+async def test_optimized_by_time_leaves_a_target_that_only_fails(
+    upstream_url: str, fake_upstream: FakeOpenAI, metric: str, failing: str, stream: bool, breaker: dict[str, Any]
+) -> None:
+    # A failure used to record no time, so a failing target stayed "unmeasured" and was ranked first on
+    # every request (with the breaker off), or after every cooldown.
+    models = {
+        "fast": {"strategy": "optimized", "metric": metric, "explore": 0, "targets": [failing, "upstream/gpt-4o"]}
+    }
+    async for gateway, client in serving(routing_settings(upstream_url, models=models, breaker=breaker)):
+        statuses = [(await chat(client, "fast", stream=stream)).status_code for _ in range(6)]
+        figure = gateway.router.metrics.figure(failing, metric)  # type: ignore[arg-type]
+    assert statuses == [200] * 6
+    # Tried once, unmeasured; then, having only failed, ranked last.
+    assert fake_upstream.models_seen() == [failing.partition("/")[2]] + ["gpt-4o"] * 6
+    assert figure == math.inf
+
+
 async def test_optimized_cost_prefers_the_cheaper_model(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
     models = {
         "cheap": {"strategy": "optimized", "metric": "cost", "targets": ["upstream/gpt-4o", "upstream/gpt-4o-mini"]}
@@ -379,6 +406,10 @@ async def test_an_open_target_is_skipped_and_all_open_is_a_503(upstream_url: str
     assert refused.status_code == 503
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.json()["error"]["type"] == "server_error"
+    # No attempt was made; the headers name the target back soonest, which the Retry-After is about.
+    assert refused.headers["x-relaygate-attempts"] == "0"
+    assert refused.headers["x-model-name"] in {"status-500", "status-502"}
+    assert refused.headers["x-provider-name"] == "upstream"
 
 
 # --- streams ------------------------------------------------------------------------------------------
@@ -422,6 +453,70 @@ async def test_a_stream_that_fails_after_its_first_byte_ends_cleanly_without_fal
     assert len(ctx.attempts) == 1
 
 
+# --- the deadline -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_the_deadline_cuts_off_an_attempt_still_running(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool
+) -> None:
+    settings = routing_settings(upstream_url, retry={"deadline": 0.5}, breaker={"failures": 1})
+    async for gateway, _ in serving(settings):
+        started = time.monotonic()
+        done, ctx = await exchange(gateway, {"model": "upstream/sleep-2", "messages": HI, "stream": stream})
+        took = time.monotonic() - started
+        state = gateway.router.breaker.state("upstream/sleep-2")
+    assert done.status == 504 and took < 1.5, (done.status, took)
+    error = orjson.loads(done.text)["error"]
+    assert (error["type"], error["code"]) == ("timeout_error", "deadline_exceeded")
+    assert "0.5 s (retry.deadline)" in error["message"] and "upstream/sleep-2" in error["message"]
+    assert done.headers["x-model-name"] == "sleep-2" and done.headers["x-relaygate-attempts"] == "1"
+    assert outcomes(ctx) == [("upstream/sleep-2", None, "deadline_exceeded", False)]
+    # The deadline may be a client's own: a cut attempt opens no breaker.
+    assert state == "closed"
+
+
+async def test_the_deadline_cuts_off_the_attempt_after_a_fallback(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    settings = routing_settings(
+        upstream_url,
+        retry={"deadline": 0.5},
+        models={"smart": {"targets": ["upstream/status-500", "upstream/sleep-2"]}},
+    )
+    async for gateway, _ in serving(settings):
+        done, ctx = await exchange(gateway, {"model": "smart", "messages": HI})
+    assert done.status == 504 and orjson.loads(done.text)["error"]["code"] == "deadline_exceeded"
+    assert done.headers["x-model-name"] == "sleep-2" and done.headers["x-relaygate-attempts"] == "2"
+    assert outcomes(ctx) == [
+        ("upstream/status-500", 500, "fake_500", True),
+        ("upstream/sleep-2", None, "deadline_exceeded", False),
+    ]
+
+
+async def test_a_stream_whose_first_byte_went_out_is_the_clients_past_the_deadline(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    # drip-1 sends its first chunk at once and the rest a second later, after the deadline.
+    async for gateway, _ in serving(routing_settings(upstream_url, retry={"deadline": 0.5})):
+        done, ctx = await exchange(gateway, {"model": "upstream/drip-1", "messages": HI, "stream": True})
+    assert done.status == 200 and done.text.endswith("data: [DONE]\n\n") and '"error"' not in done.text
+    assert ctx.error is None and ctx.finish_reasons == ["stop"]
+
+
+async def test_a_deadline_too_short_for_any_attempt_says_so(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    router = {"type": "fallback", "targets": ["upstream/gpt-4o"], "retry": {"deadline": 1e-9}}
+    async for _, client in serving(routing_settings(upstream_url)):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.status_code == 504, response.text
+    error = response.json()["error"]
+    assert error["code"] == "deadline_exceeded" and "left no time" in error["message"]
+    # Nothing is cooling down: no Retry-After, and no claim that anything is.
+    assert "retry-after" not in response.headers and "cooling" not in error["message"]
+    assert response.headers["x-relaygate-attempts"] == "0" and response.headers["x-model-name"] == "gpt-4o"
+    assert not fake_upstream.requests
+
+
 # --- the request's own router (the seeds' shape) ------------------------------------------------------
 
 
@@ -433,13 +528,14 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
     }
     async for gateway, _ in serving(routing_settings(upstream_url)):
         done, ctx = await exchange(gateway, {"model": "router/dynamic", "messages": HI, "router": router})
-        split, _ = await exchange(
+        split, unnamed = await exchange(
             gateway,
             {
                 "model": "router/dynamic",
                 "messages": HI,
                 "router": {
-                    "type": "percentage",
+                    # LangDB's other name for percentage.
+                    "type": "a_b_testing",
                     "targets": ["upstream/x", "upstream/y"],
                     "targets_percentages": [0, 100],
                 },
@@ -449,8 +545,10 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
     assert fake_upstream.models_seen()[:2] == ["status-502", "gpt-4o"]
     sent = fake_upstream.requests[1].body
     assert sent["temperature"] == 0.2 and "router" not in sent
-    assert ctx.route is not None and ctx.route.requested == "router/dynamic"
+    # The router's name is kept for the record: the route (and so the ledger and spans) says router/<name>.
+    assert ctx.route is not None and ctx.route.requested == "router/kg_fallback_router"
     assert split.status == 200 and split.headers["x-model-name"] == "y"
+    assert unnamed.route is not None and unnamed.route.requested == "router/dynamic"
 
 
 @pytest.mark.parametrize(
@@ -476,6 +574,10 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
         ),
         ({"type": "fallback", "targets": ["upstream/a"], "retry": {"max_attempts": 99}}, "router.retry.max_attempts"),
         ({"type": "fallback", "targets": ["upstream/a"], "fallbacks": ["upstream/b"]}, "router.fallbacks"),
+        ({"type": "percentage", "targets": ["upstream/a", "upstream/b"], "weights": ["inf", 1]}, "router.weights[0]"),
+        ({"type": "fallback", "targets": ["upstream/a"], "retry": "x"}, "router.retry"),
+        ({"type": "fallback", "targets": ["upstream/a"], "name": "x" * 129}, "router.name"),
+        ({"type": "fallback", "targets": ["upstream/a"], "name": "a\nb"}, "router.name"),
     ],
 )  # fmt: skip
 async def test_a_bad_router_object_is_a_400_naming_the_problem(
@@ -491,6 +593,39 @@ async def test_a_bad_router_object_is_a_400_naming_the_problem(
     assert error["param"] == param and param in error["message"]
     assert error["type"] == "invalid_request_error"
     assert not fake_upstream.requests
+
+
+async def test_huge_weights_still_split_the_traffic(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    # [1e308, 1e308] used to add up to infinity, and every draw landed on the last target.
+    router = {"type": "percentage", "targets": ["upstream/a", "upstream/b"], "weights": [1e308, 1e308]}
+    async for _, client in serving(routing_settings(upstream_url), rng=random.Random(5)):
+        body = {"model": "router/dynamic", "messages": HI, "router": router}
+        names = [(await client.post("/v1/chat/completions", json=body)).headers["x-model-name"] for _ in range(40)]
+    assert 10 <= names.count("a") <= 30, names
+
+
+async def test_a_bad_router_retry_is_named_as_an_object_not_a_target(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    router = {"type": "fallback", "targets": ["upstream/a"], "retry": "x"}
+    async for _, client in serving(routing_settings(upstream_url)):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.json()["error"]["message"] == "Invalid value for 'router.retry': expected an object."
+
+
+async def test_a_named_router_is_recorded_on_the_attempt_spans(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    recorded = Recorded()
+    router = {"name": "cheap-first", "type": "fallback", "targets": ["upstream/gpt-4o-mini"]}
+    gateway_options = {"tracer_provider": recorded.tracer_provider, "meter_provider": recorded.meter_provider}
+    async for _, client in serving(routing_settings(upstream_url), **gateway_options):
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "router/dynamic", "messages": HI, "router": router}
+        )
+    assert response.status_code == 200
+    attributes = dict(recorded.one(SpanKind.CLIENT).attributes or {})
+    assert attributes["relaygate.request.model"] == "router/cheap-first"
 
 
 # --- names, listing, config ---------------------------------------------------------------------------
@@ -520,7 +655,14 @@ async def test_embeddings_use_virtual_models_too(upstream_url: str, fake_upstrea
 
 
 async def test_models_lists_the_virtual_models(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
-    models = {"smart": {"targets": ["upstream/gpt-4o", "claude/claude-sonnet-4"], "description": "answers"}}
+    models = {
+        "smart": {"targets": ["upstream/gpt-4o", "claude/claude-sonnet-4"], "description": "answers"},
+        "tiered": {
+            "strategy": "conditional",
+            "routes": [{"when": {"user.tier": "gold"}, "targets": ["upstream/gold", "upstream/gpt-4o"]}],
+            "targets": ["upstream/gpt-4o"],
+        },
+    }
     async for _, client in serving(routing_settings(upstream_url, models=models)):
         listed = (await client.get("/v1/models")).json()["data"]
         one = await client.get("/v1/models/smart")
@@ -528,6 +670,9 @@ async def test_models_lists_the_virtual_models(upstream_url: str, fake_upstream:
     assert entry["owned_by"] == "relaygate" and entry["object"] == "model"
     assert entry["strategy"] == "fallback" and entry["targets"] == ["upstream/gpt-4o", "claude/claude-sonnet-4"]
     assert one.status_code == 200 and one.json() == entry
+    # A conditional model lists every target it may call, its routes' ones too.
+    tiered = next(item for item in listed if item["id"] == "tiered")
+    assert tiered["targets"] == ["upstream/gpt-4o", "upstream/gold"]
 
 
 def test_a_target_on_an_unknown_provider_stops_start_up(tmp_path: Path) -> None:
@@ -587,3 +732,58 @@ async def test_a_request_router_may_lower_the_retries_but_not_raise_them(
             return str((await on.post("/v1/chat/completions", json=body)).headers["x-relaygate-attempts"])
 
         assert (await attempts(1), await attempts(10)) == ("1", "3")
+
+
+# --- guards and routing -------------------------------------------------------------------------------
+
+GUARDS = {
+    # Blocks the fake upstream's answer as it streams (or whole).
+    "no_fake": {"type": "regex", "stage": "output", "action": "block", "parameters": {"patterns": ["fake upstream"]}},
+    # A required pattern the answer lacks: judged on the whole answer, so a stream is held until then.
+    "needs_zebra": {
+        "type": "regex",
+        "stage": "output",
+        "action": "block",
+        "parameters": {"patterns": ["zebra"], "match": "any"},
+    },
+    "no_secret": {"type": "regex", "stage": "input", "action": "block", "parameters": {"patterns": ["secret"]}},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("guard", ["no_fake", "needs_zebra"])
+async def test_an_output_guard_refusal_is_never_retried_and_names_the_target(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool, guard: str
+) -> None:
+    models = {"smart": {"targets": ["upstream/gpt-4o", "upstream/gpt-4o-mini"]}}
+    settings = routing_settings(upstream_url, models=models, retry={"max_attempts": 3}, guards=GUARDS)
+    body = {"model": "smart", "messages": HI, "stream": stream, "extra": {"guards": [guard]}}
+    async for _, client in serving(settings):
+        response = await client.post("/v1/chat/completions", json=body)
+    assert fake_upstream.models_seen() == ["gpt-4o"], "a guard's verdict is the answer: no retry, no fallback"
+    assert response.headers["x-model-name"] == "gpt-4o" and response.headers["x-provider-name"] == "upstream"
+    assert response.headers["x-relaygate-attempts"] == "1"
+    if stream and guard == "no_fake":
+        # The stream flowed: the violation ends it with a final error event.
+        assert response.status_code == 200
+        last = response.text.strip().split("\n\n")[-1]
+        assert orjson.loads(last.removeprefix("data: "))["error"]["code"] == "guard_violation"
+    else:
+        # A whole answer, or a stream held for a guard judging it whole: a real HTTP refusal.
+        assert response.status_code == 400 and response.json()["error"]["code"] == "guard_violation"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_an_input_guard_refusal_calls_no_target(
+    upstream_url: str, fake_upstream: FakeOpenAI, stream: bool
+) -> None:
+    models = {"smart": {"targets": ["upstream/gpt-4o", "upstream/gpt-4o-mini"]}}
+    settings = routing_settings(upstream_url, models=models, retry={"max_attempts": 3}, guards=GUARDS)
+    messages = [{"role": "user", "content": "a secret"}]
+    body = {"model": "smart", "messages": messages, "stream": stream, "extra": {"guards": ["no_secret"]}}
+    async for _, client in serving(settings):
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "guard_violation"
+    assert not fake_upstream.requests
+    # Refused before routing chose a target: there is none to name.
+    assert "x-model-name" not in response.headers and "x-relaygate-attempts" not in response.headers

@@ -3,6 +3,7 @@ states, the figures' window, and the figures shared between processes through a 
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -188,6 +189,33 @@ def test_figures_are_means_over_the_last_minute() -> None:
     assert metrics.figure("p/m", "error_rate") == pytest.approx(1 / 3)
     clock.now += BUCKET_SECONDS * WINDOW_BUCKETS
     assert metrics.figure("p/m", "latency") is None, "forgotten: measured afresh"
+
+
+def test_a_failure_counts_its_time_against_the_figures_it_did_not_measure() -> None:
+    metrics = TargetMetrics(clock=Clock())
+    metrics.record("p/m", failed=True, elapsed=0.3)  # timed out: no answer, no first chunk
+    # Only failures: not unmeasured (None, tried first) but infinitely slow (tried last).
+    assert metrics.figure("p/m", "latency") == metrics.figure("p/m", "ttft") == math.inf
+    assert metrics.figure("p/m", "error_rate") == 1.0
+    metrics.record("p/m", failed=False, latency=0.1, ttft=0.1)
+    # Time spent per answer: the timeout's 0.3 s and the answer's 0.1 s for one answer.
+    assert metrics.figure("p/m", "latency") == pytest.approx(0.4)
+    metrics.record("p/m", failed=True, ttft=0.05, elapsed=0.2)  # a stream that broke after its first chunk
+    assert metrics.figure("p/m", "latency") == pytest.approx(0.6)
+    assert metrics.figure("p/m", "ttft") == pytest.approx((0.3 + 0.1 + 0.05) / 2)
+
+
+def test_optimized_ranks_an_unmeasured_target_first_and_one_that_only_failed_last() -> None:
+    settings = Settings(
+        providers={"up": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}},
+        models={"fast": {"strategy": "optimized", "explore": 0, "targets": ["up/failing", "up/steady", "up/new"]}},
+    )
+    metrics = TargetMetrics(clock=Clock())
+    router = ModelRouter(build_providers(settings), models=settings.models, metrics=metrics)
+    metrics.record("up/failing", failed=True, elapsed=0.001)
+    metrics.record("up/steady", failed=False, latency=0.5, ttft=0.5)
+    keys = [target.key for target in router.plan("fast", {}).targets]
+    assert keys == ["up/new", "up/steady", "up/failing"]
 
 
 # --- shared through Redis -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from starlette.types import Send
 __all__ = [
     "AuthenticationError",
     "ClientDisconnected",
+    "DeadlineExceededError",
     "GatewayError",
     "GuardError",
     "GuardViolationError",
@@ -165,6 +166,14 @@ class UpstreamTimeoutError(UpstreamError):
     status = 504
     type = "timeout_error"
     code = "upstream_timeout"
+
+
+class DeadlineExceededError(UpstreamTimeoutError):
+    """No target answered within the request's ``retry.deadline``: an attempt still running when it
+    passed was cut off, or it left no time for one. 504, as for any upstream that is too slow: the
+    gateway got no timely answer from upstream (408 would say the client was too slow to send)."""
+
+    code = "deadline_exceeded"
 
 
 class ClientDisconnected(Exception):

@@ -11,6 +11,12 @@ A whole answer is an attempt's from sending to the last byte read; a stream's en
 until then nothing has reached the client, so another target can still answer. After that a failure
 ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
 that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span.
+
+``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
+running when it passes is cut off there (a stream only until its first chunk: after that the stream is
+the client's), and the client gets a 504 ``deadline_exceeded``. A cut attempt is not counted as its
+target failing, since the deadline may be a client's own, however short: it opens no breaker, but its
+time counts against the target's latency and time to first token.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import orjson
 
 from relaygate.context import Attempt, RequestContext
 from relaygate.errors import (
+    DeadlineExceededError,
     GatewayError,
     ServiceUnavailableError,
     UpstreamConnectionError,
@@ -40,7 +47,7 @@ from relaygate.settings import RetrySettings
 from relaygate.telemetry import AttemptSpan, Telemetry
 from relaygate.upstream import UpstreamResponse
 
-__all__ = ["Fallback", "OpenStream", "route_headers"]
+__all__ = ["ROUTE_HEADERS", "Fallback", "OpenStream", "route_headers"]
 
 T = TypeVar("T")
 Call = Callable[[Target, dict[str, Any], "_Span"], Awaitable[T]]
@@ -49,6 +56,8 @@ ERROR_EVENT = b'data: {"error"'
 # Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
 # of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
 PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
+# The response headers that say where a request was routed (see route_headers).
+ROUTE_HEADERS = frozenset({b"x-model-name", b"x-provider-name", b"x-relaygate-attempts"})
 
 
 @dataclass(slots=True)
@@ -112,10 +121,13 @@ class Fallback:
                     # The stream's first event is the provider failing: nothing has reached the client yet.
                     raise failure
             except BaseException:
-                if frames is not None:
-                    await frames.aclose()
-                if response is not None:
-                    await response.aclose()
+                # Shielded: when the deadline (or the client leaving) cancelled the attempt, an await in
+                # the cleanup would be cancelled too, and the upstream connection left open.
+                with anyio.CancelScope(shield=True):
+                    if frames is not None:
+                        await frames.aclose()
+                    if response is not None:
+                        await response.aclose()
                 raise
             return OpenStream(target, response, frames, first, started, self.clock())
 
@@ -129,11 +141,13 @@ class Fallback:
         finally:
             await opened.response.aclose()
         failed = ctx.error is not None and ctx.error != "client_disconnected"
+        elapsed = self.clock() - opened.started
         self.router.metrics.record(
             opened.target.key,
             failed=failed,
-            latency=None if failed else self.clock() - opened.started,
+            latency=None if failed else elapsed,
             ttft=opened.first_at - opened.started,
+            elapsed=elapsed,
         )
 
     async def _run(
@@ -165,32 +179,66 @@ class Fallback:
             ctx.attempts.append(attempt)
             started = self.clock()
             try:
-                result = await call(target, sent, span)
+                with anyio.move_on_after(tries.deadline - started) as bounded:
+                    result = await call(target, sent, span)
             except GatewayError as failure:
                 attempt.duration = self.clock() - started
                 attempt.status, attempt.error = _outcome(failure)
                 span.fail(ctx, attempt.error)
-                if not self._may_retry(target, failure, retry, tries):
-                    raise _answered_by(failure, ctx) from None
+                if not self._may_retry(target, failure, retry, tries, attempt.duration):
+                    raise failure from None
                 error, position = failure, index + 1
                 continue
             except BaseException:
                 breaker.released(target.key)
                 raise
-            attempt.status, attempt.duration = 200, self.clock() - started
+            attempt.duration = self.clock() - started
+            if bounded.cancelled_caught:
+                raise self._cut(ctx, target, attempt, span, retry)
+            attempt.status = 200
             breaker.succeeded(target.key)
             return target, result
         if error is None:
-            ctx.route = plan.targets[0].route
-            wait = min(breaker.retry_after(target.key) for target in plan.targets)
-            raise ServiceUnavailableError(
-                f"Every target of '{ctx.route.requested}' is failing and cooling down; retry in {wait} s.",
-                headers=[(b"retry-after", str(wait).encode())],
-            )
-        raise _answered_by(error, ctx) from None
+            raise self._nothing_tried(ctx, plan)
+        raise error from None
 
-    def _may_retry(self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries) -> bool:
-        """Account a failed attempt; whether another may follow (on this target or another)."""
+    def _cut(
+        self, ctx: RequestContext, target: Target, attempt: Attempt, span: _Span, retry: RetrySettings
+    ) -> DeadlineExceededError:
+        """Account an attempt cut off at the deadline (see the module docstring); the client's error."""
+        error = DeadlineExceededError(
+            f"No answer within the deadline of {retry.deadline:g} s (retry.deadline): "
+            f"the attempt on '{target.key}' was cut off after {attempt.duration:.2f} s."
+        )
+        attempt.error = error.code
+        span.fail(ctx, DeadlineExceededError.code)
+        self.router.breaker.released(target.key)
+        self.router.metrics.record(target.key, failed=False, elapsed=attempt.duration)
+        return error
+
+    def _nothing_tried(self, ctx: RequestContext, plan: Plan) -> GatewayError:
+        """Why no attempt could start: every target cooling down, or a deadline too short for any."""
+        breaker = self.router.breaker
+        cooling = [target for target in plan.targets if not breaker.available(target.key)]
+        requested = plan.targets[0].route.requested
+        if len(cooling) < len(plan.targets):
+            return DeadlineExceededError(
+                f"The deadline of {plan.retry.deadline:g} s (retry.deadline) left no time to call '{requested}'."
+            )
+        # The headers name the target back soonest: the one the Retry-After is about.
+        soonest = min(cooling, key=lambda target: breaker.retry_after(target.key))
+        ctx.route = soonest.route
+        wait = breaker.retry_after(soonest.key)
+        return ServiceUnavailableError(
+            f"Every target of '{requested}' is failing and cooling down; retry in {wait} s.",
+            headers=[(b"retry-after", str(wait).encode())],
+        )
+
+    def _may_retry(
+        self, target: Target, failure: GatewayError, retry: RetrySettings, tries: _Tries, elapsed: float
+    ) -> bool:
+        """Account a failed attempt (``elapsed`` seconds long); whether another may follow (on this target
+        or another)."""
         key, breaker = target.key, self.router.breaker
         judged = verdict(failure)
         if judged is Verdict.STOP:
@@ -201,7 +249,8 @@ class Fallback:
                 breaker.released(key)
             return False
         breaker.failed(key)
-        self.router.metrics.record(key, failed=True)
+        # Its time counts against the target's latency and ttft: a failure is no quick answer.
+        self.router.metrics.record(key, failed=True, elapsed=elapsed)
         tries.failures[key] = tries.failures.get(key, 0) + 1
         asked = retry_after(failure)
         if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
@@ -281,14 +330,9 @@ def _outcome(error: GatewayError) -> tuple[int | None, str]:
     return error.status, code
 
 
-def _answered_by(error: GatewayError, ctx: RequestContext) -> GatewayError:
-    """The error the client gets, naming the target that gave it and how many attempts were made."""
-    error.headers.extend(route_headers(ctx))
-    return error
-
-
 def route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered, and ``X-Relaygate-Attempts``."""
+    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered (or gave the error, or whose
+    breaker did), and ``X-Relaygate-Attempts``."""
     headers = [(b"x-relaygate-attempts", str(len(ctx.attempts)).encode())]
     if ctx.route is not None:
         headers[:0] = [

@@ -94,14 +94,14 @@ class ProxyApp:
         except GatewayError as error:
             ctx.error = ctx.error or error.code or error.type
             if not status:
-                await send_error(send_tracked, error)
+                await send_error(send_tracked, error, _routed(ctx))
         except (ClientDisconnected, OSError):
             ctx.error = "client_disconnected"
         except Exception:
             logger.exception("unexpected error while serving %s %s", scope["method"], scope["path"])
             ctx.error = "server_error"
             if not status:
-                await send_error(send_tracked, ServerError("The gateway failed to handle the request."))
+                await send_error(send_tracked, ServerError("The gateway failed to handle the request."), _routed(ctx))
         finally:
             if ctx.route is not None:
                 ctx.record_end(status or 499, ctx.error)
@@ -211,7 +211,8 @@ class ProxyApp:
                 "owned_by": "relaygate",
                 "provider": "relaygate",
                 "strategy": model.strategy,
-                "targets": [target.key for target in model.targets],
+                # A conditional model's routes' targets too: every provider model it may call.
+                "targets": model.target_keys(),
                 **({"description": model.description} if model.description else {}),
             }
             for model in self.router.virtual.values()
@@ -246,6 +247,12 @@ class ProxyApp:
 
     async def _health(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         await send_json(send, 200, b'{"status":"ok"}')
+
+
+def _routed(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """The routing headers of an error: once routing chose a target, every answer says which (and how
+    many attempts were made); before that (a bad model or router object) there is nothing to say."""
+    return route_headers(ctx) if ctx.route is not None else []
 
 
 async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestContext) -> bool:

@@ -241,7 +241,9 @@ class RetrySettings(_Model):
 
     # Upstream calls per request in all, over every target: 3 gives a plain provider/model two retries.
     max_attempts: int = Field(3, ge=1, le=10)
-    # Seconds from the first attempt; no attempt starts, and no wait is begun, that would end after it.
+    # Seconds from the first attempt; no attempt starts, and no wait is begun, that would end after it,
+    # and an attempt still running when it passes (a stream: before its first chunk) is cut off there:
+    # the client gets a 504 deadline_exceeded.
     deadline: float = Field(60.0, gt=0, le=3600)
     # The first wait before a target is tried again; it doubles on each failure of that target, up to
     # max_backoff, and is jittered (half of it fixed, half random) so that clients do not retry in step.
@@ -311,7 +313,7 @@ class VirtualModelSettings(_Model):
     strategy: Strategy = "fallback"
     targets: list[Target] = Field(min_length=1)
     # percentage: one weight per target (any scale: [80, 20] or [0.8, 0.2]).
-    weights: list[Annotated[float, Field(ge=0)]] | None = None
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
     # optimized: the live per-target figure to minimise.
     metric: Metric = "latency"
     # optimized: the share of requests sent to a target other than the best, so that every target's

@@ -6,6 +6,7 @@ What it does is chosen by the model name the gateway forwards:
 - ``status-<code>``: that status with an OpenAI error body (429 adds ``Retry-After: 7``);
 - ``text-status-<code>``: that status with a plain-text body;
 - ``sleep-<seconds>``: waits before answering (before the first chunk when streaming);
+- ``drip-<seconds>``: streams its first chunk at once, then waits before the rest;
 - ``endless``: streams a chunk every 20 ms until the client goes away, and records that it went;
 - ``broken``: streams two chunks, then drops the connection mid-body;
 - ``split``: one event split across reads inside a UTF-8 character, with CRLF framing;
@@ -181,6 +182,8 @@ class FakeOpenAI:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await event(chunk({"role": "assistant", "content": ""}))
+        if model.startswith("drip-"):
+            await asyncio.sleep(float(model.removeprefix("drip-")))
         if content is not None:
             suffix = model.partition("-")[2]
             size = int(suffix) if suffix.isdigit() else 5

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from relaygate.settings import DYNAMIC_MODEL, ROUTER_PREFIX
 from relaygate.store import CallRecord, MessageRecord
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["call_record", "turn_messages"]
 
+DYNAMIC_ROUTER = f"{ROUTER_PREFIX}/{DYNAMIC_MODEL}"
 _DATA_URL = re.compile(r"^data:([^;,]*)[^,]*,")
 
 
@@ -45,6 +47,8 @@ def call_record(
     user = ctx.user or {}
     # What the client asked for: a virtual or registered name stays that name; the route says what answered.
     requested = body.get("model") if isinstance(body.get("model"), str) else route.requested if route else None
+    if requested == DYNAMIC_ROUTER and route is not None:
+        requested = route.requested  # router/<name> when the request's router object is named
     first_chunk = ctx.first_chunk_at
     return CallRecord(
         id=call_id,

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
+from relaygate.fallback import ROUTE_HEADERS
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_texts, request_texts
 from relaygate.telemetry import Telemetry
@@ -135,7 +136,7 @@ class GuardsMiddleware:
                     refused = error
                     ctx.error = error.code or error.type
                     ctx.answer_refusal = error.message
-                    await send_error(send, error)
+                    await send_error(send, error, _route_headers(start))
                     return
                 if body is None:
                     await send(start)
@@ -205,7 +206,7 @@ class GuardsMiddleware:
                     if error is not None:
                         refused = error
                         ctx.error = error.code or error.type
-                        await send_error(send, error)
+                        await send_error(send, error, _route_headers(held[0]))
                         return
                     for earlier in held:
                         await send(earlier)
@@ -248,6 +249,11 @@ def _first_text(answer: dict[str, Any]) -> str | None:
     message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
     content = message.get("content") if isinstance(message, dict) else None
     return content if isinstance(content, str) else None
+
+
+def _route_headers(start: Message) -> list[tuple[bytes, bytes]]:
+    """The routing headers of the held answer: a refusal still says which target answered."""
+    return [(key, value) for key, value in start["headers"] if key in ROUTE_HEADERS]
 
 
 def _requested(body: dict[str, Any]) -> Any:

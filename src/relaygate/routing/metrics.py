@@ -13,6 +13,7 @@ of all of them into :meth:`TargetMetrics.set_shared`, which then take the place 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 
@@ -41,10 +42,27 @@ class TargetMetrics:
     def bucket(self) -> int:
         return int(self._clock() // BUCKET_SECONDS)
 
-    def record(self, key: str, *, failed: bool, latency: float | None = None, ttft: float | None = None) -> None:
-        """One attempt's outcome."""
+    def record(
+        self,
+        key: str,
+        *,
+        failed: bool,
+        latency: float | None = None,
+        ttft: float | None = None,
+        elapsed: float = 0.0,
+    ) -> None:
+        """One attempt's outcome: the figures it measured, and ``elapsed``, its time in all, which counts
+        against each figure it did not measure (a failure before the answer: both; a stream that broke
+        after its first chunk: latency)."""
         bucket = self.bucket()
-        sample = [1.0, float(failed), latency or 0.0, float(latency is not None), ttft or 0.0, float(ttft is not None)]
+        sample = [
+            1.0,
+            float(failed),
+            elapsed if latency is None else latency,
+            float(latency is not None),
+            elapsed if ttft is None else ttft,
+            float(ttft is not None),
+        ]
         if bucket != self._swept:
             self._sweep(bucket)
         buckets = self._local.setdefault(key, {})
@@ -53,16 +71,19 @@ class TargetMetrics:
             _add(self._pending.setdefault((key, bucket), [0.0] * len(FIELDS)), sample)
 
     def figure(self, key: str, metric: Metric) -> float | None:
-        """The target's current mean of ``metric`` (lower is better), or ``None`` when it has no samples."""
+        """The target's current figure of ``metric`` (lower is better): ``None`` when it made no attempt
+        in the window, infinite when no attempt gave what the figure measures."""
         sums = self._totals(key)
         if sums is None:
             return None
         attempts, failures, latency_sum, latency_count, ttft_sum, ttft_count = sums
+        if not attempts:
+            return None
         if metric == "error_rate":
-            return failures / attempts if attempts else None
+            return failures / attempts
         if metric == "ttft":
-            return ttft_sum / ttft_count if ttft_count else None
-        return latency_sum / latency_count if latency_count else None
+            return ttft_sum / ttft_count if ttft_count else math.inf
+        return latency_sum / latency_count if latency_count else math.inf
 
     def keys(self) -> list[str]:
         return list(self._local)

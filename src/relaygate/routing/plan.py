@@ -60,3 +60,8 @@ class VirtualModel:
     # conditional: (conditions, targets) in the order they are tried.
     routes: tuple[tuple[tuple[Test, ...], tuple[Target, ...]], ...] = ()
     description: str | None = None
+
+    def target_keys(self) -> list[str]:
+        """Every ``provider/model`` the model may call, once each: its targets, then its routes' ones."""
+        every = [*self.targets, *(target for _, targets in self.routes for target in targets)]
+        return list(dict.fromkeys(target.key for target in every))

@@ -2,7 +2,9 @@
 
 A requested model is, in this order:
 
-1. ``router/dynamic``: the request's own ``router`` object (:mod:`.request`);
+1. ``router/dynamic``: the request's own ``router`` object (:mod:`.request`); when the object has a
+   ``name``, its targets' routes say ``router/<name>`` as the requested model, so that the ledger and
+   the traces tell one named router from another;
 2. a virtual model of the config, asked for by its name (``smart``) or as ``router/smart``; a virtual
    model's name therefore wins over the same bare name sent to ``default_provider``;
 3. ``provider/model``, the part before the first ``/`` being a provider's name;
@@ -15,7 +17,7 @@ a plan of one target. Every plan carries the retry settings that bound its attem
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -122,12 +124,14 @@ class ModelRouter:
 
     def target_keys(self) -> list[str]:
         """Every configured target (``provider/model``)."""
-        return sorted({t.key for model in self.virtual.values() for t in _all_targets(model)})
+        return sorted({key for model in self.virtual.values() for key in model.target_keys()})
 
     def _virtual(self, requested: str, body: Mapping[str, Any]) -> VirtualModel | None:
         if requested == DYNAMIC:
             settings, name = parse_router(body.get("router"))
-            model = self._compile(name or DYNAMIC, settings, _request_error, requested=DYNAMIC)
+            # A named router is recorded by its name (route, ledger, spans), as if it were router/<name>.
+            routed = f"{ROUTER_PREFIX}/{name}" if name is not None else DYNAMIC
+            model = self._compile(name or DYNAMIC, settings, _request_error, requested=routed)
             # A client may ask for fewer attempts and shorter waits than the operator allows, never more.
             bounded = {
                 field: min(getattr(model.retry, field), getattr(self.retry, field))
@@ -167,7 +171,7 @@ class ModelRouter:
             strategy=settings.strategy,
             targets=targets("targets", settings.targets),
             retry=settings.retry_over(self.retry),
-            weights=tuple(settings.weights or ()),
+            weights=_normalised(settings.weights or ()),
             metric=settings.metric,
             explore=settings.explore,
             routes=routes,
@@ -195,8 +199,11 @@ class ModelRouter:
         return float(price.input + (price.output or 0))
 
 
-def _all_targets(model: VirtualModel) -> list[Target]:
-    return [*model.targets, *(target for _, targets in model.routes for target in targets)]
+def _normalised(weights: Sequence[float]) -> tuple[float, ...]:
+    """The weights scaled to at most 1, so that their sum stays finite however large they are written
+    ([1e308, 1e308] would add up to infinity, and every draw would land on the last target)."""
+    top = max(weights, default=0.0)
+    return tuple(weight / top for weight in weights) if top > 0 else tuple(weights)
 
 
 def _config_error(prefix: str) -> Callable[[str, str], Exception]:

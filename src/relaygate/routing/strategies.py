@@ -9,9 +9,10 @@ when the first fails (targets whose circuit breaker is open are skipped when att
 - ``random``: shuffled.
 - ``optimized``: by the chosen figure, lowest first (latency, ttft, error_rate from
   :class:`~relaygate.routing.metrics.TargetMetrics`; cost from the price book, input plus output
-  price per 1M tokens). A target without figures yet comes first so that it gets measured; one
-  without a price comes last. ``explore`` is the share of requests that start with another target
-  than the best, so that the others' figures stay current.
+  price per 1M tokens). A target with no attempt in the figures' window comes first so that it gets
+  measured; one that has only failed has an infinite latency and ttft, so it comes last, like one
+  without a price. ``explore`` is the share of requests that start with another target than the
+  best, so that the others' figures stay current.
 - ``conditional``: the targets of the first route whose conditions hold, else the model's targets.
 """
 
@@ -80,6 +81,8 @@ def _optimized(
             price = price_of(target)
             return math.inf if price is None else price
         figure = metrics.figure(target.key, model.metric)
+        # Never tried (in the window): first, once, to be measured. A target that only failed is not
+        # "unmeasured": its figure is infinite and it goes last.
         return -math.inf if figure is None else figure
 
     scores = [score(target) for target in model.targets]
