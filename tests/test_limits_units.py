@@ -132,6 +132,49 @@ def test_the_output_cap_comes_from_the_adapter_the_model_or_the_project() -> Non
     assert cap("up", "small", {}) == DEFAULT_MAX_OUTPUT_TOKENS
 
 
+def test_the_output_cap_of_a_listed_model_comes_from_its_price_before_the_projects_blanket_figure() -> None:
+    up = build_providers(Settings(providers={"up": ProviderSettings(kind="openai", base_url="http://x/v1")}))["up"]
+    route = Route(provider=up, model="m", requested="up/m")
+    assert _output_cap(ProjectLimits.model_validate({"max_output_tokens": 4096}), route, 100_000) == 100_000
+    assert _output_cap(ProjectLimits.model_validate({"max_output_tokens": 4096}), route, None) == 4096
+    models = ProjectLimits.model_validate({"models": {"up/m": {"max_output_tokens": 5}}})
+    assert _output_cap(models, route, 100_000) == 5  # the operator's own figure for that model
+    assert DEFAULT_MAX_OUTPUT_TOKENS >= 128_000
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "cap"),
+    [
+        ("openai", "gpt-5", 128_000),
+        ("openai", "gpt-5-2025-08-07", 128_000),
+        ("openai", "gpt-5-pro", 272_000),
+        ("openai", "o3", 100_000),
+        ("openai", "gpt-4o-mini", 16_384),
+        ("gemini", "gemini-2.5-pro", 65_536),
+        ("gemini", "models/gemini-2.5-flash", 65_536),
+        ("anthropic", "claude-opus-4-6", 128_000),
+        ("anthropic", "claude-sonnet-4-5-20250929", 64_000),
+        ("openai", "text-embedding-3-small", None),
+        ("openai", "no-such-model", None),
+    ],
+)
+def test_the_catalogue_lists_output_caps(kind: str, model: str, cap: int | None) -> None:
+    assert PriceBook().output_cap(kind, model) == cap
+
+
+def test_a_price_from_the_config_keeps_the_listed_cap_unless_it_names_its_own() -> None:
+    book = PriceBook(
+        overrides={
+            "up/gpt-5": ModelPrice(input=Decimal(1), output=Decimal(2)),
+            "up/gpt-4o": ModelPrice(input=Decimal(1), output=Decimal(2), max_output_tokens=999),
+            "up/mine": ModelPrice(input=Decimal(1), output=Decimal(2), max_output_tokens=777),
+        }
+    )
+    assert book.output_cap("openai", "gpt-5", provider_name="up") == 128_000
+    assert book.output_cap("openai", "gpt-4o", provider_name="up") == 999
+    assert book.output_cap("openai", "mine", provider_name="up") == 777
+
+
 def test_periods_are_utc_days_months_and_all_time() -> None:
     now = datetime(2025, 12, 31, 23, 59, 30, tzinfo=UTC).timestamp()
     day, month, total = (period_of(name, now) for name in ("usd_per_day", "usd_per_month", "usd_total"))

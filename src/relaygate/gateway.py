@@ -113,7 +113,7 @@ class Gateway:
             telemetry=self.telemetry,
             catalog=self.ledger,
         )
-        self.limiter = self._limiter(self.settings, self.router, self.ledger)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
@@ -161,12 +161,12 @@ class Gateway:
         )
 
     @staticmethod
-    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None) -> Limiter | None:
+    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook) -> Limiter | None:
         projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
         if not projects:
             return None
         counters, prefix = open_counters(settings.counters)
-        return Limiter(projects=projects, counters=counters, router=router, ledger=ledger, prefix=prefix)
+        return Limiter(projects=projects, counters=counters, router=router, ledger=ledger, prices=prices, prefix=prefix)
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:

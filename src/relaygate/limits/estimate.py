@@ -39,8 +39,10 @@ REQUEST_OVERHEAD = 16
 # OpenAI bills a high-detail image at most ~2,500 tokens (gpt-4.1-mini's 1,536 patches x 1.62), Anthropic
 # ~1,600 (1.15 megapixels / 750); Gemini's tiles stay well below.
 IMAGE_TOKENS = 3000
-# The output cap assumed when a request sets no max_tokens and the config names none for the model.
-DEFAULT_MAX_OUTPUT_TOKENS = 32768
+# The output cap assumed when a request sets no max_tokens and neither the config nor a price names one for
+# the model: 128K, what the GPT-5 family and Claude Opus 4.6 write at most (only gpt-5-pro, listed with its
+# own 272K, writes more).
+DEFAULT_MAX_OUTPUT_TOKENS = 131_072
 # Request fields that reach the model as part of its prompt.
 PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format", "prediction")
 

@@ -32,7 +32,7 @@ from relaygate.limits.estimate import Estimate, StreamTally, estimate, images_co
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
 from relaygate.limits.scopes import MINUTE, Item, Scope, applicable, output_cap
-from relaygate.pricing import ModelPrice
+from relaygate.pricing import ModelPrice, PriceBook
 from relaygate.routing import ModelRouter
 from relaygate.store import nanos_to_usd, usd_to_nanos
 
@@ -63,7 +63,8 @@ class Limiter:
     """Reserves and settles calls against the limits of ``projects``; see the module docstring.
 
     ``ledger`` prices the calls and holds the spend that budgets load; without it there can be no budgets
-    (the settings refuse them), only rates. ``clock`` gives seconds since the epoch (tests move it).
+    (the settings refuse them), only rates. ``prices`` gives the models' output caps (the ledger's price book
+    when not given). ``clock`` gives seconds since the epoch (tests move it).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class Limiter:
         counters: Counters,
         router: ModelRouter,
         ledger: Ledger | None = None,
+        prices: PriceBook | None = None,
         prefix: str = "relaygate",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -80,6 +82,7 @@ class Limiter:
         self.counters = counters
         self.router = router
         self.ledger = ledger
+        self.prices = prices if prices is not None else ledger.prices if ledger is not None else None
         self.prefix = prefix
         self.clock = clock
         # Budget counters being loaded from the ledger by this process: concurrent calls wait for one load.
@@ -106,7 +109,7 @@ class Limiter:
         scoped = applicable(limits, ctx, body, route)
         if not scoped:
             return None
-        worst = estimate(endpoint, body, output_cap(limits, route))
+        worst = estimate(endpoint, body, output_cap(limits, route, self._listed_cap(ctx, route)))
         price = None
         nanos = 0
         if any(limit_set.has_usd for _, limit_set in scoped):
@@ -140,6 +143,14 @@ class Limiter:
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
+
+    def _listed_cap(self, ctx: RequestContext, route: Route) -> int | None:
+        if self.prices is None:
+            return None
+        provider = route.provider
+        return self.prices.output_cap(
+            provider.kind, route.model, provider_name=provider.name, project_id=ctx.project_id
+        )
 
     def _price(self, ctx: RequestContext, route: Route) -> ModelPrice | None:
         if self.ledger is None:

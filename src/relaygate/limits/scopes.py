@@ -91,12 +91,17 @@ def _user_id(body: dict[str, Any]) -> str | None:
     return user_id if isinstance(user_id, str) and user_id else None
 
 
-def output_cap(limits: ProjectLimits, route: Route) -> int:
-    """Output tokens assumed for a chat request that sets no max_tokens."""
+def output_cap(limits: ProjectLimits, route: Route, listed: int | None = None) -> int:
+    """Output tokens assumed for a chat request that sets no max_tokens.
+
+    ``listed`` is the model's cap from its price (:meth:`~relaygate.pricing.PriceBook.output_cap`). The
+    project's own ``max_output_tokens`` stands in for it only for models no price describes: a blanket
+    figure below a known model's cap would let that model's calls pass a budget by the difference.
+    """
     provider = route.provider
     if provider.kind == "anthropic":
         return provider.settings.default_max_tokens  # what the adapter sends in that case
     model: ModelLimits | None = limits.models.get(f"{provider.name}/{route.model}", limits.models.get(DEFAULT))
     if model is not None and model.max_output_tokens is not None:
         return model.max_output_tokens
-    return limits.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+    return listed or limits.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
