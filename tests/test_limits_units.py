@@ -16,6 +16,7 @@ from relaygate.context import Route
 from relaygate.keys import hash_key, key_digest, key_id
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import (
+    ANTHROPIC_TOOLS_TOKENS,
     DEFAULT_MAX_OUTPUT_TOKENS,
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
@@ -59,6 +60,22 @@ def test_tools_tool_calls_and_response_format_count_as_their_json() -> None:
         + len(b'{"type":"json_object"}')
         + MESSAGE_OVERHEAD + len(b'"assistant"') + len(b'[{"id":"c1","function":{"name":"f"}}]')
     )  # fmt: skip
+
+
+def test_anthropic_adds_its_tool_use_system_prompt_whenever_the_adapter_defines_tools() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    called = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    for body in (chat(tools=tools), chat(response_format={"type": "json_object"}), {"messages": called}):
+        plain = estimate("chat", body, 1).prompt_tokens
+        assert estimate("chat", body, 1, provider_kind="anthropic").prompt_tokens == plain + ANTHROPIC_TOOLS_TOKENS
+        assert estimate("chat", body, 1, provider_kind="openai").prompt_tokens == plain
+    no_tools = chat(response_format={"type": "json_schema", "json_schema": {"schema": {}}}, tools=[])
+    assert estimate("chat", no_tools, 1, provider_kind="anthropic") == estimate("chat", no_tools, 1)
+    assert ANTHROPIC_TOOLS_TOKENS >= 530  # the largest Anthropic lists (Claude 3 Opus, tool_choice auto)
 
 
 def test_an_image_costs_a_fixed_bound_whatever_its_size() -> None:

@@ -6,6 +6,7 @@ to the model (roles, tool calls, tool definitions, ``response_format``) is count
 which is larger still; each message adds :data:`MESSAGE_OVERHEAD` and the request :data:`REQUEST_OVERHEAD`
 for the chat template's own tokens. An image costs a fixed :data:`IMAGE_TOKENS` (above the largest any
 provider bills for one image); other attached data (audio, files) is counted by the bytes of its encoding.
+Anthropic adds a system prompt of its own to every request that defines tools: :data:`ANTHROPIC_TOOLS_TOKENS`.
 
 Output tokens are bounded by ``max_completion_tokens`` or ``max_tokens``, times ``n``; without either, by the
 model's output cap (see :func:`output_cap`). The reserved cost is the prompt at the dearest of the model's
@@ -24,6 +25,7 @@ import orjson
 from relaygate.pricing import ModelPrice, image_cost
 
 __all__ = [
+    "ANTHROPIC_TOOLS_TOKENS",
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD",
@@ -43,6 +45,11 @@ IMAGE_TOKENS = 3000
 # the model: 128K, what the GPT-5 family and Claude Opus 4.6 write at most (only gpt-5-pro, listed with its
 # own 272K, writes more).
 DEFAULT_MAX_OUTPUT_TOKENS = 131_072
+# Anthropic's tool-use system prompt, added to a request that defines tools: 346 tokens for recent models
+# (auto or none), 313 (any or a named tool), at most 530 for Claude 3 Opus (docs.anthropic.com, "Tool use
+# pricing and tokens"). The adapter defines tools for the request's tools, for a json_object response_format
+# (a forced tool) and for tool calls in the history (declared with tool_choice none).
+ANTHROPIC_TOOLS_TOKENS = 600
 # Request fields that reach the model as part of its prompt.
 PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format", "prediction")
 
@@ -63,15 +70,29 @@ class Estimate:
         return self.prompt_tokens + self.output_tokens
 
 
-def estimate(endpoint: str, body: dict[str, Any], output_cap: int) -> Estimate:
-    """The worst case of a request to ``endpoint`` (``chat``, ``embeddings``, ``images``)."""
+def estimate(endpoint: str, body: dict[str, Any], output_cap: int, *, provider_kind: str | None = None) -> Estimate:
+    """The worst case of a request to ``endpoint`` (``chat``, ``embeddings``, ``images``) for a provider of
+    ``provider_kind``."""
     if endpoint == "embeddings":
         return Estimate(prompt_tokens=_input_tokens(body.get("input")))
     if endpoint == "images":
         return Estimate(prompt_tokens=_text_tokens(body.get("prompt")), images=_n(body))
-    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m) for m in _list(body.get("messages")))
+    messages = _list(body.get("messages"))
+    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m) for m in messages)
     prompt += sum(_json_tokens(body[name]) for name in PROMPT_FIELDS if body.get(name) is not None)
+    if provider_kind == "anthropic" and _defines_tools(body, messages):
+        prompt += ANTHROPIC_TOOLS_TOKENS
     return Estimate(prompt_tokens=prompt, output_tokens=max_output_tokens(body, output_cap) * _n(body))
+
+
+def _defines_tools(body: dict[str, Any], messages: list[Any]) -> bool:
+    """Whether the Anthropic adapter sends tools for this request (see :data:`ANTHROPIC_TOOLS_TOKENS`)."""
+    response_format = body.get("response_format")
+    if body.get("tools") or body.get("functions"):
+        return True
+    if isinstance(response_format, dict) and response_format.get("type") == "json_object":
+        return True
+    return any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool") for m in messages)
 
 
 def max_output_tokens(body: dict[str, Any], output_cap: int) -> int:

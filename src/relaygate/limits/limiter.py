@@ -109,7 +109,8 @@ class Limiter:
         scoped = applicable(limits, ctx, body, route)
         if not scoped:
             return None
-        worst = estimate(endpoint, body, output_cap(limits, route, self._listed_cap(ctx, route)))
+        cap = output_cap(limits, route, self._listed_cap(ctx, route))
+        worst = estimate(endpoint, body, cap, provider_kind=route.provider.kind)
         price = None
         nanos = 0
         if any(limit_set.has_usd for _, limit_set in scoped):
