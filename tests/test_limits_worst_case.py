@@ -16,10 +16,12 @@ from relaygate import Gateway, Settings
 from relaygate.context import RequestContext
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import ANTHROPIC_TOOLS_TOKENS, estimate
+from relaygate.pricing import ModelPrice
 from relaygate.settings import BreakerSettings, ProjectSettings, ProviderSettings, RetrySettings
 from tests.conftest import KEY_A, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_limits import PRICES, T, client, limiter, settings
+from tests.test_limits_attachments import data_url, pdf
 
 pytestmark = pytest.mark.anyio
 
@@ -42,6 +44,11 @@ def gateway_with(upstream_url: str, counters: str | None, limits: dict[str, Any]
             **extra,
         )
     )
+
+
+def apart(counters: str | None, name: str) -> str | None:
+    """The Redis counters of another gateway that must not share this test's keys."""
+    return counters.replace("?prefix=", f"?prefix={name}:") if counters else None
 
 
 def context() -> RequestContext:
@@ -76,3 +83,58 @@ async def test_an_anthropic_call_with_tools_reserves_anthropics_tool_prompt(
         estimate("chat", {**body, "tools": tools}, 1).prompt_tokens + ANTHROPIC_TOOLS_TOKENS
     )
     assert plain.estimate.prompt_tokens == estimate("chat", body, 1).prompt_tokens
+
+
+READER = {"upstream/reader": ModelPrice(input=1, output=100)}  # $1 per 1M prompt tokens
+
+
+def with_parts(*parts: dict[str, Any], model: str = "upstream/reader") -> dict[str, Any]:
+    content = [{"type": "text", "text": "Summarise"}, *parts]
+    return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 5}
+
+
+async def test_a_pdf_is_reserved_by_its_pages_not_as_one_image(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    # 100 pages at 5,000 tokens: $0.50 of prompt at $1 per 1M; one image's 3,000 tokens would be $0.003.
+    gateway = gateway_with(upstream_url, counters_url, {"usd_total": "0.10"}, prices=READER)
+    document = {"type": "image_url", "image_url": {"url": data_url("application/pdf", pdf(100, compressed=True))}}
+    picture = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    async with gateway.lifespan(), client(gateway) as http:
+        refused = await http.post("/v1/chat/completions", json=with_parts(document))
+        admitted = await http.post("/v1/chat/completions", json=with_parts(picture))
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    assert admitted.status_code == 200
+
+
+async def test_an_attachment_the_gateway_cannot_size_is_refused_under_a_budget_unless_a_bound_is_set(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    file_id = {"type": "file", "file": {"file_id": "file-abc123"}}
+    video = {"type": "image_url", "image_url": {"url": "https://example.com/talk.mp4"}}
+    budget = gateway_with(upstream_url, counters_url, {"usd_total": 1}, prices=READER)
+    bounded = gateway_with(
+        upstream_url,
+        apart(counters_url, "bounded"),
+        {"usd_total": 1, "tokens_per_minute": 10**6, "unsized_attachment_tokens": 50_000},
+    )
+    rates = gateway_with(upstream_url, apart(counters_url, "rates"), {"tokens_per_minute": 10**6})
+    for gateway in (bounded, rates):
+        limiter(gateway).clock = lambda: T
+    async with budget.lifespan(), bounded.lifespan(), rates.lifespan():
+        async with client(budget) as http:
+            refused = await http.post("/v1/chat/completions", json=with_parts(file_id))
+            refused_video = await http.post("/v1/chat/completions", json=with_parts(video, video))
+        async with client(bounded) as http:
+            held = await http.post("/v1/chat/completions", json=with_parts(file_id, video, model="upstream/priced"))
+        async with client(rates) as http:
+            counted = await http.post("/v1/chat/completions", json=with_parts(file_id, model="upstream/priced"))
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "unsized_attachment" and error["param"] == "messages[0].content[1]"
+    assert "messages[0].content[1] cannot be sized" in error["message"]
+    assert refused_video.status_code == 403 and refused_video.json()["error"]["param"] == "messages[0].content[1]"
+    plain = estimate("chat", with_parts(), 1).prompt_tokens
+    assert held.status_code == 200
+    assert int(held.headers["x-ratelimit-remaining-tokens"]) == 10**6 - (plain + 2 * 50_000 + 5)
+    assert counted.status_code == 200 and int(counted.headers["x-ratelimit-remaining-tokens"]) == 10**6 - (plain + 5)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -111,9 +111,11 @@ class Limiter:
             return None
         cap = output_cap(limits, route, self._listed_cap(ctx, route))
         worst = estimate(endpoint, body, cap, provider_kind=route.provider.kind)
+        budgeted = any(limit_set.has_usd for _, limit_set in scoped)
+        worst = _with_unsized(worst, limits, ctx, budgeted=budgeted)
         price = None
         nanos = 0
-        if any(limit_set.has_usd for _, limit_set in scoped):
+        if budgeted:
             price = self._price(ctx, route)
             cost = images_cost(body, worst.images, price) if endpoint == "images" else None
             if endpoint != "images":
@@ -256,3 +258,22 @@ class Limiter:
             return tokens, token_cost(worst.prompt_tokens, streamed, admission.price) or reserved_nanos, True
         # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
         return tokens, reserved_nanos if succeeded or usage is not None else 0, False
+
+
+def _with_unsized(worst: Estimate, limits: ProjectLimits, ctx: RequestContext, *, budgeted: bool) -> Estimate:
+    """The estimate with its unsized attachments at the project's ``unsized_attachment_tokens`` each; without
+    that figure, a budget cannot hold them and refuses the call."""
+    if not worst.unsized:
+        return worst
+    bound = limits.unsized_attachment_tokens
+    if bound is None and budgeted:
+        where = worst.unsized[0]
+        raise PermissionDeniedError(
+            f"The attachment at {where} cannot be sized by the gateway (a file id, a remote document, audio or "
+            f"video), so its cost cannot be held against the budgets of project {ctx.project_id}. Send it inline "
+            "as a data: URL (images, PDFs, text, WAV or MP3), or have the project's limits reserve "
+            "unsized_attachment_tokens for such attachments.",
+            param=where,
+            code="unsized_attachment",
+        )
+    return replace(worst, prompt_tokens=worst.prompt_tokens + (bound or 0) * len(worst.unsized))
