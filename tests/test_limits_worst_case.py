@@ -17,10 +17,17 @@ from relaygate.context import RequestContext
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import ANTHROPIC_TOOLS_TOKENS, estimate
 from relaygate.pricing import ModelPrice
-from relaygate.settings import BreakerSettings, ProjectSettings, ProviderSettings, RetrySettings
+from relaygate.settings import (
+    BreakerSettings,
+    ProjectSettings,
+    ProviderSettings,
+    RetrySettings,
+    VirtualModelSettings,
+)
+from relaygate.store import ModelEntry, ModelPrices
 from tests.conftest import KEY_A, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_limits import PRICES, T, client, limiter, settings
+from tests.test_limits import CALL_NANOS, PRICES, T, burst, client, level, limiter, settings, spent
 from tests.test_limits_attachments import data_url, pdf
 
 pytestmark = pytest.mark.anyio
@@ -79,10 +86,12 @@ async def test_an_anthropic_call_with_tools_reserves_anthropics_tool_prompt(
         plain = await limiter(gateway).admit(context(), "chat", body)
         with_tools = await limiter(gateway).admit(context(), "chat", {**body, "tools": tools})
     assert plain is not None and with_tools is not None
-    assert with_tools.estimate.prompt_tokens == (
+    assert with_tools.worst.targets["claude/claude-sonnet-4-5"].estimate.prompt_tokens == (
         estimate("chat", {**body, "tools": tools}, 1).prompt_tokens + ANTHROPIC_TOOLS_TOKENS
     )
-    assert plain.estimate.prompt_tokens == estimate("chat", body, 1).prompt_tokens
+    assert plain.worst.targets["claude/claude-sonnet-4-5"].estimate.prompt_tokens == (
+        estimate("chat", body, 1).prompt_tokens
+    )
 
 
 READER = {"upstream/reader": ModelPrice(input=1, output=100)}  # $1 per 1M prompt tokens
@@ -138,3 +147,97 @@ async def test_an_attachment_the_gateway_cannot_size_is_refused_under_a_budget_u
     assert held.status_code == 200
     assert int(held.headers["x-ratelimit-remaining-tokens"]) == 10**6 - (plain + 2 * 50_000 + 5)
     assert counted.status_code == 200 and int(counted.headers["x-ratelimit-remaining-tokens"]) == 10**6 - (plain + 5)
+
+
+SMART = {"smart": VirtualModelSettings(targets=["upstream/cheap", "upstream/priced"])}
+CHEAP = {"upstream/cheap": ModelPrice(input=0, output=1)}  # a hundredth of upstream/priced
+CHEAP_NANOS = CALL_NANOS // 100
+
+
+def virtual_body(model: str) -> dict[str, Any]:
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    if model == "router/dynamic":
+        body["router"] = {"type": "fallback", "targets": ["upstream/cheap", "upstream/priced"]}
+    return body
+
+
+@pytest.mark.parametrize("model", ["smart", "router/smart", "router/dynamic"])
+async def test_a_virtual_model_is_held_to_the_budget_at_its_dearest_target(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None, model: str
+) -> None:
+    # Every call is served by the cheap first target, but might have fallen back to the dear one: the
+    # budget admits ten at the dear one's worst case, however little they turn out to cost.
+    limits = {"usd_total": "0.005", "requests_per_minute": 1000}
+    gateway = gateway_with(upstream_url, counters_url, limits, models=SMART, prices=CHEAP)
+    limiter(gateway).clock = lambda: T
+    async with gateway.lifespan(), client(gateway) as http:
+        responses = await burst(http, [virtual_body(model) for _ in range(100)])
+        assert await spent(gateway) == 10 * CHEAP_NANOS
+        assert await level(gateway, "project:usd_total:total") == 10 * CHEAP_NANOS
+    assert sorted(r.status_code for r in responses) == [200] * 10 + [429] * 90
+    assert all(r.headers["x-model-name"] == "cheap" for r in responses if r.status_code == 200)
+    assert {r.headers["x-ratelimit-limit-requests"] for r in responses} == {"1000"}
+    assert sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in responses if r.status_code == 200) == (
+        list(range(990, 1000))
+    )
+
+
+async def test_a_virtual_model_holds_each_targets_own_limits_and_keeps_only_the_one_that_served(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    models = {"upstream/cheap": {"usd_total": 1, "requests_per_minute": 5}, "upstream/priced": {"usd_total": 1}}
+    gateway = gateway_with(upstream_url, counters_url, {"models": models}, models=SMART, prices=CHEAP)
+    limiter(gateway).clock = lambda: T
+    async with gateway.lifespan():
+        admission = await limiter(gateway).admit(context(), "chat", virtual_body("smart"))
+        assert admission is not None
+        charged = {(item.scope.id, item.name): item.charge.amount for item in admission.items}
+        assert charged == {
+            ("upstream/cheap", "usd_total"): CHEAP_NANOS,
+            ("upstream/cheap", "requests_per_minute"): 1,
+            ("upstream/priced", "usd_total"): CALL_NANOS,
+        }
+        await limiter(gateway).settle(admission, context())  # never sent: everything goes back
+        assert await level(gateway, "model:upstream%2Fpriced:usd_total:total") == 0
+        async with client(gateway) as http:
+            served = await http.post("/v1/chat/completions", json=virtual_body("smart"))
+        assert served.status_code == 200 and served.headers["x-model-name"] == "cheap"
+        assert await level(gateway, "model:upstream%2Fcheap:usd_total:total") == CHEAP_NANOS
+        assert await level(gateway, "model:upstream%2Fcheap:requests_per_minute") == 1
+        assert await level(gateway, "model:upstream%2Fpriced:usd_total:total") == 0
+
+
+async def test_a_virtual_model_with_a_target_of_no_price_is_refused_under_a_budget(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    models = {"smart": VirtualModelSettings(targets=["upstream/priced", "upstream/no-price-known"])}
+    gateway = gateway_with(upstream_url, counters_url, {"usd_per_day": 1}, models=models)
+    async with gateway.lifespan(), client(gateway) as http:
+        refused = await http.post("/v1/chat/completions", json=virtual_body("smart"))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_priced"
+    assert "upstream/no-price-known (a target of 'smart') has no price" in refused.json()["error"]["message"]
+    assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize("limits", [{"usd_total": 1}, {"models": {"upstream/served": {"requests_per_minute": 1}}}])
+async def test_a_registered_name_is_limited_as_the_model_it_is_served_as(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None, limits: dict[str, Any]
+) -> None:
+    gateway = gateway_with(upstream_url, counters_url, limits)
+    limiter(gateway).clock = lambda: T
+    assert gateway.ledger is not None
+    body = {"model": "upstream/alias", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    async with gateway.lifespan(), client(gateway) as http:
+        price = ModelPrices(input=0, output=1)
+        entry = ModelEntry(name="alias", provider="upstream", model_name_in_provider="served", prices=price)
+        await gateway.ledger.store.register_model(entry)
+        await gateway.ledger.reload_prices()
+        responses = [await http.post("/v1/chat/completions", json=body) for _ in range(2)]
+        budget = await level(gateway, "project:usd_total:total")
+    assert responses[0].status_code == 200 and responses[0].headers["x-model-name"] == "served"
+    if "usd_total" in limits:
+        assert responses[1].status_code == 200
+        assert budget == 2 * CHEAP_NANOS  # at the registered price
+    else:
+        assert responses[1].status_code == 429
+        assert responses[1].json()["error"]["message"].startswith("model upstream/served of project proj-a")

@@ -1,12 +1,16 @@
 """The :class:`Limiter`: which limits a call falls under, its reservation against the counters, its settlement.
 
-Per call, :meth:`Limiter.admit` finds the limits that apply (the project's, its key's, its user's, its
-model's), estimates the call's worst case (:mod:`relaygate.limits.estimate`) and reserves it on every
-counter at once: one request on each ``requests_per_minute``, the estimated tokens on each
-``tokens_per_minute``, the worst-case cost in nano-dollars on each budget. If any limit would be passed,
-nothing is reserved and the call is refused. :meth:`Limiter.settle` then moves the counters from the
-reservation to what the call really used: the ledger's cost and the usage; a stream cut short without
-usage, an estimate from what it streamed; a failed call, nothing.
+Per call, :meth:`Limiter.admit` finds the models the call may be served by (a registered name resolved as
+the proxy resolves it; every target of a virtual model), the limits that apply (the project's, its key's,
+its user's, and each of those models'), estimates the call's worst case on each model
+(:mod:`relaygate.limits.worst`) and reserves it on every counter at once: one request on each
+``requests_per_minute``, the estimated tokens on each ``tokens_per_minute``, the worst-case cost in
+nano-dollars on each budget; a model's own limits are charged what the call costs on that model, the
+others what it costs on the dearest. If any limit would be passed, nothing is reserved and the call is
+refused. :meth:`Limiter.settle` then moves the counters from the reservation to what the call really used:
+the ledger's cost and the usage; a stream cut short without usage, an estimate from what it streamed; a
+failed call, nothing. The limits of models the call could have gone to and did not are released: a model's
+limits count the calls it served, as the ledger's spend by model does.
 
 A budget's counter is keyed by its period (``usd_per_day:2025-06-01``). When it is absent (the gateway
 started, a new period began, or it expired) the spend of that period is read from the ledger and set
@@ -18,23 +22,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from relaygate.context import RequestContext, Route
+from relaygate.context import RequestContext
 from relaygate.counters import Adjustment, Charge, Counters
-from relaygate.errors import GatewayError, PermissionDeniedError, ServiceUnavailableError
+from relaygate.errors import GatewayError, ServiceUnavailableError
 from relaygate.limits.config import USD_LIMITS, LimitSet, ProjectLimits
-from relaygate.limits.estimate import Estimate, StreamTally, estimate, images_cost, token_cost
+from relaygate.limits.estimate import StreamTally, token_cost
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
-from relaygate.limits.scopes import MINUTE, Item, Scope, applicable, output_cap
-from relaygate.pricing import ModelPrice, PriceBook
+from relaygate.limits.scopes import MINUTE, Item, Scope, applicable
+from relaygate.limits.worst import TargetWorst, WorstCase, worst_case
+from relaygate.pricing import PriceBook
 from relaygate.routing import ModelRouter
-from relaygate.store import nanos_to_usd, usd_to_nanos
+from relaygate.store import SpendKind, nanos_to_usd, usd_to_nanos
 
 if TYPE_CHECKING:
     from relaygate.ledger import Ledger
@@ -53,8 +58,7 @@ class Admission:
     """A call let through: what it reserved, to be settled when it ends; the rate headers for its answer."""
 
     items: list[Item]
-    estimate: Estimate
-    price: ModelPrice | None
+    worst: WorstCase
     tally: StreamTally | None = None
     headers: Headers = field(default_factory=list)
 
@@ -102,36 +106,20 @@ class Limiter:
         model = body.get("model")
         if limits is None or not isinstance(model, str):
             return None
+        if self.ledger is not None:
+            # A registered name is limited as the model it is served as, as the proxy routes it.
+            model = self.ledger.resolve(ctx.project_id, model) or model
         try:
-            route = self.router.resolve(model)
+            targets = self.router.reachable(model, body)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing
-        scoped = applicable(limits, ctx, body, route)
+        scoped = applicable(limits, ctx, body, [target.route for target in targets])
         if not scoped:
             return None
-        cap = output_cap(limits, route, self._listed_cap(ctx, route))
-        worst = estimate(endpoint, body, cap, provider_kind=route.provider.kind)
         budgeted = any(limit_set.has_usd for _, limit_set in scoped)
-        worst = _with_unsized(worst, limits, ctx, budgeted=budgeted)
-        price = None
-        nanos = 0
-        if budgeted:
-            price = self._price(ctx, route)
-            cost = images_cost(body, worst.images, price) if endpoint == "images" else None
-            if endpoint != "images":
-                cost = token_cost(worst.prompt_tokens, worst.output_tokens, price)
-            if cost is None:
-                raise PermissionDeniedError(
-                    f"{route.provider.name}/{route.model} has no price, so its cost cannot be held against the "
-                    f"budgets of project {ctx.project_id}. Give it one (prices: in the config, or the project's "
-                    "custom prices).",
-                    param="model",
-                    code="model_not_priced",
-                )
-            nanos = cost
-        tokens = 0 if endpoint == "images" else worst.tokens
+        worst = worst_case(ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted)
         now = self.clock()
-        items = [item for scope, limit_set in scoped for item in self._items(scope, limit_set, tokens, nanos, now)]
+        items = [item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now)]
         try:
             levels = await self._reserve(items, now)
         except GatewayError:
@@ -141,28 +129,16 @@ class Limiter:
             raise ServiceUnavailableError(
                 "Rate limits and budgets cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
-        admission = Admission(items, worst, price, headers=rate_headers(items, levels, charged=True))
+        admission = Admission(items, worst, headers=rate_headers(items, levels, charged=True))
         if body.get("stream") is True and any(item.name != "requests_per_minute" for item in items):
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
 
-    def _listed_cap(self, ctx: RequestContext, route: Route) -> int | None:
-        if self.prices is None:
-            return None
-        provider = route.provider
-        return self.prices.output_cap(
-            provider.kind, route.model, provider_name=provider.name, project_id=ctx.project_id
-        )
-
-    def _price(self, ctx: RequestContext, route: Route) -> ModelPrice | None:
-        if self.ledger is None:
-            return None
-        return self.ledger.prices.price(
-            route.provider.kind, route.model, provider_name=route.provider.name, project_id=ctx.project_id
-        )
-
-    def _items(self, scope: Scope, limits: LimitSet, tokens: int, nanos: int, now: float) -> Iterable[Item]:
+    def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float) -> Iterable[Item]:
+        # A model's own limits hold what the call costs on that model; the others the dearest target's.
+        case = worst.targets[scope.id] if scope.kind == SpendKind.MODEL else None
+        tokens, nanos = (case.tokens, case.nanos) if case is not None else (worst.tokens, worst.nanos)
         base = f"{self.prefix}:{scope.key}"
         for name, amount in (("requests_per_minute", 1), ("tokens_per_minute", tokens)):
             value = getattr(limits, name)
@@ -215,7 +191,8 @@ class Limiter:
 
     async def settle(self, admission: Admission, ctx: RequestContext) -> None:
         """Move the counters from the reservation to what the call used; never raises."""
-        tokens, nanos, estimated = self._used(admission, ctx)
+        served = admission.worst.served_by(ctx.route)
+        tokens, nanos, estimated = self._used(admission, served, ctx)
         if estimated:
             # A stream cut short before its usage came: the ledger records this estimate rather than nothing,
             # so that the spend it reloads after a restart is the spend the counters held.
@@ -223,7 +200,12 @@ class Limiter:
         adjustments = []
         for item in admission.items:
             charge = item.charge
-            used = tokens if item.name == "tokens_per_minute" else nanos if item.unit == "usd" else charge.amount
+            if item.scope.kind == SpendKind.MODEL and (served is None or item.scope.id != served.key):
+                used = 0  # a model the call could have gone to and did not
+            elif item.name == "tokens_per_minute":
+                used = tokens
+            else:
+                used = nanos if item.unit == "usd" else charge.amount
             if used != charge.amount:
                 adjustments.append(Adjustment(charge.key, used - charge.amount, rate=charge.rate, ttl=charge.ttl))
         if not adjustments:
@@ -233,12 +215,13 @@ class Limiter:
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
 
-    def _used(self, admission: Admission, ctx: RequestContext) -> tuple[int, int, bool]:
+    def _used(self, admission: Admission, served: TargetWorst | None, ctx: RequestContext) -> tuple[int, int, bool]:
         """The tokens and nano-dollars the call used, as far as can be told, and whether the cost is an
         estimate from what was streamed."""
-        reserved_tokens = next((i.charge.amount for i in admission.items if i.name == "tokens_per_minute"), 0)
-        reserved_nanos = next((i.charge.amount for i in admission.items if i.unit == "usd"), 0)
-        worst = admission.estimate
+        if served is None:
+            # No model was called (refused by a guard, say); what the guards' own model calls cost stays.
+            return 0, (usd_to_nanos(ctx.cost_usd) or 0) if ctx.cost_usd is not None else 0, False
+        worst = served.estimate
         tally = admission.tally
         streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None and tally.chunks else None
         succeeded = ctx.status == 200 and ctx.error is None
@@ -248,32 +231,13 @@ class Limiter:
         elif streamed is not None:
             tokens = worst.prompt_tokens + streamed
         else:
-            tokens = reserved_tokens if succeeded else 0
+            tokens = served.tokens if succeeded else 0
         cost = ctx.cost_usd
         if cost is None and usage is not None and self.ledger is not None:
             cost = self.ledger.price(ctx)  # a ledger that is not running did not price it
         if cost is not None:
             return tokens, usd_to_nanos(cost) or 0, False
         if streamed is not None and usage is None:
-            return tokens, token_cost(worst.prompt_tokens, streamed, admission.price) or reserved_nanos, True
+            return tokens, token_cost(worst.prompt_tokens, streamed, served.price) or served.nanos, True
         # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
-        return tokens, reserved_nanos if succeeded or usage is not None else 0, False
-
-
-def _with_unsized(worst: Estimate, limits: ProjectLimits, ctx: RequestContext, *, budgeted: bool) -> Estimate:
-    """The estimate with its unsized attachments at the project's ``unsized_attachment_tokens`` each; without
-    that figure, a budget cannot hold them and refuses the call."""
-    if not worst.unsized:
-        return worst
-    bound = limits.unsized_attachment_tokens
-    if bound is None and budgeted:
-        where = worst.unsized[0]
-        raise PermissionDeniedError(
-            f"The attachment at {where} cannot be sized by the gateway (a file id, a remote document, audio or "
-            f"video), so its cost cannot be held against the budgets of project {ctx.project_id}. Send it inline "
-            "as a data: URL (images, PDFs, text, WAV or MP3), or have the project's limits reserve "
-            "unsized_attachment_tokens for such attachments.",
-            param=where,
-            code="unsized_attachment",
-        )
-    return replace(worst, prompt_tokens=worst.prompt_tokens + (bound or 0) * len(worst.unsized))
+        return tokens, served.nanos if succeeded or usage is not None else 0, False
