@@ -27,7 +27,7 @@ from relaygate.settings import (
 from relaygate.store import ModelEntry, ModelPrices
 from tests.conftest import KEY_A, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_limits import CALL_NANOS, PRICES, T, burst, client, level, limiter, settings, spent
+from tests.test_limits import CALL_NANOS, PRICES, T, burst, chat, client, level, limiter, settings, spent
 from tests.test_limits_attachments import data_url, pdf
 
 pytestmark = pytest.mark.anyio
@@ -39,15 +39,21 @@ def gateway_with(upstream_url: str, counters: str | None, limits: dict[str, Any]
         "claude": ProviderSettings(kind="anthropic", base_url="http://127.0.0.1:1/v1", api_key="k"),
         **extra.pop("providers", {}),
     }
+    # Guards given here are the project's own, applied to every call.
+    guards = extra.pop("guards", {})
+    project = ProjectSettings(
+        id="proj-a", keys=[KEY_A], limits=ProjectLimits.model_validate(limits), guards=list(guards)
+    )
     return Gateway(
         Settings(
             providers=providers,
-            projects=[ProjectSettings(id="proj-a", keys=[KEY_A], limits=ProjectLimits.model_validate(limits))],
+            projects=[project],
             database="sqlite:///:memory:",
             counters=counters,
             prices={**PRICES, **extra.pop("prices", {})},
             retry=RetrySettings(max_attempts=1),
             breaker=BreakerSettings(enabled=False),
+            guards=guards,
             **extra,
         )
     )
@@ -149,15 +155,16 @@ async def test_an_attachment_the_gateway_cannot_size_is_refused_under_a_budget_u
     assert counted.status_code == 200 and int(counted.headers["x-ratelimit-remaining-tokens"]) == 10**6 - (plain + 5)
 
 
-SMART = {"smart": VirtualModelSettings(targets=["upstream/cheap", "upstream/priced"])}
-CHEAP = {"upstream/cheap": ModelPrice(input=0, output=1)}  # a hundredth of upstream/priced
+# The cheap target answers after a second, so that no call of a burst settles before all are admitted.
+SMART = {"smart": VirtualModelSettings(targets=["upstream/sleep-1", "upstream/priced"])}
+CHEAP = {"upstream/sleep-1": ModelPrice(input=0, output=1)}  # a hundredth of upstream/priced
 CHEAP_NANOS = CALL_NANOS // 100
 
 
 def virtual_body(model: str) -> dict[str, Any]:
     body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
     if model == "router/dynamic":
-        body["router"] = {"type": "fallback", "targets": ["upstream/cheap", "upstream/priced"]}
+        body["router"] = {"type": "fallback", "targets": ["upstream/sleep-1", "upstream/priced"]}
     return body
 
 
@@ -175,7 +182,7 @@ async def test_a_virtual_model_is_held_to_the_budget_at_its_dearest_target(
         assert await spent(gateway) == 10 * CHEAP_NANOS
         assert await level(gateway, "project:usd_total:total") == 10 * CHEAP_NANOS
     assert sorted(r.status_code for r in responses) == [200] * 10 + [429] * 90
-    assert all(r.headers["x-model-name"] == "cheap" for r in responses if r.status_code == 200)
+    assert all(r.headers["x-model-name"] == "sleep-1" for r in responses if r.status_code == 200)
     assert {r.headers["x-ratelimit-limit-requests"] for r in responses} == {"1000"}
     assert sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in responses if r.status_code == 200) == (
         list(range(990, 1000))
@@ -185,7 +192,7 @@ async def test_a_virtual_model_is_held_to_the_budget_at_its_dearest_target(
 async def test_a_virtual_model_holds_each_targets_own_limits_and_keeps_only_the_one_that_served(
     upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
 ) -> None:
-    models = {"upstream/cheap": {"usd_total": 1, "requests_per_minute": 5}, "upstream/priced": {"usd_total": 1}}
+    models = {"upstream/sleep-1": {"usd_total": 1, "requests_per_minute": 5}, "upstream/priced": {"usd_total": 1}}
     gateway = gateway_with(upstream_url, counters_url, {"models": models}, models=SMART, prices=CHEAP)
     limiter(gateway).clock = lambda: T
     async with gateway.lifespan():
@@ -193,17 +200,17 @@ async def test_a_virtual_model_holds_each_targets_own_limits_and_keeps_only_the_
         assert admission is not None
         charged = {(item.scope.id, item.name): item.charge.amount for item in admission.items}
         assert charged == {
-            ("upstream/cheap", "usd_total"): CHEAP_NANOS,
-            ("upstream/cheap", "requests_per_minute"): 1,
+            ("upstream/sleep-1", "usd_total"): CHEAP_NANOS,
+            ("upstream/sleep-1", "requests_per_minute"): 1,
             ("upstream/priced", "usd_total"): CALL_NANOS,
         }
         await limiter(gateway).settle(admission, context())  # never sent: everything goes back
         assert await level(gateway, "model:upstream%2Fpriced:usd_total:total") == 0
         async with client(gateway) as http:
             served = await http.post("/v1/chat/completions", json=virtual_body("smart"))
-        assert served.status_code == 200 and served.headers["x-model-name"] == "cheap"
-        assert await level(gateway, "model:upstream%2Fcheap:usd_total:total") == CHEAP_NANOS
-        assert await level(gateway, "model:upstream%2Fcheap:requests_per_minute") == 1
+        assert served.status_code == 200 and served.headers["x-model-name"] == "sleep-1"
+        assert await level(gateway, "model:upstream%2Fsleep-1:usd_total:total") == CHEAP_NANOS
+        assert await level(gateway, "model:upstream%2Fsleep-1:requests_per_minute") == 1
         assert await level(gateway, "model:upstream%2Fpriced:usd_total:total") == 0
 
 
@@ -241,3 +248,53 @@ async def test_a_registered_name_is_limited_as_the_model_it_is_served_as(
     else:
         assert responses[1].status_code == 429
         assert responses[1].json()["error"]["message"].startswith("model upstream/served of project proj-a")
+
+
+JUDGE = {"upstream/judge": ModelPrice(input=0, output=100)}  # the fake judge uses 5 output tokens: $0.0005
+
+
+def judged(upstream_url: str, counters: str | None, limits: dict[str, Any], **parameters: Any) -> Gateway:
+    guard = {"template": "toxicity", "model": "upstream/judge", "max_tokens": 16, **parameters}
+    judge = {"type": "llm_judge", "stage": "input", "action": "block", "parameters": guard}
+    return gateway_with(upstream_url, counters, limits, prices=JUDGE, guards={"tox": judge})
+
+
+async def test_a_budget_holds_the_model_calls_of_the_guards_too(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    # A call reserves its model's $0.0005 and its judge's 16 tokens at $100 per 1M ($0.0016); it spends $0.001.
+    gateway = judged(upstream_url, counters_url, {"usd_total": "0.021"})
+    async with gateway.lifespan(), client(gateway) as http:
+        responses = await burst(http, [chat() for _ in range(100)])
+        budget = await level(gateway, "project:usd_total:total")
+        recorded = await spent(gateway)
+    admitted = sum(r.status_code == 200 for r in responses)
+    assert 10 <= admitted <= 21
+    assert recorded == budget == admitted * 2 * CALL_NANOS <= 21 * CALL_NANOS
+
+
+async def test_a_guard_blocked_call_keeps_what_its_judge_cost(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    gateway = judged(upstream_url, counters_url, {"usd_total": 1})
+    async with gateway.lifespan(), client(gateway) as http:
+        blocked = await http.post("/v1/chat/completions", json=chat(content="you idiot"))
+        budget = await level(gateway, "project:usd_total:total")
+        recorded = await spent(gateway)
+    assert blocked.status_code == 400 and blocked.json()["error"]["code"] == "guard_violation"
+    assert recorded == budget == CALL_NANOS  # the judge's 5 tokens
+
+
+async def test_a_guard_whose_model_has_no_price_is_refused_under_a_budget(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    gateway = judged(upstream_url, counters_url, {"usd_total": 1}, model="upstream/judge-unpriced")
+    rates = judged(
+        upstream_url, apart(counters_url, "rates"), {"requests_per_minute": 5}, model="upstream/judge-unpriced"
+    )
+    async with gateway.lifespan(), rates.lifespan(), client(gateway) as http, client(rates) as http_rates:
+        refused = await http.post("/v1/chat/completions", json=chat())
+        allowed = await http_rates.post("/v1/chat/completions", json=chat())
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_priced"
+    assert "Guard 'tox' calls upstream/judge-unpriced, which has no price" in refused.json()["error"]["message"]
+    assert allowed.status_code == 200

@@ -115,9 +115,9 @@ class Gateway:
             telemetry=self.telemetry,
             catalog=self.ledger,
         )
-        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the management API answers its own routes and
         # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
@@ -163,7 +163,9 @@ class Gateway:
         )
 
     @staticmethod
-    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook) -> Limiter | None:
+    def _limiter(
+        settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook, guards: Guards
+    ) -> Limiter | None:
         projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
         if not projects:
             return None
@@ -174,6 +176,7 @@ class Gateway:
             router=router,
             ledger=ledger,
             prices=prices,
+            guard_calls=guards.model_calls,
             prefix=prefix,
         )
 

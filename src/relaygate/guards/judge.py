@@ -18,7 +18,16 @@ from pydantic import Field, model_validator
 
 from relaygate.context import RequestContext
 from relaygate.errors import ModelNotFoundError
-from relaygate.guards.base import Guard, GuardEnv, GuardFailure, GuardSpec, Parameters, join_texts, parse_parameters
+from relaygate.guards.base import (
+    Guard,
+    GuardEnv,
+    GuardFailure,
+    GuardModelCall,
+    GuardSpec,
+    Parameters,
+    join_texts,
+    parse_parameters,
+)
 from relaygate.guards.calls import chat
 from relaygate.guards.results import Verdict
 
@@ -92,11 +101,12 @@ class JudgeGuard(Guard):
             self.prompt, self.failure = parameters.prompt, "judged failing"
         self.prompt = self.prompt.replace("{topics}", "; ".join(parameters.topics))
 
-    async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
-        text = join_texts(texts)[-self.parameters.max_chars :]
-        if not text.strip():
-            return Verdict(True)  # nothing to judge: no call to pay for
-        body: dict[str, Any] = {
+    def model_call(self) -> GuardModelCall:
+        # The judged text is cut to max_chars characters, of four UTF-8 bytes at most each.
+        return GuardModelCall(self.route, self._body(""), 4 * self.parameters.max_chars)
+
+    def _body(self, text: str) -> dict[str, Any]:
+        return {
             "model": self.route.requested,
             "messages": [
                 {"role": "system", "content": SYSTEM},
@@ -106,6 +116,12 @@ class JudgeGuard(Guard):
             "max_tokens": self.parameters.max_tokens,
             "response_format": {"type": "json_object"},
         }
+
+    async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
+        text = join_texts(texts)[-self.parameters.max_chars :]
+        if not text.strip():
+            return Verdict(True)  # nothing to judge: no call to pay for
+        body = self._body(text)
         answer, usage = await chat(self.env, ctx, self.route, body, timeout=self.parameters.timeout)
         provider, model = self.route.provider.name, self.route.model
         verdict = _verdict(answer)

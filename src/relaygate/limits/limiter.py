@@ -42,6 +42,7 @@ from relaygate.routing import ModelRouter
 from relaygate.store import SpendKind, nanos_to_usd, usd_to_nanos
 
 if TYPE_CHECKING:
+    from relaygate.guards.base import GuardModelCall
     from relaygate.ledger import Ledger
 
 __all__ = ["Admission", "Limiter"]
@@ -49,6 +50,8 @@ __all__ = ["Admission", "Limiter"]
 logger = logging.getLogger("relaygate.limits")
 
 _NANOS = Decimal(1_000_000_000)
+
+GuardCalls = Callable[[str | None, Any, str], Sequence[tuple[str, "GuardModelCall"]]]
 # A budget counter absent again right after it was loaded (it expired between two steps): give up then.
 _ATTEMPTS = 3
 
@@ -68,7 +71,9 @@ class Limiter:
 
     ``ledger`` prices the calls and holds the spend that budgets load; without it there can be no budgets
     (the settings refuse them), only rates. ``prices`` gives the models' output caps (the ledger's price book
-    when not given). ``clock`` gives seconds since the epoch (tests move it).
+    when not given). ``guard_calls(project_id, extra_guards, endpoint)`` lists the priced model calls a
+    request's guards may make (:meth:`~relaygate.guards.Guards.model_calls`), which budgets hold too.
+    ``clock`` gives seconds since the epoch (tests move it).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Limiter:
         router: ModelRouter,
         ledger: Ledger | None = None,
         prices: PriceBook | None = None,
+        guard_calls: GuardCalls | None = None,
         prefix: str = "relaygate",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -87,6 +93,7 @@ class Limiter:
         self.router = router
         self.ledger = ledger
         self.prices = prices if prices is not None else ledger.prices if ledger is not None else None
+        self.guard_calls: GuardCalls = guard_calls if guard_calls is not None else _no_guard_calls
         self.prefix = prefix
         self.clock = clock
         # Budget counters being loaded from the ledger by this process: concurrent calls wait for one load.
@@ -117,7 +124,10 @@ class Limiter:
         if not scoped:
             return None
         budgeted = any(limit_set.has_usd for _, limit_set in scoped)
-        worst = worst_case(ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted)
+        guard_calls = self.guard_calls(ctx.project_id, _requested_guards(body), endpoint) if budgeted else []
+        worst = worst_case(
+            ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted, guard_calls=guard_calls
+        )
         now = self.clock()
         items = [item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now)]
         try:
@@ -138,7 +148,7 @@ class Limiter:
     def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float) -> Iterable[Item]:
         # A model's own limits hold what the call costs on that model; the others the dearest target's.
         case = worst.targets[scope.id] if scope.kind == SpendKind.MODEL else None
-        tokens, nanos = (case.tokens, case.nanos) if case is not None else (worst.tokens, worst.nanos)
+        tokens, nanos = (case.tokens, worst.nanos_on(case)) if case is not None else (worst.tokens, worst.nanos)
         base = f"{self.prefix}:{scope.key}"
         for name, amount in (("requests_per_minute", 1), ("tokens_per_minute", tokens)):
             value = getattr(limits, name)
@@ -241,3 +251,12 @@ class Limiter:
             return tokens, token_cost(worst.prompt_tokens, streamed, served.price) or served.nanos, True
         # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
         return tokens, served.nanos if succeeded or usage is not None else 0, False
+
+
+def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:
+    return ()
+
+
+def _requested_guards(body: dict[str, Any]) -> Any:
+    extra = body.get("extra")
+    return extra.get("guards") if isinstance(extra, dict) else None

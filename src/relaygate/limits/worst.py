@@ -7,12 +7,17 @@ as. So the worst case is taken per target the call may reach (:meth:`ModelRouter
 the request as that target gets it (its overrides), its provider's estimate and output cap and its price;
 the call's worst is the dearest of them. A target without a price cannot be held against a budget, so a
 budget refuses the call (403 ``model_not_priced``), as it refuses an unpriced model asked for by name.
+
+Guards that call a model (``llm_judge``) cost too, and the ledger counts that cost in the call's: under a
+budget, each such guard of the request adds its call's worst case (its prompt with the most text it judges,
+and its ``max_tokens``, at its model's price), and a guard model without a price is refused like any other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relaygate.context import RequestContext, Route
 from relaygate.errors import PermissionDeniedError
@@ -21,6 +26,9 @@ from relaygate.limits.estimate import Estimate, estimate, images_cost, token_cos
 from relaygate.limits.scopes import output_cap
 from relaygate.pricing import ModelPrice, PriceBook
 from relaygate.routing import Target
+
+if TYPE_CHECKING:
+    from relaygate.guards.base import GuardModelCall
 
 __all__ = ["TargetWorst", "WorstCase", "worst_case"]
 
@@ -42,9 +50,10 @@ class TargetWorst:
 
 @dataclass(frozen=True, slots=True)
 class WorstCase:
-    """The worst case of a call by target (``provider/model``)."""
+    """The worst case of a call by target (``provider/model``), and what its guards' model calls may cost."""
 
     targets: dict[str, TargetWorst]
+    guard_nanos: int = 0
 
     @property
     def tokens(self) -> int:
@@ -52,7 +61,12 @@ class WorstCase:
 
     @property
     def nanos(self) -> int:
-        return max(target.nanos for target in self.targets.values())
+        """The most the call costs, served by its dearest target, guards included."""
+        return max(target.nanos for target in self.targets.values()) + self.guard_nanos
+
+    def nanos_on(self, target: TargetWorst) -> int:
+        """The most the call costs when ``target`` serves it, guards included."""
+        return target.nanos + self.guard_nanos
 
     def served_by(self, route: Route | None) -> TargetWorst | None:
         return self.targets.get(route_key(route)) if route is not None else None
@@ -71,8 +85,10 @@ def worst_case(
     prices: PriceBook | None,
     *,
     budgeted: bool,
+    guard_calls: Sequence[tuple[str, GuardModelCall]] = (),
 ) -> WorstCase:
-    """The worst case of a call to ``targets``; raises the 403 of what a budget (``budgeted``) cannot hold."""
+    """The worst case of a call to ``targets`` whose guards make ``guard_calls``; raises the 403 of what a
+    budget (``budgeted``) cannot hold."""
     found: dict[str, TargetWorst] = {}
     for target in targets:
         case = _target_worst(ctx, limits, endpoint, target, body, prices, budgeted=budgeted)
@@ -80,7 +96,24 @@ def worst_case(
         # One model named twice (with other overrides): the dearer way to call it.
         if held is None or (case.nanos, case.tokens) > (held.nanos, held.tokens):
             found[case.key] = case
-    return WorstCase(found)
+    guards = sum(_guard_nanos(ctx, guard_id, call, prices) for guard_id, call in guard_calls) if budgeted else 0
+    return WorstCase(found, guards)
+
+
+def _guard_nanos(ctx: RequestContext, guard_id: str, call: GuardModelCall, prices: PriceBook | None) -> int:
+    route, provider = call.route, call.route.provider
+    worst = estimate("chat", call.body, 1, provider_kind=provider.kind)
+    price = prices.price(provider.kind, route.model, provider.name, ctx.project_id) if prices is not None else None
+    nanos = token_cost(worst.prompt_tokens + call.text_bytes, worst.output_tokens, price)
+    if nanos is None:
+        raise PermissionDeniedError(
+            f"Guard '{guard_id}' calls {route_key(route)}, which has no price, so its cost cannot be held against "
+            f"the budgets of project {ctx.project_id}. Give it one (prices: in the config, or the project's "
+            "custom prices).",
+            param="extra.guards",
+            code="model_not_priced",
+        )
+    return nanos
 
 
 def _target_worst(
