@@ -22,6 +22,7 @@ from relaygate.settings import (
     ProjectSettings,
     ProviderSettings,
     RetrySettings,
+    Timeouts,
     VirtualModelSettings,
 )
 from relaygate.store import ModelEntry, ModelPrices
@@ -48,7 +49,7 @@ def gateway_with(upstream_url: str, counters: str | None, limits: dict[str, Any]
         Settings(
             providers=providers,
             projects=[project],
-            database="sqlite:///:memory:",
+            database=extra.pop("database", "sqlite:///:memory:"),
             counters=counters,
             prices={**PRICES, **extra.pop("prices", {})},
             retry=RetrySettings(max_attempts=1),
@@ -298,3 +299,47 @@ async def test_a_guard_whose_model_has_no_price_is_refused_under_a_budget(
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_priced"
     assert "Guard 'tox' calls upstream/judge-unpriced, which has no price" in refused.json()["error"]["message"]
     assert allowed.status_code == 200
+
+
+DEAR = {"upstream/sleep-1": ModelPrice(input=100, output=100)}  # prompt tokens cost too: $100 per 1M
+TOKEN_NANOS = 100_000
+
+
+async def test_a_call_that_got_no_answer_keeps_what_the_provider_may_have_billed(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    # The provider answers after a second; the gateway waits 0.2 s. A whole answer may still be written and
+    # billed: its whole reservation stays. A stream is stopped when the gateway closes it: its prompt stays.
+    slow = ProviderSettings(
+        kind="openai", base_url=upstream_url, api_key=UPSTREAM_KEY, timeouts=Timeouts(read=0.2, first_chunk=0.2)
+    )
+    gateway = gateway_with(upstream_url, counters_url, {"usd_total": 1}, prices=DEAR, providers={"upstream": slow})
+    body = chat("sleep-1")
+    prompt = estimate("chat", body, 1).prompt_tokens
+    async with gateway.lifespan(), client(gateway) as http:
+        whole = await http.post("/v1/chat/completions", json=body)
+        after_whole = await level(gateway, "project:usd_total:total")
+        stream = await http.post("/v1/chat/completions", json={**body, "stream": True})
+        after_stream = await level(gateway, "project:usd_total:total")
+        recorded = await spent(gateway)
+    assert whole.status_code == 504 and stream.status_code == 504
+    assert after_whole == (prompt + 5) * TOKEN_NANOS
+    assert after_stream == after_whole + prompt * TOKEN_NANOS
+    assert recorded == after_stream  # the ledger records the same, so a restart reloads it
+
+
+async def test_a_call_the_provider_refused_costs_nothing_and_one_that_never_left_nothing(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    prices = {"upstream/status-429": ModelPrice(input=100, output=100)}
+    gateway = gateway_with(upstream_url, counters_url, {"usd_total": 1}, prices=prices)
+    async with gateway.lifespan(), client(gateway) as http:
+        refused = await http.post("/v1/chat/completions", json=chat("status-429"))
+        streamed = await http.post("/v1/chat/completions", json=chat("status-429", stream=True))
+        held = await level(gateway, "project:usd_total:total")
+        admission = await limiter(gateway).admit(context(), "chat", chat("status-429", stream=True))
+        assert admission is not None
+        await limiter(gateway).settle(admission, context())  # admitted, then never sent
+        after = await level(gateway, "project:usd_total:total")
+    assert refused.status_code == 429 and streamed.status_code == 429
+    assert held == after == 0

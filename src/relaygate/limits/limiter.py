@@ -8,9 +8,12 @@ its user's, and each of those models'), estimates the call's worst case on each 
 nano-dollars on each budget; a model's own limits are charged what the call costs on that model, the
 others what it costs on the dearest. If any limit would be passed, nothing is reserved and the call is
 refused. :meth:`Limiter.settle` then moves the counters from the reservation to what the call really used:
-the ledger's cost and the usage; a stream cut short without usage, an estimate from what it streamed; a
-failed call, nothing. The limits of models the call could have gone to and did not are released: a model's
-limits count the calls it served, as the ledger's spend by model does.
+the ledger's cost and the usage, and what its guards' model calls cost. A call whose usage never came
+settles to what the provider may have billed, never to zero once a provider took it: a stream to its
+prompt and what it streamed, a whole answer that did not come to its whole reservation; a call the
+provider refused with an error status, or that never reached one, to nothing. The limits of models the call
+could have gone to and did not are released: a model's limits count the calls it served, as the ledger's
+spend by model does.
 
 A budget's counter is keyed by its period (``usd_per_day:2025-06-01``). When it is absent (the gateway
 started, a new period began, or it expired) the spend of that period is read from the ledger and set
@@ -62,6 +65,7 @@ class Admission:
 
     items: list[Item]
     worst: WorstCase
+    stream: bool = False
     tally: StreamTally | None = None
     headers: Headers = field(default_factory=list)
 
@@ -139,8 +143,9 @@ class Limiter:
             raise ServiceUnavailableError(
                 "Rate limits and budgets cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
-        admission = Admission(items, worst, headers=rate_headers(items, levels, charged=True))
-        if body.get("stream") is True and any(item.name != "requests_per_minute" for item in items):
+        stream = body.get("stream") is True
+        admission = Admission(items, worst, stream, headers=rate_headers(items, levels, charged=True))
+        if stream and any(item.name != "requests_per_minute" for item in items):
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
@@ -202,11 +207,7 @@ class Limiter:
     async def settle(self, admission: Admission, ctx: RequestContext) -> None:
         """Move the counters from the reservation to what the call used; never raises."""
         served = admission.worst.served_by(ctx.route)
-        tokens, nanos, estimated = self._used(admission, served, ctx)
-        if estimated:
-            # A stream cut short before its usage came: the ledger records this estimate rather than nothing,
-            # so that the spend it reloads after a restart is the spend the counters held.
-            ctx.cost_usd = nanos_to_usd(nanos)
+        tokens, nanos = self._used(admission, served, ctx)
         adjustments = []
         for item in admission.items:
             charge = item.charge
@@ -225,32 +226,60 @@ class Limiter:
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
 
-    def _used(self, admission: Admission, served: TargetWorst | None, ctx: RequestContext) -> tuple[int, int, bool]:
-        """The tokens and nano-dollars the call used, as far as can be told, and whether the cost is an
-        estimate from what was streamed."""
+    def _used(self, admission: Admission, served: TargetWorst | None, ctx: RequestContext) -> tuple[int, int]:
+        """The tokens the call's model used and the nano-dollars of the whole call (its guards' model calls
+        included), as far as they can be told.
+
+        The model's part is the ledger's cost from the usage; without usage, an estimate
+        (:meth:`_without_usage`) that the ledger then records as the call's cost, so that the spend it reloads
+        after a restart is the spend the counters held.
+        """
+        guards = [cost for cost in self.ledger.guard_costs(ctx) if cost is not None] if self.ledger else []
         if served is None:
-            # No model was called (refused by a guard, say); what the guards' own model calls cost stays.
-            return 0, (usd_to_nanos(ctx.cost_usd) or 0) if ctx.cost_usd is not None else 0, False
-        worst = served.estimate
-        tally = admission.tally
-        streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None and tally.chunks else None
-        succeeded = ctx.status == 200 and ctx.error is None
+            return 0, usd_to_nanos(round(sum(guards), 9)) or 0  # no model was called (a guard refused, say)
         usage = ctx.usage
-        if usage is not None:
-            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-        elif streamed is not None:
-            tokens = worst.prompt_tokens + streamed
-        else:
-            tokens = served.tokens if succeeded else 0
-        cost = ctx.cost_usd
-        if cost is None and usage is not None and self.ledger is not None:
+        model = self._priced(ctx)
+        tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        if model is None:
+            estimated_tokens, nanos = self._without_usage(admission, served, ctx)
+            tokens = tokens if usage is not None else estimated_tokens
+            model = nanos_to_usd(nanos)
+            if nanos and self.ledger is not None:
+                self.ledger.estimated(ctx, model)
+            elif nanos:
+                ctx.cost_usd = model
+        return tokens, usd_to_nanos(round(model + sum(guards), 9)) or 0
+
+    def _priced(self, ctx: RequestContext) -> float | None:
+        """The ledger's cost of the call's own model call, from its usage (or its images)."""
+        if self.ledger is None:
+            return ctx.cost_usd
+        cost = self.ledger.model_cost(ctx)
+        if cost is None and ctx.usage is not None:
             cost = self.ledger.price(ctx)  # a ledger that is not running did not price it
-        if cost is not None:
-            return tokens, usd_to_nanos(cost) or 0, False
-        if streamed is not None and usage is None:
-            return tokens, token_cost(worst.prompt_tokens, streamed, served.price) or served.nanos, True
-        # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
-        return tokens, served.nanos if succeeded or usage is not None else 0, False
+        return cost
+
+    @staticmethod
+    def _without_usage(admission: Admission, served: TargetWorst, ctx: RequestContext) -> tuple[int, int]:
+        """Tokens and nano-dollars of a model call whose usage never came: what the provider may have billed.
+
+        - Nothing reached a provider, or the last one refused with an error status: nothing.
+        - A stream (cut short by the client or a failure, or a provider that reports no usage): the prompt
+          estimate and the output it streamed (:class:`~relaygate.limits.estimate.StreamTally`), the prompt
+          alone when nothing was streamed (a reasoning model thinking, say): the provider has read the prompt
+          and stops writing when the stream is closed.
+        - A whole answer (none came: a timeout, a lost connection, the client leaving; or one without usage):
+          its whole reservation, since a provider may finish and bill an answer nobody reads.
+        """
+        last = ctx.attempts[-1] if ctx.attempts else None
+        if last is None or (last.status is not None and last.status != 200):
+            return 0, 0
+        worst = served.estimate
+        if admission.stream:
+            tally = admission.tally
+            streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None else 0
+            return worst.prompt_tokens + streamed, token_cost(worst.prompt_tokens, streamed, served.price) or 0
+        return served.tokens, served.nanos
 
 
 def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:
