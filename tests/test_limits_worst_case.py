@@ -8,12 +8,15 @@ ends without usage settles to. Both counter backends, as in ``test_limits.py``, 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from relaygate import Gateway, Settings
 from relaygate.context import RequestContext
+from relaygate.ledger.records import call_record
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import ANTHROPIC_TOOLS_TOKENS, estimate
 from relaygate.pricing import ModelPrice
@@ -25,7 +28,7 @@ from relaygate.settings import (
     Timeouts,
     VirtualModelSettings,
 )
-from relaygate.store import ModelEntry, ModelPrices
+from relaygate.store import ModelEntry, ModelPrices, SpendKind, SpendScope
 from tests.conftest import KEY_A, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_limits import CALL_NANOS, PRICES, T, burst, chat, client, level, limiter, settings, spent
@@ -279,11 +282,33 @@ async def test_a_guard_blocked_call_keeps_what_its_judge_cost(
 ) -> None:
     gateway = judged(upstream_url, counters_url, {"usd_total": 1})
     async with gateway.lifespan(), client(gateway) as http:
-        blocked = await http.post("/v1/chat/completions", json=chat(content="you idiot"))
+        blocked = await http.post("/v1/chat/completions", json=chat(content="you idiot", extra={"user": {"id": "ann"}}))
         budget = await level(gateway, "project:usd_total:total")
         recorded = await spent(gateway)
+        by_ann = await spent(gateway, SpendScope(SpendKind.USER, "ann", "proj-a"))
     assert blocked.status_code == 400 and blocked.json()["error"]["code"] == "guard_violation"
     assert recorded == budget == CALL_NANOS  # the judge's 5 tokens
+    assert by_ann == CALL_NANOS  # recorded under the user, so that a restart reloads it for the user's budgets
+
+
+async def test_budgets_and_the_ledger_count_a_call_in_the_period_of_its_start(
+    upstream_url: str, fake_upstream: FakeOpenAI, counters_url: str | None
+) -> None:
+    # The request came in half a second before midnight (UTC) and is admitted just after it.
+    midnight = datetime(2030, 5, 2, tzinfo=UTC).timestamp()
+    gateway = gateway_with(upstream_url, counters_url, {"usd_per_day": 1})
+    limiter(gateway).clock = lambda: midnight + 0.1
+    ctx = context()
+    ctx.started_at -= 0.6
+    async with gateway.lifespan():
+        admission = await limiter(gateway).admit(ctx, "chat", chat())
+        assert admission is not None
+        await limiter(gateway).settle(admission, ctx)
+    assert [item.charge.key.rsplit(":", 1)[-1] for item in admission.items] == ["2030-05-01"]
+    assert abs(ctx.started_wall - (midnight - 0.5)) < 0.05
+    record = call_record(ctx, status=200, endpoint="chat", call_id=uuid.uuid4(), guard_costs=[])
+    assert record.started_at == datetime.fromtimestamp(ctx.started_wall, UTC)
+    assert record.started_at.date().isoformat() == "2030-05-01"
 
 
 async def test_a_guard_whose_model_has_no_price_is_refused_under_a_budget(

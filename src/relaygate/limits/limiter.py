@@ -133,7 +133,13 @@ class Limiter:
             ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted, guard_calls=guard_calls
         )
         now = self.clock()
-        items = [item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now)]
+        # Budgets count the call in the periods of its start, as the ledger records it: the request's start
+        # on this clock becomes the context's wall-clock start, so that both name the same instant even when
+        # the call is admitted after midnight.
+        ctx.started_wall = now - (time.perf_counter() - ctx.started_at)
+        items = [
+            item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now, ctx.started_wall)
+        ]
         try:
             levels = await self._reserve(items, now)
         except GatewayError:
@@ -150,7 +156,7 @@ class Limiter:
             ctx.observers.append(admission.tally)
         return admission
 
-    def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float) -> Iterable[Item]:
+    def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float, started: float) -> Iterable[Item]:
         # A model's own limits hold what the call costs on that model; the others the dearest target's.
         case = worst.targets[scope.id] if scope.kind == SpendKind.MODEL else None
         tokens, nanos = (case.tokens, worst.nanos_on(case)) if case is not None else (worst.tokens, worst.nanos)
@@ -163,7 +169,7 @@ class Limiter:
         for name in USD_LIMITS:
             usd = getattr(limits, name)
             if usd is not None:
-                period = period_of(name, now)
+                period = period_of(name, started)
                 charge = Charge(
                     f"{base}:{name}:{period.label}",
                     nanos,

@@ -12,6 +12,7 @@ from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_slots, read, request_slots, write
+from relaygate.requests import user_of
 from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]
@@ -62,6 +63,9 @@ class GuardsMiddleware:
         try:
             # Read and parsed once: the proxy takes the body from the context.
             body = await read_json_body(scope, receive, self.max_body_bytes)
+            # Noted before the input guards: a call they refuse is recorded (with what its judges cost) under
+            # its user, whose budgets reload that spend from the ledger.
+            ctx.user = ctx.user or user_of(body)
             selection = self.guards.select(ctx.project_id, _requested(body))
             if selection.input:
                 await self._input(selection.input, endpoint, body, ctx)
