@@ -34,15 +34,16 @@ import anyio
 from relaygate.context import RequestContext
 from relaygate.counters import Adjustment, Charge, Counters
 from relaygate.errors import GatewayError, ServiceUnavailableError
+from relaygate.limits import settlement
 from relaygate.limits.config import USD_LIMITS, LimitSet, ProjectLimits
-from relaygate.limits.estimate import StreamTally, token_cost
+from relaygate.limits.estimate import StreamTally
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
 from relaygate.limits.scopes import MINUTE, Item, Scope, applicable
-from relaygate.limits.worst import TargetWorst, WorstCase, worst_case
+from relaygate.limits.worst import WorstCase, worst_case
 from relaygate.pricing import PriceBook
 from relaygate.routing import ModelRouter
-from relaygate.store import SpendKind, nanos_to_usd, usd_to_nanos
+from relaygate.store import SpendKind
 
 if TYPE_CHECKING:
     from relaygate.guards.base import GuardModelCall
@@ -213,7 +214,7 @@ class Limiter:
     async def settle(self, admission: Admission, ctx: RequestContext) -> None:
         """Move the counters from the reservation to what the call used; never raises."""
         served = admission.worst.served_by(ctx.route)
-        tokens, nanos = self._used(admission, served, ctx)
+        tokens, nanos = settlement.used(ctx, served, self.ledger, stream=admission.stream, tally=admission.tally)
         adjustments = []
         for item in admission.items:
             charge = item.charge
@@ -231,61 +232,6 @@ class Limiter:
             await self.counters.adjust(adjustments, self.clock())
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
-
-    def _used(self, admission: Admission, served: TargetWorst | None, ctx: RequestContext) -> tuple[int, int]:
-        """The tokens the call's model used and the nano-dollars of the whole call (its guards' model calls
-        included), as far as they can be told.
-
-        The model's part is the ledger's cost from the usage; without usage, an estimate
-        (:meth:`_without_usage`) that the ledger then records as the call's cost, so that the spend it reloads
-        after a restart is the spend the counters held.
-        """
-        guards = [cost for cost in self.ledger.guard_costs(ctx) if cost is not None] if self.ledger else []
-        if served is None:
-            return 0, usd_to_nanos(round(sum(guards), 9)) or 0  # no model was called (a guard refused, say)
-        usage = ctx.usage
-        model = self._priced(ctx)
-        tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
-        if model is None:
-            estimated_tokens, nanos = self._without_usage(admission, served, ctx)
-            tokens = tokens if usage is not None else estimated_tokens
-            model = nanos_to_usd(nanos)
-            if nanos and self.ledger is not None:
-                self.ledger.estimated(ctx, model)
-            elif nanos:
-                ctx.cost_usd = model
-        return tokens, usd_to_nanos(round(model + sum(guards), 9)) or 0
-
-    def _priced(self, ctx: RequestContext) -> float | None:
-        """The ledger's cost of the call's own model call, from its usage (or its images)."""
-        if self.ledger is None:
-            return ctx.cost_usd
-        cost = self.ledger.model_cost(ctx)
-        if cost is None and ctx.usage is not None:
-            cost = self.ledger.price(ctx)  # a ledger that is not running did not price it
-        return cost
-
-    @staticmethod
-    def _without_usage(admission: Admission, served: TargetWorst, ctx: RequestContext) -> tuple[int, int]:
-        """Tokens and nano-dollars of a model call whose usage never came: what the provider may have billed.
-
-        - Nothing reached a provider, or the last one refused with an error status: nothing.
-        - A stream (cut short by the client or a failure, or a provider that reports no usage): the prompt
-          estimate and the output it streamed (:class:`~relaygate.limits.estimate.StreamTally`), the prompt
-          alone when nothing was streamed (a reasoning model thinking, say): the provider has read the prompt
-          and stops writing when the stream is closed.
-        - A whole answer (none came: a timeout, a lost connection, the client leaving; or one without usage):
-          its whole reservation, since a provider may finish and bill an answer nobody reads.
-        """
-        last = ctx.attempts[-1] if ctx.attempts else None
-        if last is None or (last.status is not None and last.status != 200):
-            return 0, 0
-        worst = served.estimate
-        if admission.stream:
-            tally = admission.tally
-            streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None else 0
-            return worst.prompt_tokens + streamed, token_cost(worst.prompt_tokens, streamed, served.price) or 0
-        return served.tokens, served.nanos
 
 
 def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:
