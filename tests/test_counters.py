@@ -19,6 +19,7 @@ from relaygate.counters import (
     InProcessCounters,
     RedisCounters,
     open_counters,
+    split_counters_url,
 )
 from relaygate.counters.memory import SWEEP_EVERY
 
@@ -184,5 +185,6 @@ def test_the_counters_url_chooses_the_backend_and_the_prefix() -> None:
     assert isinstance(counters, RedisCounters) and prefix == "team-a"
     assert counters.url == "redis://127.0.0.1:6379/2?socket_timeout=5"
     assert open_counters("rediss://cache:6380/0")[1] == DEFAULT_PREFIX
+    assert split_counters_url("redis://h:6379/0?prefix=a") == ("redis://h:6379/0", "a")
     with pytest.raises(ValueError, match="redis://"):
         open_counters("memcached://x")

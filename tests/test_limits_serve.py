@@ -6,20 +6,26 @@ As in ``test_limits.py``, ``upstream/priced`` calls cost exactly $0.0005 each, s
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import orjson
 import pytest
 import yaml
+from starlette.types import Receive, Scope, Send
 
 from relaygate import Gateway
 from relaygate.counters import Counters, RedisCounters
+from relaygate.limits.estimate import estimate
+from relaygate.pricing import ModelPrice
 from relaygate.store import SpendKind, SpendScope, open_store
 from tests.conftest import KEY_A, UPSTREAM_KEY
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.recording import read_request, tick_until_disconnect
 from tests.servers import relaygate_serve, serve_in_thread
 from tests.test_limits import CALL_NANOS, EVER, chat, limiter, settings
 
@@ -115,3 +121,56 @@ async def test_a_stream_the_client_leaves_settles_to_what_was_streamed(
     # At least the three chunks read, "tick " each: 15 bytes, 4 tokens by the estimate; far below the 45 reserved.
     assert level is not None and 4 * CALL_NANOS // 5 <= level < reserved
     assert level % (CALL_NANOS // 5) == 0
+
+
+async def thinking_upstream(scope: Scope, receive: Receive, send: Send) -> None:
+    """A reasoning model thinking: the role chunk, then keep-alive comments only, until the client goes."""
+    if scope["type"] != "http":
+        return
+    await read_request(scope, receive)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    role = {
+        "id": "chatcmpl-thinking",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "thinker",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+    }
+    await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(role) + b"\n\n", "more_body": True})
+
+    async def ping(_: int) -> None:
+        await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+
+    await tick_until_disconnect(receive, ping, threading.Event())
+
+
+async def test_a_stream_the_client_leaves_before_any_text_keeps_its_prompt(
+    tmp_path: Path, counters_url: str | None
+) -> None:
+    # $100 per 1M prompt tokens: the provider has read (and billed) the prompt while the model thinks.
+    database = f"sqlite:///{tmp_path / 'relaygate.db'}"
+    body: dict[str, Any] = chat("thinker", stream=True, max_tokens=45)
+    prompt = estimate("chat", body, 1).prompt_tokens
+    with serve_in_thread(thinking_upstream) as upstream:
+        gateway = Gateway(
+            settings(upstream + "/v1", database, counters_url, {"usd_total": 1}).model_copy(
+                update={"prices": {"upstream/thinker": ModelPrice(input=100, output=100)}}
+            )
+        )
+        lim = limiter(gateway)
+        key = f"{lim.prefix}:proj-a:project:usd_total:total"
+        reserved = (prompt + 45) * 100_000
+        reader: Counters = lim.counters if counters_url is None else RedisCounters(counters_url.split("?")[0])
+        with serve_in_thread(gateway.app) as base_url:
+            async with reader, httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=30) as http:
+                async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+                    assert response.status_code == 200
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            assert await reader.level(key, 0, lim.clock()) == reserved
+                            break
+                with anyio.fail_after(10):
+                    while (level := await reader.level(key, 0, lim.clock())) == reserved:
+                        await anyio.sleep(0.02)
+    assert level == prompt * 100_000  # never zero: the prompt, and nothing streamed
+    assert await ledger_spend(database) == level

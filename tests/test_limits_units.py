@@ -16,6 +16,7 @@ from relaygate.context import Route
 from relaygate.keys import hash_key, key_digest, key_id
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.estimate import (
+    ANTHROPIC_TOOLS_TOKENS,
     DEFAULT_MAX_OUTPUT_TOKENS,
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
@@ -59,6 +60,22 @@ def test_tools_tool_calls_and_response_format_count_as_their_json() -> None:
         + len(b'{"type":"json_object"}')
         + MESSAGE_OVERHEAD + len(b'"assistant"') + len(b'[{"id":"c1","function":{"name":"f"}}]')
     )  # fmt: skip
+
+
+def test_anthropic_adds_its_tool_use_system_prompt_whenever_the_adapter_defines_tools() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    called = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    for body in (chat(tools=tools), chat(response_format={"type": "json_object"}), {"messages": called}):
+        plain = estimate("chat", body, 1).prompt_tokens
+        assert estimate("chat", body, 1, provider_kind="anthropic").prompt_tokens == plain + ANTHROPIC_TOOLS_TOKENS
+        assert estimate("chat", body, 1, provider_kind="openai").prompt_tokens == plain
+    no_tools = chat(response_format={"type": "json_schema", "json_schema": {"schema": {}}}, tools=[])
+    assert estimate("chat", no_tools, 1, provider_kind="anthropic") == estimate("chat", no_tools, 1)
+    assert ANTHROPIC_TOOLS_TOKENS >= 530  # the largest Anthropic lists (Claude 3 Opus, tool_choice auto)
 
 
 def test_an_image_costs_a_fixed_bound_whatever_its_size() -> None:
@@ -130,6 +147,49 @@ def test_the_output_cap_comes_from_the_adapter_the_model_or_the_project() -> Non
     assert cap("up", "big", models) == 128000
     assert cap("up", "small", {**models, "max_output_tokens": 4096}) == 4096
     assert cap("up", "small", {}) == DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def test_the_output_cap_of_a_listed_model_comes_from_its_price_before_the_projects_blanket_figure() -> None:
+    up = build_providers(Settings(providers={"up": ProviderSettings(kind="openai", base_url="http://x/v1")}))["up"]
+    route = Route(provider=up, model="m", requested="up/m")
+    assert _output_cap(ProjectLimits.model_validate({"max_output_tokens": 4096}), route, 100_000) == 100_000
+    assert _output_cap(ProjectLimits.model_validate({"max_output_tokens": 4096}), route, None) == 4096
+    models = ProjectLimits.model_validate({"models": {"up/m": {"max_output_tokens": 5}}})
+    assert _output_cap(models, route, 100_000) == 5  # the operator's own figure for that model
+    assert DEFAULT_MAX_OUTPUT_TOKENS >= 128_000
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "cap"),
+    [
+        ("openai", "gpt-5", 128_000),
+        ("openai", "gpt-5-2025-08-07", 128_000),
+        ("openai", "gpt-5-pro", 272_000),
+        ("openai", "o3", 100_000),
+        ("openai", "gpt-4o-mini", 16_384),
+        ("gemini", "gemini-2.5-pro", 65_536),
+        ("gemini", "models/gemini-2.5-flash", 65_536),
+        ("anthropic", "claude-opus-4-6", 128_000),
+        ("anthropic", "claude-sonnet-4-5-20250929", 64_000),
+        ("openai", "text-embedding-3-small", None),
+        ("openai", "no-such-model", None),
+    ],
+)
+def test_the_catalogue_lists_output_caps(kind: str, model: str, cap: int | None) -> None:
+    assert PriceBook().output_cap(kind, model) == cap
+
+
+def test_a_price_from_the_config_keeps_the_listed_cap_unless_it_names_its_own() -> None:
+    book = PriceBook(
+        overrides={
+            "up/gpt-5": ModelPrice(input=Decimal(1), output=Decimal(2)),
+            "up/gpt-4o": ModelPrice(input=Decimal(1), output=Decimal(2), max_output_tokens=999),
+            "up/mine": ModelPrice(input=Decimal(1), output=Decimal(2), max_output_tokens=777),
+        }
+    )
+    assert book.output_cap("openai", "gpt-5", provider_name="up") == 128_000
+    assert book.output_cap("openai", "gpt-4o", provider_name="up") == 999
+    assert book.output_cap("openai", "mine", provider_name="up") == 777
 
 
 def test_periods_are_utc_days_months_and_all_time() -> None:

@@ -169,6 +169,8 @@ class RequestContext:
     status: int | None = None
     error: str | None = None
     started_at: float = field(default_factory=time.perf_counter)
+    # The same instant on the wall clock (seconds since the epoch): the ledger's start of the call.
+    started_wall: float = field(default_factory=time.time)
     first_chunk_at: float | None = None
     ended_at: float | None = None
     observers: list[ResponseObserver] = field(default_factory=list)

@@ -13,7 +13,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
-from relaygate.counters import open_counters
+from relaygate.counters import open_counters, split_counters_url
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
 from relaygate.ledger import Ledger
@@ -96,12 +96,14 @@ class Gateway:
             prices=self.prices,
         )
         counters = self.settings.counters
-        # The optimized strategy's figures are shared when limit counters are (and only through Redis).
-        self.metrics_sync = (
-            RedisMetricsSync(self.router.metrics, counters, keys=self.router.target_keys)
-            if counters is not None and counters.startswith(("redis://", "rediss://", "unix://"))
-            else None
-        )
+        # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
+        # the counters' own key prefix.
+        self.metrics_sync = None
+        if counters is not None and counters.startswith(("redis://", "rediss://", "unix://")):
+            server, prefix = split_counters_url(counters)
+            self.metrics_sync = RedisMetricsSync(
+                self.router.metrics, server, keys=self.router.target_keys, prefix=f"{prefix}:routing"
+            )
         self.keys = KeyRing.from_projects(
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
@@ -113,9 +115,9 @@ class Gateway:
             telemetry=self.telemetry,
             catalog=self.ledger,
         )
-        self.limiter = self._limiter(self.settings, self.router, self.ledger)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the management API answers its own routes and
         # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
@@ -161,12 +163,22 @@ class Gateway:
         )
 
     @staticmethod
-    def _limiter(settings: Settings, router: ModelRouter, ledger: Ledger | None) -> Limiter | None:
+    def _limiter(
+        settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook, guards: Guards
+    ) -> Limiter | None:
         projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
         if not projects:
             return None
         counters, prefix = open_counters(settings.counters)
-        return Limiter(projects=projects, counters=counters, router=router, ledger=ledger, prefix=prefix)
+        return Limiter(
+            projects=projects,
+            counters=counters,
+            router=router,
+            ledger=ledger,
+            prices=prices,
+            guard_calls=guards.model_calls,
+            prefix=prefix,
+        )
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:

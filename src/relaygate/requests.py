@@ -23,6 +23,7 @@ __all__ = [
     "UserInfo",
     "parse_json_object",
     "parse_request",
+    "user_of",
 ]
 
 # Fields of the LangDB API that the gateway consumes and providers would reject.
@@ -100,6 +101,18 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
     return data
+
+
+def user_of(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``extra.user``, as the proxy notes it on the context; ``None`` when absent or malformed."""
+    extra = body.get("extra")
+    user = extra.get("user") if isinstance(extra, dict) else None
+    if not isinstance(user, dict):
+        return None
+    try:
+        return UserInfo.model_validate(user).model_dump(exclude_none=True)
+    except ValidationError:
+        return None
 
 
 def parse_request(model: type[RequestT], data: dict[str, Any]) -> RequestT:

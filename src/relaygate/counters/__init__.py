@@ -22,6 +22,7 @@ __all__ = [
     "RedisCounters",
     "Reserved",
     "open_counters",
+    "split_counters_url",
 ]
 
 DEFAULT_PREFIX = "relaygate"
@@ -32,10 +33,17 @@ def open_counters(url: str | None) -> tuple[Counters, str]:
     """The counters a ``counters:`` URL names, and the prefix their keys take."""
     if url is None:
         return InProcessCounters(), DEFAULT_PREFIX
-    parts = urlsplit(url)
-    if parts.scheme not in REDIS_SCHEMES:
+    if urlsplit(url).scheme not in REDIS_SCHEMES:
         raise ValueError("counters must be redis://host:6379/0 or rediss://... (absent: in-process)")
+    server, prefix = split_counters_url(url)
+    return RedisCounters(server), prefix
+
+
+def split_counters_url(url: str) -> tuple[str, str]:
+    """A ``counters:`` URL as the server's URL and the key prefix: ``?prefix=`` is ours, not a connection
+    argument for the Redis client."""
+    parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = next((value for key, value in query if key == "prefix"), "") or DEFAULT_PREFIX
     rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    return RedisCounters(urlunsplit(parts._replace(query=rest))), prefix
+    return urlunsplit(parts._replace(query=rest)), prefix

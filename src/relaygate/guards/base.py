@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relaygate.context import RequestContext, Usage
+from relaygate.context import RequestContext, Route, Usage
 from relaygate.guards.results import Verdict
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "Guard",
     "GuardEnv",
     "GuardFailure",
+    "GuardModelCall",
     "GuardSpec",
     "Parameters",
     "TextStage",
@@ -61,6 +62,20 @@ class GuardEnv:
 
     router: ModelRouter | None = None
     telemetry: Telemetry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardModelCall:
+    """The model call a guard may make for a request, at its largest: so that budgets can hold its cost.
+
+    ``body`` is the chat request it sends with the judged text left out; ``text_bytes`` bounds the UTF-8
+    bytes of that text; ``calls`` is how many such calls it may make (a long text is judged in windows).
+    """
+
+    route: Route
+    body: dict[str, Any]
+    text_bytes: int
+    calls: int = 1
 
 
 class Finding(Exception):
@@ -123,6 +138,10 @@ class Guard(ABC):
     @abstractmethod
     async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
         """Judge ``texts``; raises :class:`GuardFailure` when it cannot."""
+
+    def model_call(self) -> GuardModelCall | None:
+        """The priced model call :meth:`judge` may make, once per request; ``None`` when it makes none."""
+        return None
 
 
 def parse_parameters(model: type[ParametersT], parameters: Mapping[str, Any]) -> ParametersT:

@@ -24,7 +24,7 @@ import orjson
 
 from relaygate.context import RequestContext
 from relaygate.errors import GatewayError, GuardError, GuardViolationError, InvalidRequestError
-from relaygate.guards.base import Guard, GuardEnv, GuardFailure, GuardSpec
+from relaygate.guards.base import Guard, GuardEnv, GuardFailure, GuardModelCall, GuardSpec
 from relaygate.guards.custom import CustomGuard
 from relaygate.guards.json_schema import JsonSchemaGuard
 from relaygate.guards.judge import JudgeGuard
@@ -143,6 +143,13 @@ class Guards:
             else:
                 chosen.setdefault(guard_id, self.guards[guard_id])
         return _split(list(chosen.values()))
+
+    def model_calls(self, project_id: str | None, requested: Any, endpoint: str) -> list[tuple[str, GuardModelCall]]:
+        """The priced model calls (guard id, call) the guards of a request to ``endpoint`` may make: a judge
+        runs once per request, on its input or on its answer (only chat answers are judged)."""
+        selection = self.select(project_id, requested)
+        guards = (*selection.input, *selection.output) if endpoint == "chat" else selection.input
+        return [(guard.id, call) for guard in guards if (call := guard.model_call()) is not None]
 
     def _with_parameters(self, guard_id: str, parameters: dict[str, Any]) -> Guard:
         spec = self.specs[guard_id]

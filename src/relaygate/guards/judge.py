@@ -26,7 +26,16 @@ from pydantic import Field, model_validator
 
 from relaygate.context import RequestContext, Usage
 from relaygate.errors import ModelNotFoundError
-from relaygate.guards.base import Guard, GuardEnv, GuardFailure, GuardSpec, Parameters, join_texts, parse_parameters
+from relaygate.guards.base import (
+    Guard,
+    GuardEnv,
+    GuardFailure,
+    GuardModelCall,
+    GuardSpec,
+    Parameters,
+    join_texts,
+    parse_parameters,
+)
 from relaygate.guards.calls import chat
 from relaygate.guards.results import Verdict
 
@@ -102,6 +111,28 @@ class JudgeGuard(Guard):
             self.prompt, self.failure = parameters.prompt, "judged failing"
         self.prompt = self.prompt.replace("{topics}", "; ".join(parameters.topics))
 
+    def model_call(self) -> GuardModelCall:
+        # At most max_windows calls, each with a window of max_chars characters (four UTF-8 bytes at most
+        # each) and the note that says which part it is.
+        return GuardModelCall(
+            self.route,
+            self._body("", _note(self.parameters.max_windows, self.parameters.max_windows)),
+            4 * self.parameters.max_chars,
+            calls=self.parameters.max_windows,
+        )
+
+    def _body(self, text: str, note: str = "") -> dict[str, Any]:
+        return {
+            "model": self.route.requested,
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": self.prompt.replace("{text}", f"{note}<text>\n{text}\n</text>")},
+            ],
+            "temperature": 0,
+            "max_tokens": self.parameters.max_tokens,
+            "response_format": {"type": "json_object"},
+        }
+
     async def judge(self, texts: Sequence[str], ctx: RequestContext) -> Verdict:
         text = join_texts(texts)
         if not text.strip():
@@ -117,7 +148,7 @@ class JudgeGuard(Guard):
         outcomes: list[Verdict | GuardFailure | None] = [None] * len(windows)
 
         async def judge(index: int) -> None:
-            note = f"(Part {index + 1} of {len(windows)} of a longer text, judged part by part.)\n"
+            note = _note(index + 1, len(windows))
             try:
                 outcomes[index] = await self._judge_window(windows[index], ctx, note)
             except GuardFailure as failure:
@@ -136,16 +167,7 @@ class JudgeGuard(Guard):
         return Verdict(passed, None if passed else self.failure, provider=provider, model=model, usage=usage)
 
     async def _judge_window(self, text: str, ctx: RequestContext, note: str = "") -> Verdict:
-        body: dict[str, Any] = {
-            "model": self.route.requested,
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": self.prompt.replace("{text}", f"{note}<text>\n{text}\n</text>")},
-            ],
-            "temperature": 0,
-            "max_tokens": self.parameters.max_tokens,
-            "response_format": {"type": "json_object"},
-        }
+        body = self._body(text, note)
         answer, usage = await chat(self.env, ctx, self.route, body, timeout=self.parameters.timeout)
         provider, model = self.route.provider.name, self.route.model
         verdict = _verdict(answer)
@@ -159,6 +181,10 @@ class JudgeGuard(Guard):
             )
         reason = None if verdict else self.failure
         return Verdict(verdict, reason, provider=provider, model=model, usage=usage)
+
+
+def _note(part: int, parts: int) -> str:
+    return f"(Part {part} of {parts} of a longer text, judged part by part.)\n"
 
 
 def _windows(text: str, size: int) -> list[str]:

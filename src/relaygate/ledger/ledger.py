@@ -226,6 +226,22 @@ class Ledger:
             return
         self.writer.submit(record, messages)
 
+    def model_cost(self, ctx: RequestContext) -> float | None:
+        """What the call's own model call cost, as priced from its usage (or images); ``None``: not known."""
+        call = _priced_call(ctx)
+        return call.model_cost if call is not None else None
+
+    def estimated(self, ctx: RequestContext, model_cost: float) -> None:
+        """Record ``model_cost`` as the model call's cost when its usage never came (the limits' estimate of a
+        call cut short), so that the call's record, and the spend reloaded from it, count it."""
+        call = _priced_call(ctx)
+        if call is None:
+            known = [cost for cost in self.guard_costs(ctx) if cost is not None]
+            ctx.cost_usd = round(model_cost + sum(known), 9)
+            return
+        call.model_cost = model_cost
+        call.total(ctx)
+
     def guard_costs(self, ctx: RequestContext) -> list[float | None]:
         """What the model calls of the guards cost (``None`` where no price is known)."""
         return [self._guard_cost(result, ctx) for result in ctx.guard_results if result.usage is not None]
@@ -251,6 +267,10 @@ class Ledger:
             if cost is not None:
                 return cost
         return cost_of(ctx.usage, price)
+
+
+def _priced_call(ctx: RequestContext) -> PricedCall | None:
+    return next((observer for observer in ctx.observers if isinstance(observer, PricedCall)), None)
 
 
 def _pricing(price: ModelPrice) -> dict[str, Any]:

@@ -158,12 +158,12 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
 
 
 def _wall_times(ctx: RequestContext) -> tuple[datetime, datetime]:
-    # The context keeps monotonic times (for durations); the ledger wants wall-clock ones.
-    now_wall, now = time.time(), time.perf_counter()
-    ended = ctx.ended_at if ctx.ended_at is not None else now
+    # The context keeps monotonic times (for durations) and the wall-clock start, which the limits count the
+    # call's budgets from; the end is that start plus the call's duration.
+    ended = ctx.ended_at if ctx.ended_at is not None else time.perf_counter()
     return (
-        datetime.fromtimestamp(now_wall - (now - ctx.started_at), UTC),
-        datetime.fromtimestamp(now_wall - (now - ended), UTC),
+        datetime.fromtimestamp(ctx.started_wall, UTC),
+        datetime.fromtimestamp(ctx.started_wall + (ended - ctx.started_at), UTC),
     )
 
 

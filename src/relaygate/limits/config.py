@@ -17,10 +17,16 @@ projects:
         u-vip: {usd_per_day: 5}
       models:                         # by provider/model, as routed
         upstream/gpt-4o: {tokens_per_minute: 50000, usd_per_day: 2, max_output_tokens: 16384}
+      unsized_attachment_tokens: 100000   # reserved for each file the gateway cannot size (below)
 ```
 
 Every limit that applies to a call must hold: the project's, its key's, its user's and its model's. A
 ``default`` entry applies to each key, user or model that has no entry of its own, each counted on its own.
+
+A request may attach what the gateway cannot size: a file by its id, a remote document, audio or video, inline
+video (:mod:`relaygate.limits.attachments`). Under a USD budget such a request is refused (403
+``unsized_attachment``, naming the part), unless ``unsized_attachment_tokens`` says how many prompt tokens to
+reserve for each such attachment; rate limits alone count it at that figure, or at nothing.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class ProjectLimits(ModelLimits):
     keys: dict[str, LimitSet] = Field(default_factory=dict)
     users: dict[str, LimitSet] = Field(default_factory=dict)
     models: dict[str, ModelLimits] = Field(default_factory=dict)
+    unsized_attachment_tokens: int | None = Field(None, ge=1)
 
     @field_validator("keys")
     @classmethod

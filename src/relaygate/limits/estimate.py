@@ -4,8 +4,9 @@ Prompt tokens are estimated from above without a tokenizer: a token of any byte-
 Llama, ...) covers at least one byte, so the UTF-8 bytes of the text bound its tokens. Everything else sent
 to the model (roles, tool calls, tool definitions, ``response_format``) is counted as the bytes of its JSON,
 which is larger still; each message adds :data:`MESSAGE_OVERHEAD` and the request :data:`REQUEST_OVERHEAD`
-for the chat template's own tokens. An image costs a fixed :data:`IMAGE_TOKENS` (above the largest any
-provider bills for one image); other attached data (audio, files) is counted by the bytes of its encoding.
+for the chat template's own tokens. Images, files and audio cost what :mod:`relaygate.limits.attachments`
+bounds them by; those it cannot size are listed in :attr:`Estimate.unsized` for the limiter to decide on.
+Anthropic adds a system prompt of its own to every request that defines tools: :data:`ANTHROPIC_TOOLS_TOKENS`.
 
 Output tokens are bounded by ``max_completion_tokens`` or ``max_tokens``, times ``n``; without either, by the
 model's output cap (see :func:`output_cap`). The reserved cost is the prompt at the dearest of the model's
@@ -21,9 +22,11 @@ from typing import Any
 
 import orjson
 
+from relaygate.limits.attachments import IMAGE_TOKENS, part_tokens
 from relaygate.pricing import ModelPrice, image_cost
 
 __all__ = [
+    "ANTHROPIC_TOOLS_TOKENS",
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD",
@@ -36,11 +39,17 @@ __all__ = [
 
 MESSAGE_OVERHEAD = 8
 REQUEST_OVERHEAD = 16
-# OpenAI bills a high-detail image at most ~2,500 tokens (gpt-4.1-mini's 1,536 patches x 1.62), Anthropic
-# ~1,600 (1.15 megapixels / 750); Gemini's tiles stay well below.
-IMAGE_TOKENS = 3000
-# The output cap assumed when a request sets no max_tokens and the config names none for the model.
-DEFAULT_MAX_OUTPUT_TOKENS = 32768
+# The output cap assumed when a request sets no max_tokens and neither the config nor a price names one for
+# the model: 128K, what the GPT-5 family and Claude Opus 4.6 write at most (only gpt-5-pro, listed with its
+# own 272K, writes more).
+DEFAULT_MAX_OUTPUT_TOKENS = 131_072
+# Anthropic's tool-use system prompt, added to a request that defines tools: 346 tokens for recent models
+# (auto or none), 313 (any or a named tool), at most 530 for Claude 3 Opus (docs.anthropic.com, "Tool use
+# pricing and tokens"). The adapter defines tools for the request's tools, for a json_object response_format
+# (a forced tool) and for tool calls in the history (declared with tool_choice none).
+ANTHROPIC_TOOLS_TOKENS = 600
+# Content parts that carry media (relaygate.limits.attachments).
+MEDIA_PARTS = frozenset({"image_url", "file", "input_audio"})
 # Request fields that reach the model as part of its prompt.
 PROMPT_FIELDS = ("tools", "functions", "tool_choice", "response_format", "prediction")
 
@@ -50,26 +59,47 @@ _NANOS = Decimal(1_000_000_000)
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """Upper bounds of a call: its prompt and output tokens; for image generation, its images."""
+    """Upper bounds of a call: its prompt and output tokens; for image generation, its images.
+
+    ``unsized`` names the attachments (``messages[0].content[1]``) whose tokens cannot be told from the
+    request, which ``prompt_tokens`` does not count.
+    """
 
     prompt_tokens: int
     output_tokens: int = 0
     images: int = 0
+    unsized: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.output_tokens
 
 
-def estimate(endpoint: str, body: dict[str, Any], output_cap: int) -> Estimate:
-    """The worst case of a request to ``endpoint`` (``chat``, ``embeddings``, ``images``)."""
+def estimate(endpoint: str, body: dict[str, Any], output_cap: int, *, provider_kind: str | None = None) -> Estimate:
+    """The worst case of a request to ``endpoint`` (``chat``, ``embeddings``, ``images``) for a provider of
+    ``provider_kind``."""
     if endpoint == "embeddings":
         return Estimate(prompt_tokens=_input_tokens(body.get("input")))
     if endpoint == "images":
         return Estimate(prompt_tokens=_text_tokens(body.get("prompt")), images=_n(body))
-    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m) for m in _list(body.get("messages")))
+    messages = _list(body.get("messages"))
+    unsized: list[str] = []
+    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m, f"messages[{i}]", unsized) for i, m in enumerate(messages))
     prompt += sum(_json_tokens(body[name]) for name in PROMPT_FIELDS if body.get(name) is not None)
-    return Estimate(prompt_tokens=prompt, output_tokens=max_output_tokens(body, output_cap) * _n(body))
+    if provider_kind == "anthropic" and _defines_tools(body, messages):
+        prompt += ANTHROPIC_TOOLS_TOKENS
+    output = max_output_tokens(body, output_cap) * _n(body)
+    return Estimate(prompt_tokens=prompt, output_tokens=output, unsized=tuple(unsized))
+
+
+def _defines_tools(body: dict[str, Any], messages: list[Any]) -> bool:
+    """Whether the Anthropic adapter sends tools for this request (see :data:`ANTHROPIC_TOOLS_TOKENS`)."""
+    response_format = body.get("response_format")
+    if body.get("tools") or body.get("functions"):
+        return True
+    if isinstance(response_format, dict) and response_format.get("type") == "json_object":
+        return True
+    return any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool") for m in messages)
 
 
 def max_output_tokens(body: dict[str, Any], output_cap: int) -> int:
@@ -139,30 +169,33 @@ class StreamTally:
         pass
 
 
-def _message_tokens(message: Any) -> int:
+def _message_tokens(message: Any, where: str, unsized: list[str]) -> int:
     if not isinstance(message, dict):
         return MESSAGE_OVERHEAD + _json_tokens(message)
     tokens = MESSAGE_OVERHEAD
     for name, value in message.items():
         if name == "content":
-            tokens += _content_tokens(value)
+            tokens += _content_tokens(value, f"{where}.content", unsized)
         elif value is not None:
             tokens += _json_tokens(value)
     return tokens
 
 
-def _content_tokens(content: Any) -> int:
+def _content_tokens(content: Any, where: str, unsized: list[str]) -> int:
     if content is None or isinstance(content, str):
         return _text_tokens(content)
     if not isinstance(content, list):
         return _json_tokens(content)
     tokens = 0
-    for part in content:
+    for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" or kind == "refusal":
             tokens += _text_tokens(part.get(kind))
-        elif kind == "image_url":
-            tokens += IMAGE_TOKENS
+        elif kind in MEDIA_PARTS:
+            media = part_tokens(part)
+            if media is None:
+                unsized.append(f"{where}[{index}]")
+            tokens += media or 0
         else:
             tokens += _json_tokens(part)
     return tokens

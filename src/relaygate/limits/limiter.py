@@ -1,12 +1,19 @@
 """The :class:`Limiter`: which limits a call falls under, its reservation against the counters, its settlement.
 
-Per call, :meth:`Limiter.admit` finds the limits that apply (the project's, its key's, its user's, its
-model's), estimates the call's worst case (:mod:`relaygate.limits.estimate`) and reserves it on every
-counter at once: one request on each ``requests_per_minute``, the estimated tokens on each
-``tokens_per_minute``, the worst-case cost in nano-dollars on each budget. If any limit would be passed,
-nothing is reserved and the call is refused. :meth:`Limiter.settle` then moves the counters from the
-reservation to what the call really used: the ledger's cost and the usage; a stream cut short without
-usage, an estimate from what it streamed; a failed call, nothing.
+Per call, :meth:`Limiter.admit` finds the models the call may be served by (a registered name resolved as
+the proxy resolves it; every target of a virtual model), the limits that apply (the project's, its key's,
+its user's, and each of those models'), estimates the call's worst case on each model
+(:mod:`relaygate.limits.worst`) and reserves it on every counter at once: one request on each
+``requests_per_minute``, the estimated tokens on each ``tokens_per_minute``, the worst-case cost in
+nano-dollars on each budget; a model's own limits are charged what the call costs on that model, the
+others what it costs on the dearest. If any limit would be passed, nothing is reserved and the call is
+refused. :meth:`Limiter.settle` then moves the counters from the reservation to what the call really used:
+the ledger's cost and the usage, and what its guards' model calls cost. A call whose usage never came
+settles to what the provider may have billed, never to zero once a provider took it: a stream to its
+prompt and what it streamed, a whole answer that did not come to its whole reservation; a call the
+provider refused with an error status, or that never reached one, to nothing. The limits of models the call
+could have gone to and did not are released: a model's limits count the calls it served, as the ledger's
+spend by model does.
 
 A budget's counter is keyed by its period (``usd_per_day:2025-06-01``). When it is absent (the gateway
 started, a new period began, or it expired) the spend of that period is read from the ledger and set
@@ -24,19 +31,22 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from relaygate.context import RequestContext, Route
+from relaygate.context import RequestContext
 from relaygate.counters import Adjustment, Charge, Counters
-from relaygate.errors import GatewayError, PermissionDeniedError, ServiceUnavailableError
+from relaygate.errors import GatewayError, ServiceUnavailableError
+from relaygate.limits import settlement
 from relaygate.limits.config import USD_LIMITS, LimitSet, ProjectLimits
-from relaygate.limits.estimate import Estimate, StreamTally, estimate, images_cost, token_cost
+from relaygate.limits.estimate import StreamTally
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
-from relaygate.limits.scopes import MINUTE, Item, Scope, applicable, output_cap
-from relaygate.pricing import ModelPrice
+from relaygate.limits.scopes import MINUTE, Item, Scope, applicable
+from relaygate.limits.worst import WorstCase, worst_case
+from relaygate.pricing import PriceBook
 from relaygate.routing import ModelRouter
-from relaygate.store import nanos_to_usd, usd_to_nanos
+from relaygate.store import SpendKind
 
 if TYPE_CHECKING:
+    from relaygate.guards.base import GuardModelCall
     from relaygate.ledger import Ledger
 
 __all__ = ["Admission", "Limiter"]
@@ -44,6 +54,8 @@ __all__ = ["Admission", "Limiter"]
 logger = logging.getLogger("relaygate.limits")
 
 _NANOS = Decimal(1_000_000_000)
+
+GuardCalls = Callable[[str | None, Any, str], Sequence[tuple[str, "GuardModelCall"]]]
 # A budget counter absent again right after it was loaded (it expired between two steps): give up then.
 _ATTEMPTS = 3
 
@@ -53,8 +65,8 @@ class Admission:
     """A call let through: what it reserved, to be settled when it ends; the rate headers for its answer."""
 
     items: list[Item]
-    estimate: Estimate
-    price: ModelPrice | None
+    worst: WorstCase
+    stream: bool = False
     tally: StreamTally | None = None
     headers: Headers = field(default_factory=list)
 
@@ -63,7 +75,10 @@ class Limiter:
     """Reserves and settles calls against the limits of ``projects``; see the module docstring.
 
     ``ledger`` prices the calls and holds the spend that budgets load; without it there can be no budgets
-    (the settings refuse them), only rates. ``clock`` gives seconds since the epoch (tests move it).
+    (the settings refuse them), only rates. ``prices`` gives the models' output caps (the ledger's price book
+    when not given). ``guard_calls(project_id, extra_guards, endpoint)`` lists the priced model calls a
+    request's guards may make (:meth:`~relaygate.guards.Guards.model_calls`), which budgets hold too.
+    ``clock`` gives seconds since the epoch (tests move it).
     """
 
     def __init__(
@@ -73,6 +88,8 @@ class Limiter:
         counters: Counters,
         router: ModelRouter,
         ledger: Ledger | None = None,
+        prices: PriceBook | None = None,
+        guard_calls: GuardCalls | None = None,
         prefix: str = "relaygate",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -80,6 +97,8 @@ class Limiter:
         self.counters = counters
         self.router = router
         self.ledger = ledger
+        self.prices = prices if prices is not None else ledger.prices if ledger is not None else None
+        self.guard_calls: GuardCalls = guard_calls if guard_calls is not None else _no_guard_calls
         self.prefix = prefix
         self.clock = clock
         # Budget counters being loaded from the ledger by this process: concurrent calls wait for one load.
@@ -99,33 +118,29 @@ class Limiter:
         model = body.get("model")
         if limits is None or not isinstance(model, str):
             return None
+        if self.ledger is not None:
+            # A registered name is limited as the model it is served as, as the proxy routes it.
+            model = self.ledger.resolve(ctx.project_id, model) or model
         try:
-            route = self.router.resolve(model)
+            targets = self.router.reachable(model, body)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing
-        scoped = applicable(limits, ctx, body, route)
+        scoped = applicable(limits, ctx, body, [target.route for target in targets])
         if not scoped:
             return None
-        worst = estimate(endpoint, body, output_cap(limits, route))
-        price = None
-        nanos = 0
-        if any(limit_set.has_usd for _, limit_set in scoped):
-            price = self._price(ctx, route)
-            cost = images_cost(body, worst.images, price) if endpoint == "images" else None
-            if endpoint != "images":
-                cost = token_cost(worst.prompt_tokens, worst.output_tokens, price)
-            if cost is None:
-                raise PermissionDeniedError(
-                    f"{route.provider.name}/{route.model} has no price, so its cost cannot be held against the "
-                    f"budgets of project {ctx.project_id}. Give it one (prices: in the config, or the project's "
-                    "custom prices).",
-                    param="model",
-                    code="model_not_priced",
-                )
-            nanos = cost
-        tokens = 0 if endpoint == "images" else worst.tokens
+        budgeted = any(limit_set.has_usd for _, limit_set in scoped)
+        guard_calls = self.guard_calls(ctx.project_id, _requested_guards(body), endpoint) if budgeted else []
+        worst = worst_case(
+            ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted, guard_calls=guard_calls
+        )
         now = self.clock()
-        items = [item for scope, limit_set in scoped for item in self._items(scope, limit_set, tokens, nanos, now)]
+        # Budgets count the call in the periods of its start, as the ledger records it: the request's start
+        # on this clock becomes the context's wall-clock start, so that both name the same instant even when
+        # the call is admitted after midnight.
+        ctx.started_wall = now - (time.perf_counter() - ctx.started_at)
+        items = [
+            item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now, ctx.started_wall)
+        ]
         try:
             levels = await self._reserve(items, now)
         except GatewayError:
@@ -135,20 +150,17 @@ class Limiter:
             raise ServiceUnavailableError(
                 "Rate limits and budgets cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
-        admission = Admission(items, worst, price, headers=rate_headers(items, levels, charged=True))
-        if body.get("stream") is True and any(item.name != "requests_per_minute" for item in items):
+        stream = body.get("stream") is True
+        admission = Admission(items, worst, stream, headers=rate_headers(items, levels, charged=True))
+        if stream and any(item.name != "requests_per_minute" for item in items):
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
 
-    def _price(self, ctx: RequestContext, route: Route) -> ModelPrice | None:
-        if self.ledger is None:
-            return None
-        return self.ledger.prices.price(
-            route.provider.kind, route.model, provider_name=route.provider.name, project_id=ctx.project_id
-        )
-
-    def _items(self, scope: Scope, limits: LimitSet, tokens: int, nanos: int, now: float) -> Iterable[Item]:
+    def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float, started: float) -> Iterable[Item]:
+        # A model's own limits hold what the call costs on that model; the others the dearest target's.
+        case = worst.targets[scope.id] if scope.kind == SpendKind.MODEL else None
+        tokens, nanos = (case.tokens, worst.nanos_on(case)) if case is not None else (worst.tokens, worst.nanos)
         base = f"{self.prefix}:{scope.key}"
         for name, amount in (("requests_per_minute", 1), ("tokens_per_minute", tokens)):
             value = getattr(limits, name)
@@ -158,7 +170,7 @@ class Limiter:
         for name in USD_LIMITS:
             usd = getattr(limits, name)
             if usd is not None:
-                period = period_of(name, now)
+                period = period_of(name, started)
                 charge = Charge(
                     f"{base}:{name}:{period.label}",
                     nanos,
@@ -201,15 +213,17 @@ class Limiter:
 
     async def settle(self, admission: Admission, ctx: RequestContext) -> None:
         """Move the counters from the reservation to what the call used; never raises."""
-        tokens, nanos, estimated = self._used(admission, ctx)
-        if estimated:
-            # A stream cut short before its usage came: the ledger records this estimate rather than nothing,
-            # so that the spend it reloads after a restart is the spend the counters held.
-            ctx.cost_usd = nanos_to_usd(nanos)
+        served = admission.worst.served_by(ctx.route)
+        tokens, nanos = settlement.used(ctx, served, self.ledger, stream=admission.stream, tally=admission.tally)
         adjustments = []
         for item in admission.items:
             charge = item.charge
-            used = tokens if item.name == "tokens_per_minute" else nanos if item.unit == "usd" else charge.amount
+            if item.scope.kind == SpendKind.MODEL and (served is None or item.scope.id != served.key):
+                used = 0  # a model the call could have gone to and did not
+            elif item.name == "tokens_per_minute":
+                used = tokens
+            else:
+                used = nanos if item.unit == "usd" else charge.amount
             if used != charge.amount:
                 adjustments.append(Adjustment(charge.key, used - charge.amount, rate=charge.rate, ttl=charge.ttl))
         if not adjustments:
@@ -219,28 +233,11 @@ class Limiter:
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
 
-    def _used(self, admission: Admission, ctx: RequestContext) -> tuple[int, int, bool]:
-        """The tokens and nano-dollars the call used, as far as can be told, and whether the cost is an
-        estimate from what was streamed."""
-        reserved_tokens = next((i.charge.amount for i in admission.items if i.name == "tokens_per_minute"), 0)
-        reserved_nanos = next((i.charge.amount for i in admission.items if i.unit == "usd"), 0)
-        worst = admission.estimate
-        tally = admission.tally
-        streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None and tally.chunks else None
-        succeeded = ctx.status == 200 and ctx.error is None
-        usage = ctx.usage
-        if usage is not None:
-            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-        elif streamed is not None:
-            tokens = worst.prompt_tokens + streamed
-        else:
-            tokens = reserved_tokens if succeeded else 0
-        cost = ctx.cost_usd
-        if cost is None and usage is not None and self.ledger is not None:
-            cost = self.ledger.price(ctx)  # a ledger that is not running did not price it
-        if cost is not None:
-            return tokens, usd_to_nanos(cost) or 0, False
-        if streamed is not None and usage is None:
-            return tokens, token_cost(worst.prompt_tokens, streamed, admission.price) or reserved_nanos, True
-        # Unknown: a call that went through keeps its reservation; a failed one cost nothing.
-        return tokens, reserved_nanos if succeeded or usage is not None else 0, False
+
+def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:
+    return ()
+
+
+def _requested_guards(body: dict[str, Any]) -> Any:
+    extra = body.get("extra")
+    return extra.get("guards") if isinstance(extra, dict) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -67,20 +68,22 @@ class Item:
 
 
 def applicable(
-    limits: ProjectLimits, ctx: RequestContext, body: dict[str, Any], route: Route
+    limits: ProjectLimits, ctx: RequestContext, body: dict[str, Any], routes: Sequence[Route]
 ) -> list[tuple[Scope, LimitSet]]:
+    """The limits of a call that may be served by any of ``routes``: the project's, its key's and its user's,
+    and the model limits of each of those models (see :class:`~relaygate.limits.limiter.Limiter`)."""
     project = ctx.project_id or ""
-    model_name = f"{route.provider.name}/{route.model}"
     found: list[tuple[Scope, LimitSet | None]] = [(Scope(SpendKind.PROJECT, project, project), limits)]
     if ctx.key is not None:
         found.append((Scope(SpendKind.KEY, ctx.key.id, project), limits.keys.get(ctx.key.id, limits.keys.get(DEFAULT))))
     user = _user_id(body)
     if user is not None:
         found.append((Scope(SpendKind.USER, user, project), limits.users.get(user, limits.users.get(DEFAULT))))
-    model_limits = limits.models.get(model_name, limits.models.get(DEFAULT))
-    found.append(
-        (Scope(SpendKind.MODEL, model_name, project, provider=route.provider.name, model=route.model), model_limits)
-    )
+    models: dict[str, Route] = {f"{route.provider.name}/{route.model}": route for route in routes}
+    for model_name, route in models.items():
+        model_limits = limits.models.get(model_name, limits.models.get(DEFAULT))
+        scope = Scope(SpendKind.MODEL, model_name, project, provider=route.provider.name, model=route.model)
+        found.append((scope, model_limits))
     return [(scope, limit_set) for scope, limit_set in found if limit_set is not None and not limit_set.empty]
 
 
@@ -91,12 +94,17 @@ def _user_id(body: dict[str, Any]) -> str | None:
     return user_id if isinstance(user_id, str) and user_id else None
 
 
-def output_cap(limits: ProjectLimits, route: Route) -> int:
-    """Output tokens assumed for a chat request that sets no max_tokens."""
+def output_cap(limits: ProjectLimits, route: Route, listed: int | None = None) -> int:
+    """Output tokens assumed for a chat request that sets no max_tokens.
+
+    ``listed`` is the model's cap from its price (:meth:`~relaygate.pricing.PriceBook.output_cap`). The
+    project's own ``max_output_tokens`` stands in for it only for models no price describes: a blanket
+    figure below a known model's cap would let that model's calls pass a budget by the difference.
+    """
     provider = route.provider
     if provider.kind == "anthropic":
         return provider.settings.default_max_tokens  # what the adapter sends in that case
     model: ModelLimits | None = limits.models.get(f"{provider.name}/{route.model}", limits.models.get(DEFAULT))
     if model is not None and model.max_output_tokens is not None:
         return model.max_output_tokens
-    return limits.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+    return listed or limits.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS

@@ -13,6 +13,7 @@ from relaygate.errors import ClientDisconnected, GatewayError, send_error
 from relaygate.fallback import ROUTE_HEADERS
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_texts, request_texts
+from relaygate.requests import user_of
 from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]
@@ -63,6 +64,9 @@ class GuardsMiddleware:
         try:
             # Read and parsed once: the proxy takes the body from the context.
             body = await read_json_body(scope, receive, self.max_body_bytes)
+            # Noted before the input guards: a call they refuse is recorded (with what its judges cost) under
+            # its user, whose budgets reload that spend from the ledger.
+            ctx.user = ctx.user or user_of(body)
             selection = self.guards.select(ctx.project_id, _requested(body))
             if selection.input:
                 await self._input(selection.input, endpoint, body, ctx)

@@ -117,6 +117,23 @@ class PriceBook:
         entry = self.lookup(kind, model, provider_name=provider_name, project_id=project_id)
         return entry.price if entry is not None else None
 
+    def output_cap(
+        self, kind: str, model: str, provider_name: str | None = None, project_id: str | None = None
+    ) -> int | None:
+        """The most ``model`` writes in one answer, or ``None`` when no price says.
+
+        The price that applies (see :meth:`lookup`) may say; one from the config, the registry or a project
+        that does not keeps the catalogue's figure for the model, since re-pricing a model leaves its output
+        cap as it was.
+        """
+        entry = self.lookup(kind, model, provider_name=provider_name, project_id=project_id)
+        if entry is not None and entry.price.max_output_tokens is not None:
+            return entry.price.max_output_tokens
+        if entry is not None and entry.source == "catalogue":
+            return None
+        found = self._catalogue.find(kind, model)
+        return found[1].max_output_tokens if found is not None else None
+
     def catalogue_entries(self, project_id: str | None = None) -> list[PriceEntry]:
         """Every listed price for ``GET /pricing``, sorted by provider and model.
 

@@ -94,6 +94,9 @@ class ModelPrice(_Model):
     prompt tokens written to it (Anthropic's 5-minute writes, 1.25x input); both fall back to ``input`` when
     absent. ``cache_write_1h`` is Anthropic's 1-hour write price (2x input), listed for ``GET /pricing``:
     usage does not say which TTL a write used, so costs use ``cache_write``.
+
+    ``max_output_tokens`` is the most the model writes in one answer (reasoning included): the limits
+    reserve it for a request that sets no ``max_tokens``. It prices nothing.
     """
 
     input: Usd | None = None
@@ -102,6 +105,7 @@ class ModelPrice(_Model):
     cache_write: Usd | None = None
     cache_write_1h: Usd | None = None
     images: ImagePrices | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _priced_at_all(self) -> ModelPrice:

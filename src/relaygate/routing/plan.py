@@ -61,7 +61,10 @@ class VirtualModel:
     routes: tuple[tuple[tuple[Test, ...], tuple[Target, ...]], ...] = ()
     description: str | None = None
 
+    def all_targets(self) -> tuple[Target, ...]:
+        """Every target the model may call: its targets, then its routes' ones (a model may appear twice)."""
+        return (*self.targets, *(target for _, targets in self.routes for target in targets))
+
     def target_keys(self) -> list[str]:
         """Every ``provider/model`` the model may call, once each: its targets, then its routes' ones."""
-        every = [*self.targets, *(target for _, targets in self.routes for target in targets)]
-        return list(dict.fromkeys(target.key for target in every))
+        return list(dict.fromkeys(target.key for target in self.all_targets()))

@@ -122,6 +122,14 @@ class ModelRouter:
         targets = order(virtual, rng=self.rng, metrics=self.metrics, price_of=self._price_of, facts=facts)
         return Plan(targets, virtual.retry)
 
+    def reachable(self, requested: str, body: Mapping[str, Any]) -> tuple[Target, ...]:
+        """Every target a request for ``requested`` may be sent to: a virtual model's targets and those of all
+        its routes, whichever its strategy tries first or falls back to. What the limits reserve for."""
+        virtual = self._virtual(requested, body)
+        if virtual is None:
+            return (Target(self.resolve(requested)),)
+        return virtual.all_targets()
+
     def target_keys(self) -> list[str]:
         """Every configured target (``provider/model``)."""
         return sorted({key for model in self.virtual.values() for key in model.target_keys()})
