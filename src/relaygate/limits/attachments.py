@@ -27,6 +27,8 @@ import zlib
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
+from relaygate.providers.gemini.media import EXTENSION_TYPES
+
 __all__ = ["AUDIO_BYTES_PER_TOKEN", "IMAGE_TOKENS", "PDF_MAX_PAGES", "PDF_PAGE_TOKENS", "part_tokens", "pdf_pages"]
 
 # OpenAI bills a high-detail image at most ~2,500 tokens (gpt-4.1-mini's 1,536 patches x 1.62), Anthropic
@@ -78,7 +80,8 @@ def part_tokens(part: dict[str, Any]) -> int | None:
             # Bare base64 with a file name (Gemini's adapter takes its type from the name's extension).
             name = file.get("filename")
             extension = name.rsplit(".", 1)[-1].lower() if isinstance(name, str) and "." in name else ""
-            return _media_tokens(_EXTENSION_TYPES.get(extension, ""), data, is_base64=True)
+            # The type as the Gemini adapter reads it from the file's name.
+            return _media_tokens(EXTENSION_TYPES.get(extension, ""), data, is_base64=True)
         return None if file.get("file_id") is not None else 0
     if kind == "input_audio":
         audio = part.get("input_audio")
@@ -171,19 +174,3 @@ def _decode(payload: str, *, is_base64: bool, quoted: bool) -> bytes | None:
         return base64.b64decode("".join((unquote(payload) if quoted else payload).split()))
     except (binascii.Error, ValueError):
         return None
-
-
-# What the Gemini adapter takes a bare base64 file's type from (relaygate.providers.gemini.media).
-_EXTENSION_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "heic": "image/heic",
-    "heif": "image/heif",
-    "pdf": "application/pdf",
-    "txt": "text/plain",
-    "wav": "audio/wav",
-    "mp3": "audio/mp3",
-    "aiff": "audio/aiff",
-}
