@@ -1,0 +1,60 @@
+"""relaygate's configuration: pydantic models of the YAML config file, one module per part.
+
+:mod:`relaygate.settings.loading` is the only code that reads the environment (``${VAR}`` references,
+the well-known provider key variables, ``OTEL_*`` and ``RELAYGATE_CONFIG``). Everything else receives
+a :class:`Settings` object.
+"""
+
+from relaygate.settings.base import DEFAULT_BASE_URLS, ENV_PROVIDERS, NAME_PATTERN, ConfigError, ProviderKind
+from relaygate.settings.guards import REDACTING_GUARDS, GuardOptions, GuardSettings, GuardType
+from relaygate.settings.loading import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_settings, set_config_path
+from relaygate.settings.projects import ProjectSettings
+from relaygate.settings.providers import ProviderSettings, Timeouts
+from relaygate.settings.root import Settings
+from relaygate.settings.routing import (
+    DYNAMIC_MODEL,
+    FIXED_FIELDS,
+    ROUTER_PREFIX,
+    BreakerSettings,
+    Metric,
+    RetrySettings,
+    RouteSettings,
+    Strategy,
+    Target,
+    TargetSettings,
+    VirtualModelSettings,
+)
+from relaygate.settings.service import ServerSettings, TelemetrySettings
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_BASE_URLS",
+    "DEFAULT_CONFIG_FILE",
+    "DYNAMIC_MODEL",
+    "ENV_PROVIDERS",
+    "FIXED_FIELDS",
+    "NAME_PATTERN",
+    "REDACTING_GUARDS",
+    "ROUTER_PREFIX",
+    "BreakerSettings",
+    "ConfigError",
+    "GuardOptions",
+    "GuardSettings",
+    "GuardType",
+    "Metric",
+    "ProjectSettings",
+    "ProviderKind",
+    "ProviderSettings",
+    "RetrySettings",
+    "RouteSettings",
+    "ServerSettings",
+    "Settings",
+    "Strategy",
+    "Target",
+    "TargetSettings",
+    "TelemetrySettings",
+    "Timeouts",
+    "VirtualModelSettings",
+    "load_settings",
+    "set_config_path",
+]

@@ -1,0 +1,54 @@
+"""Upstream providers: where each is, its key and its timeouts."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from relaygate.settings.base import DEFAULT_BASE_URLS, ProviderKind, SettingsModel
+
+__all__ = ["ProviderSettings", "Timeouts"]
+
+
+class Timeouts(SettingsModel):
+    """Upstream timeouts, in seconds."""
+
+    connect: float = Field(10.0, gt=0)
+    # Longest silence while reading a response; a non-streamed completion says nothing until it is done.
+    read: float = Field(600.0, gt=0)
+    # From sending a streamed request to its first chunk: a stuck stream fails fast and can be retried.
+    first_chunk: float = Field(120.0, gt=0)
+
+
+class ProviderSettings(SettingsModel):
+    """One upstream provider. Its name in ``providers:`` is the model prefix (``name/model``)."""
+
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    # When given, only these models are routed and listed; when absent, any model name is passed on
+    # and GET /v1/models asks the upstream.
+    models: list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(1000, ge=1)
+    # Ask the upstream for stream_options.include_usage so that usage of streams is always known.
+    stream_usage: bool = True
+    # mock only: seconds between streamed chunks.
+    chunk_delay: float = Field(0.0, ge=0)
+    # anthropic only: max_tokens when the request sets none (Anthropic requires it).
+    default_max_tokens: int = Field(4096, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return url.rstrip("/") if url else url
+
+    @model_validator(mode="after")
+    def _base_url_known(self) -> ProviderSettings:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required for kind openai")
+        if self.base_url is None and self.kind in DEFAULT_BASE_URLS:
+            object.__setattr__(self, "base_url", DEFAULT_BASE_URLS[self.kind])
+        return self

@@ -1,0 +1,172 @@
+"""The whole configuration: :class:`Settings`, and the checks that span its parts."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from relaygate.limits.config import DEFAULT
+from relaygate.pricing.models import ModelPrice, parse_price_key
+from relaygate.settings.base import NAME_PATTERN, SettingsModel
+from relaygate.settings.guards import GuardOptions, GuardSettings
+from relaygate.settings.projects import ProjectSettings
+from relaygate.settings.providers import ProviderSettings
+from relaygate.settings.routing import (
+    DYNAMIC_MODEL,
+    ROUTER_PREFIX,
+    BreakerSettings,
+    RetrySettings,
+    VirtualModelSettings,
+)
+from relaygate.settings.service import ServerSettings, TelemetrySettings
+
+__all__ = ["Settings"]
+
+
+class Settings(SettingsModel):
+    """The whole configuration. Build it in code or load it with :func:`load_settings`."""
+
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    projects: list[ProjectSettings] = Field(default_factory=list)
+    admin_key: SecretStr | None = None
+    # Bare model names ("gpt-4o") are routed to this provider.
+    default_provider: str | None = None
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # The ledger's database: sqlite:///relaygate.db (the embedded default) or postgresql://user@host:5432/name;
+    # null turns the ledger (costs, threads, analytics) off.
+    database: str | None = "sqlite:///relaygate.db"
+    # Prices over the shipped catalogue, USD per 1M tokens: {"provider/model": {input, output, cached_input, ...}};
+    # "provider" is a provider's name or a kind (openai, anthropic, gemini).
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Where limit counters live: absent means in-process; redis://host:6379/0 shares them between gateways
+    # (and the per-target figures of the optimized routing strategy).
+    counters: str | None = None
+    # Guards by id; projects name their default ones, requests add theirs with extra.guards.
+    guards: dict[str, GuardSettings] = Field(default_factory=dict)
+    guard_options: GuardOptions = Field(default_factory=GuardOptions)
+    # Virtual models: a name clients ask for (``smart`` or ``router/smart``) routed to provider models.
+    models: dict[str, VirtualModelSettings] = Field(default_factory=dict)
+    # Retries of every request; a virtual model may override fields of it.
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name in providers:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"provider name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return providers
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("database must be sqlite:///path/to/file.db or postgresql://user@host:5432/name")
+        return url
+
+    @field_validator("counters")
+    @classmethod
+    def _counters_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "counters must be redis://host:6379/0 or rediss://...; leave it out for in-process counters"
+            )
+        return url
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for key in prices:
+            parse_price_key(key)
+        return prices
+
+    @field_validator("guards")
+    @classmethod
+    def _guard_ids(cls, guards: dict[str, GuardSettings]) -> dict[str, GuardSettings]:
+        for guard_id in guards:
+            if not re.match(NAME_PATTERN, guard_id):
+                raise ValueError(f"guard id {guard_id!r} may hold only letters, digits, '_', '.' and '-'")
+        return guards
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_projects(cls, projects: list[ProjectSettings]) -> list[ProjectSettings]:
+        seen: set[str] = set()
+        for project in projects:
+            if project.id in seen:
+                raise ValueError(f"project id {project.id!r} appears twice")
+            seen.add(project.id)
+        return projects
+
+    @model_validator(mode="after")
+    def _limits_are_usable(self) -> Settings:
+        for project in self.projects:
+            limits = project.limits
+            if limits is None:
+                continue
+            if limits.has_usd and self.database is None:
+                raise ValueError(
+                    f"projects.{project.id}.limits: USD budgets need the ledger (they price calls and reload spend "
+                    "from it at start); set database:"
+                )
+            for name in limits.models:
+                provider = name.split("/", 1)[0]
+                if name != DEFAULT and provider not in self.providers and provider != "mock":
+                    raise ValueError(f"projects.{project.id}.limits.models: no provider {provider!r} for {name!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _default_provider_exists(self) -> Settings:
+        if self.default_provider and self.default_provider not in self.providers and self.default_provider != "mock":
+            raise ValueError(f"default_provider {self.default_provider!r} is not among the providers")
+        return self
+
+    @model_validator(mode="after")
+    def _project_guards_exist(self) -> Settings:
+        for project in self.projects:
+            unknown = [guard_id for guard_id in project.guards if guard_id not in self.guards]
+            if unknown:
+                raise ValueError(
+                    f"project {project.id!r} names guards that are not defined under guards: {', '.join(unknown)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _virtual_models_route_to_providers(self) -> Settings:
+        if ROUTER_PREFIX in self.providers:
+            raise ValueError(f"providers.{ROUTER_PREFIX}: the name is reserved for virtual models (router/<name>)")
+        problems = []
+        for name, model in self.models.items():
+            if not re.match(NAME_PATTERN, name) or name == DYNAMIC_MODEL:
+                problems.append(
+                    f"models.{name}: a virtual model's name holds only letters, digits, '_', '.' and '-', "
+                    f"and is not {DYNAMIC_MODEL!r}"
+                )
+            for where, target in model.all_targets():
+                problem = self.target_problem(target.model)
+                if problem:
+                    problems.append(f"models.{name}.{where}: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def target_problem(self, target: str) -> str | None:
+        """Why ``target`` (``provider/model``) cannot be routed with these settings, or ``None``."""
+        if target in self.models:
+            return f"{target!r} is a virtual model; targets name provider/model"
+        provider_name, slash, model = target.partition("/")
+        if not slash:
+            if self.default_provider is None:
+                return f"{target!r} is not provider/model"
+            provider_name, model = self.default_provider, target
+        known = sorted({*self.providers, "mock"})
+        if provider_name not in known or not model:
+            return f"unknown provider {provider_name!r} in {target!r}; the providers are: {', '.join(known)}"
+        provider = self.providers.get(provider_name)
+        if provider is not None and provider.models is not None and model not in provider.models:
+            return f"provider {provider_name!r} does not serve {model!r} (its models: {', '.join(provider.models)})"
+        return None

@@ -1,0 +1,47 @@
+"""How the gateway runs as a service: the server and OpenTelemetry."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from relaygate.settings.base import SettingsModel
+
+__all__ = ["ServerSettings", "TelemetrySettings"]
+
+
+class ServerSettings(SettingsModel):
+    """How ``relaygate serve`` runs uvicorn; command-line options override these."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    root_path: str = ""
+    forwarded_allow_ips: str = "127.0.0.1"
+    access_log: bool = False
+
+
+class TelemetrySettings(SettingsModel):
+    """OpenTelemetry. The standard ``OTEL_*`` variables override these when the config is loaded.
+
+    relaygate always records through the global (or an injected) TracerProvider; a host that set one
+    up keeps it. ``relaygate serve`` installs an OTLP exporter only when no provider exists and an
+    endpoint is given, so that a gateway without a collector does not log export failures.
+    """
+
+    enabled: bool = True  # OTEL_SDK_DISABLED=true turns it off
+    service_name: str = "relaygate"  # OTEL_SERVICE_NAME
+    resource_attributes: dict[str, str] = Field(default_factory=dict)  # OTEL_RESOURCE_ATTRIBUTES
+    endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT; /v1/traces and /v1/metrics are added
+    traces_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as given
+    metrics_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, used as given
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"  # OTEL_EXPORTER_OTLP_PROTOCOL
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # OTEL_EXPORTER_OTLP_HEADERS
+    traces: bool = True  # export spans; OTEL_TRACES_EXPORTER=none turns it off
+    metrics: bool = True  # record and export metrics; OTEL_METRICS_EXPORTER=none turns it off
+    # Prompts and answers on the spans (gen_ai.input.messages, ...); off unless asked for, also by
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY|SPAN_AND_EVENT|true.
+    capture_content: bool = False
+    # Also emit LangDB's names (langdb.thread_id, langdb.run_id, langdb.label).
+    langdb_attributes: bool = False
