@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.types import Scope
 
 if TYPE_CHECKING:
+    from relaygate.dialects.base import Exchange
     from relaygate.errors import GatewayError
     from relaygate.guards.results import GuardResult
     from relaygate.keys import ApiKey
@@ -182,6 +183,12 @@ class RequestContext:
     # the refusal that replaced the answer. The ledger keeps what the client got in the thread.
     answer_redacted: str | None = None
     answer_refusal: str | None = None
+    # The inbound dialect's side of a request that came in another API than Chat Completions (the
+    # Responses API, Anthropic's Messages, ...): see relaygate.dialects. ``None`` for a chat call.
+    dialect: Exchange | None = None
+    # Set by a layer that must see or change the call in its canonical form: a redacting input guard, output
+    # guards. A dialect's native pass-through (the caller's own body sent upstream) is then off for the request.
+    canonical_only: bool = False
 
     def record_response(self, body: dict[str, Any]) -> bool:
         """Note a whole answer and tell the observers; ``True`` when ``body`` was changed (its usage priced)."""

@@ -31,7 +31,7 @@ from relaygate.providers.errors import stream_error
 from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
 from relaygate.upstream import UpstreamResponse
 
-__all__ = ["DONE_FRAME", "DRAIN_TIMEOUT", "ChunkMapper", "StreamMapper", "relay"]
+__all__ = ["DONE_FRAME", "DRAIN_TIMEOUT", "ChunkMapper", "StreamMapper", "relay", "relay_native"]
 
 logger = logging.getLogger("relaygate.providers")
 
@@ -152,6 +152,26 @@ async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenera
                     return
         out, ended = mapper.feed(decoder.close())
         yield out if ended else out + mapper.finish()
+    finally:
+        mapper.on_close()
+
+
+async def relay_native(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenerator[bytes, None]:
+    """The upstream's own bytes, yielded as each read arrives, while ``mapper`` reads their events into
+    canonical chunks recorded on the context (its frames are dropped): a stream in an inbound dialect the
+    provider speaks itself (see :mod:`relaygate.dialects`)."""
+    decoder = SSEDecoder()
+    ended = False
+    try:
+        async with aclosing(response.iter_raw()) as chunks:
+            async for raw in chunks:
+                if not ended:
+                    _, ended = mapper.feed(decoder.feed(raw))
+                yield raw
+        if not ended:
+            _, ended = mapper.feed(decoder.close())
+            if not ended:
+                mapper.finish()
     finally:
         mapper.on_close()
 

@@ -152,6 +152,24 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'",
         ),
     ),
+    Migration(
+        3,
+        "stored responses of the Responses API",
+        (
+            """
+            CREATE TABLE responses (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                model TEXT NOT NULL,
+                previous_response_id TEXT,
+                input_items TEXT NOT NULL,
+                response TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -261,6 +279,25 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         (
             "ALTER TABLE calls ADD COLUMN guards JSON NOT NULL DEFAULT '[]'",
             "ALTER TABLE calls ADD COLUMN attempts JSON NOT NULL DEFAULT '[]'",
+        ),
+    ),
+    Migration(
+        3,
+        "stored responses of the Responses API",
+        (
+            """
+            CREATE TABLE responses (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                project_id TEXT COLLATE "C" NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                model TEXT COLLATE "C" NOT NULL,
+                previous_response_id TEXT COLLATE "C",
+                -- json, not jsonb: kept as the client sent and got it (key order, \\u0000 and all).
+                input_items JSON NOT NULL,
+                response JSON NOT NULL
+            )
+            """,
+            "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
         ),
     ),
 )
