@@ -21,16 +21,12 @@ from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_traci
 from openai import AsyncOpenAI
 
 from tests.conftest import KEY_A
-from tests.dialects.conftest import Fakes
+from tests.dialects.conftest import MOCK_AGENT, Fakes
 
 pytestmark = pytest.mark.anyio
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PROMPT = "What is the weather in Paris? Use get_weather."
-MOCK_AGENT = pytest.mark.xfail(
-    reason="the mock plays an agent (tool calls with tool_choice auto) once the mock-agent branch is on main",
-    strict=True,
-)
 MODELS = [pytest.param("upstream/agent", id="fake-openai"), pytest.param("mock/echo", id="mock", marks=MOCK_AGENT)]
 
 

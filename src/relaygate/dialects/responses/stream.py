@@ -215,6 +215,7 @@ class ResponsesStream(StreamTranslator):
             self.open.item["status"] = "incomplete"
             self.open = None
         response = self.shape.failed(self.model, self.items, error)
+        self.exchange.ctx.response_id = response["id"]
         return out + self._event("response.failed", {"response": response})
 
 
