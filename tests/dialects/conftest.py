@@ -31,6 +31,11 @@ providers:
   anthropic: {{kind: anthropic, base_url: "{anthropic}", api_key: "{anthropic_key}"}}
   gemini: {{kind: gemini, base_url: "{gemini}", api_key: "{gemini_key}"}}
   native: {{kind: openai, base_url: "{openai}", api_key: "{openai_key}", native_responses: true}}
+models:
+  # Its first target fails; the next one serves the Responses API itself.
+  smart:
+    targets: [upstream/status-503, native/gpt-4.1]
+    retry: {{max_attempts: 3, backoff: 0.01}}
 guards:
   no_secrets: {{type: regex, stage: input, parameters: {{patterns: ["secret"]}}}}
   no_greetings: {{type: regex, stage: output, parameters: {{patterns: ["(?i)hello"]}}}}

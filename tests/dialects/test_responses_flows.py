@@ -209,6 +209,14 @@ def test_native_stream_and_previous_response(sdk: openai.OpenAI, fakes: Fakes) -
     ]
 
 
+def test_a_virtual_model_falls_back_from_a_translated_target_to_a_native_one(sdk: openai.OpenAI, fakes: Fakes) -> None:
+    raw = sdk.responses.with_raw_response.create(model="smart", input="Hi")
+    response = raw.parse()
+    assert response.output_text == RESPONSES_REPLY
+    assert raw.headers["x-provider-name"] == "native" and raw.headers["x-relaygate-attempts"] == "2"
+    assert [seen.path for seen in fakes.openai.requests] == ["/v1/chat/completions", "/v1/responses"]
+
+
 def test_native_calls_are_accounted(gateway_url: str, fakes: Fakes) -> None:
     response = httpx.post(
         gateway_url + "/v1/responses",
