@@ -92,6 +92,7 @@ class ProxyApp:
             handler = self._handler(scope)
             await handler(scope, receive, send_tracked, ctx)
         except GatewayError as error:
+            ctx.scrub(error)
             ctx.error = ctx.error or error.code or error.type
             if not status:
                 await send_error(send_tracked, error, _routed(ctx))
@@ -132,19 +133,20 @@ class ProxyApp:
         if request.stream:
             await self._stream(receive, send, ctx, plan, body, usage_chunk=request.wants_usage_chunk)
         else:
-            await self._whole(send, ctx, plan, "chat", body)
+            await self._whole(receive, send, ctx, plan, "chat", body)
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(EmbeddingRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._plan(scope, ctx, "embeddings", request.model, body), "embeddings", body)
+        plan = self._plan(scope, ctx, "embeddings", request.model, body)
+        await self._whole(receive, send, ctx, plan, "embeddings", body)
 
     async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ImageGenerationRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
+        await self._whole(receive, send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
 
     def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
         ctx.endpoint = endpoint
@@ -160,9 +162,24 @@ class ProxyApp:
             ctx.user = extra.user.model_dump(exclude_none=True)
 
     async def _whole(
-        self, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
+        self, receive: Receive, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
-        _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
+        answer = b""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            # A client that leaves while the answer is awaited cancels the upstream call and its retries.
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
+            try:
+                _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
+            except Exception as exc:  # raised outside the group, which would wrap it in an ExceptionGroup
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if ctx.error == "client_disconnected":
+            raise ClientDisconnected()
+        # Only after the watcher stopped: servers answer receive() with a disconnect once the response is
+        # complete, which it must not take for a client that left.
         await send_json(send, 200, answer, route_headers(ctx))
 
     async def _stream(
@@ -267,6 +284,7 @@ async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestCo
         ctx.error = "client_disconnected"  # servers of ASGI spec 2.4 raise it from send()
         return False
     except GatewayError as error:
+        ctx.scrub(error)
         ctx.error = error.code or error.type
         await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
     except Exception:
