@@ -291,3 +291,27 @@ def test_installing_the_log_filter_twice_puts_it_on_once() -> None:
     assert first is second
     assert logging.getLogger("relaygate.proxy").filters.count(first) == 1
     assert {"first-gateway-secret", "second-gateway-secret"} <= first.secrets.known
+
+
+def test_a_formatter_that_reads_the_arguments_still_gets_them_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    # uvicorn's access log formats its record's args itself; `relaygate serve` puts the filter on its handlers.
+    from uvicorn.logging import AccessFormatter
+
+    scrubber = install_log_filter(Secrets([PLAIN_KEY]))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+    handler.addFilter(scrubber)
+    logger = logging.getLogger("tests.access")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        path = f"/v1/models?key={PLAIN_KEY}"
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert '127.0.0.1:5000 - "GET /v1/models?key=[redacted] HTTP/1.1" 200' in written
+    assert PLAIN_KEY not in written
+    assert "Logging error" not in capsys.readouterr().err

@@ -1,16 +1,24 @@
 """The attempts of one request: its plan's targets called until one answers, with retries and backoff.
 
 For each attempt, the target is the first in the plan's order (from just after the last one tried,
-going round) that is not cooling down (its circuit breaker), not out of this request (it refused the
-gateway's credentials, or asked for a longer wait than ``retry.max_retry_after``) and can start before
-the deadline; among those, the one that is ready soonest. A target that failed waits before it is
-tried again: its backoff, or its ``Retry-After`` when that is longer. Moving to another target does
-not wait. What is retried is decided in :mod:`relaygate.routing.retry`.
+going round) that has attempts left (``retry.max_attempts`` of its own: every target of a virtual
+model is tried at least once), is not cooling down (its circuit breaker), not out of this request (it
+refused the gateway's credentials, or asked for a longer wait than ``retry.max_retry_after``) and can
+start before the deadline; among those, the one that is ready soonest. A target that failed waits
+before it is tried again: its backoff, or its ``Retry-After`` when that is longer. Moving to another
+target does not wait. What is retried is decided in :mod:`relaygate.routing.retry`.
+
+A rate limit (429) is the provider saying "later", not failing: it opens no circuit breaker. When no
+attempt is left and every target tried was rate limited, the client gets the 429 of the target ready
+soonest, its ``Retry-After`` counted from now (:meth:`Fallback._last_word`), so that its SDK waits just
+that long; otherwise it gets the last failure.
 
 A whole answer is an attempt's from sending to the last byte read; a stream's ends at its first chunk:
 until then nothing has reached the client, so another target can still answer. After that a failure
 ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
-that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span.
+that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span. A failed
+attempt's error is scrubbed of the request's secrets (:mod:`relaygate.secrets`) before anything
+records or relays it.
 
 ``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
 running when it passes is cut off there (a stream only until its first chunk: after that the stream is

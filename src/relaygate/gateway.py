@@ -213,7 +213,7 @@ class Gateway:
             )
         ctx = get_context(scope)
         # A host that gave the request secrets of its own before handing it over keeps them.
-        ctx.secrets = self.secrets.extended(ctx.secrets.known)
+        ctx.secrets = self.secrets.extended(ctx.secrets.known) if ctx.secrets.known else self.secrets
         # The log filter finds the request's own secrets (RequestContext.add_secret) through this.
         token = REQUEST_SECRETS.set(ctx)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -164,19 +166,16 @@ class ProxyApp:
     async def _whole(
         self, receive: Receive, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
-        answer = b""
-        failure: Exception | None = None
-        async with anyio.create_task_group() as group:
-            # A client that leaves while the answer is awaited cancels the upstream call and its retries.
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope, ctx)
+        # A client that leaves while the answer is awaited cancels the upstream call and its retries. The
+        # watcher is a bare task, not a task group: it costs a whole answer a few microseconds, not tens.
+        with anyio.CancelScope() as scope:
+            watcher = asyncio.ensure_future(receive())
+            watcher.add_done_callback(functools.partial(_on_disconnect, scope=scope, ctx=ctx))
             try:
                 _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
-            except Exception as exc:  # raised outside the group, which would wrap it in an ExceptionGroup
-                failure = exc
-            group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if ctx.error == "client_disconnected":
+            finally:
+                watcher.cancel()
+        if scope.cancelled_caught:
             raise ClientDisconnected()
         # Only after the watcher stopped: servers answer receive() with a disconnect once the response is
         # complete, which it must not take for a client that left.
@@ -293,6 +292,15 @@ async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestCo
         failure = ServerError("The gateway failed while relaying the stream.")
         await send({"type": "http.response.body", "body": sse_error_frame(failure), "more_body": True})
     return True
+
+
+def _on_disconnect(watcher: asyncio.Future[Message], *, scope: anyio.CancelScope, ctx: RequestContext) -> None:
+    """The watcher of a whole answer's ``receive()`` is done: a client that left cancels the call."""
+    if watcher.cancelled() or watcher.exception() is not None:
+        return
+    if watcher.result()["type"] == "http.disconnect":
+        ctx.error = "client_disconnected"
+        scope.cancel()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ctx: RequestContext) -> None:

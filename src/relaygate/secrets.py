@@ -203,9 +203,8 @@ class LogScrubber(logging.Filter):
         if current is not None and current.secrets.known - self.secrets.known:
             scrubbers.append(current.secrets)
         message = record.getMessage()
-        scrubbed = _scrub_all(scrubbers, message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
+        if _scrub_all(scrubbers, message) != message:
+            _scrub_record(record, scrubbers, message)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -213,6 +212,31 @@ class LogScrubber(logging.Filter):
         if record.stack_info:
             record.stack_info = _scrub_all(scrubbers, record.stack_info)
         return True
+
+
+def _scrub_record(record: logging.LogRecord, scrubbers: list[Secrets], message: str) -> None:
+    """Scrub a record's message and its arguments one by one, so that formatters reading ``args`` (uvicorn's
+    access log does) still find them; when that does not get every secret out, the message is flattened."""
+
+    def scrubbed(value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        text = value if isinstance(value, str) else str(value)
+        clean = _scrub_all(scrubbers, text)
+        return value if clean == text else clean
+
+    if isinstance(record.msg, str):
+        record.msg = _scrub_all(scrubbers, record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(scrubbed(value) for value in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {key: scrubbed(value) for key, value in record.args.items()}
+    try:
+        now = record.getMessage()
+    except (TypeError, ValueError):
+        now = None
+    if now is None or _scrub_all(scrubbers, now) != now:
+        record.msg, record.args = _scrub_all(scrubbers, message), None
 
 
 def _scrub_all(scrubbers: list[Secrets], text: str) -> str:
