@@ -8,7 +8,10 @@ The provider is ``tests/fakes/hostile_server.py``; a closed port stands in for a
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
+import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -196,3 +199,56 @@ def test_a_client_leaving_a_whole_call_cancels_it_upstream_and_is_recorded(
     with sqlite3.connect(db) as ledger:
         rows = ledger.execute("SELECT model, status, error FROM calls").fetchall()
     assert rows == [("slow-4", 499, "client_disconnected")]
+
+
+class _RudeSocket:
+    """A TCP server on 127.0.0.1 that reads a request's head, then resets the connection (``reset``) or
+    closes it without a word (``close``): what no HTTP server does on purpose."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                if self.mode == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("reset", "upstream 'rude' reset the connection."),
+        ("close", "upstream 'rude' closed the connection without answering."),
+    ],
+)
+async def test_a_reset_or_closed_connection_says_so(mode: str, said: str) -> None:
+    rude = _RudeSocket(mode)
+    try:
+        provider = ProviderSettings(kind="openai", base_url=f"http://127.0.0.1:{rude.port}/v1", api_key=KEY)
+        gateway_settings = Settings(providers={"rude": provider}, retry=RetrySettings(max_attempts=1), database=None)
+        async for _, client in serving(gateway_settings):
+            response = await client.post("/v1/chat/completions", json={"model": "rude/gpt-4o", "messages": HI})
+    finally:
+        rude.close()
+    error = response.json()["error"]
+    assert response.status_code == 502 and error["code"] == "upstream_connection_error"
+    assert error["message"] == said and str(rude.port) not in response.text

@@ -191,6 +191,7 @@ async def test_a_secret_of_the_request_alone_is_scrubbed_from_its_errors(hostile
         ("the configured one: plainly-configured-secret-7f3a!", "the configured one: [redacted]!"),
         # Not credentials: kept as they were.
         ("task-manager and sk-learn and Bearer auth", "task-manager and sk-learn and Bearer auth"),
+        ("Basic authentication is required", "Basic authentication is required"),
         ("max_tokens is too large: 9999999", "max_tokens is too large: 9999999"),
     ],
 )
@@ -315,3 +316,13 @@ def test_a_formatter_that_reads_the_arguments_still_gets_them_scrubbed(capsys: p
     assert '127.0.0.1:5000 - "GET /v1/models?key=[redacted] HTTP/1.1" 200' in written
     assert PLAIN_KEY not in written
     assert "Logging error" not in capsys.readouterr().err
+
+
+def test_a_long_error_body_is_cut_between_words_so_no_key_is_cut_in_two() -> None:
+    from relaygate.providers.errors import upstream_error
+
+    key = "unshaped-configured-key-" + "z" * 30
+    raw = ("word " * 199 + "ab " + key + " and more").encode()  # the key straddles the 1,000th character
+    error = upstream_error("p", 502, {}, raw)
+    assert len(error.message) <= 1004 and error.message.endswith("ab ...")
+    assert "unshaped" not in error.message

@@ -57,8 +57,9 @@ MIN_SECRET_LENGTH = 8
 
 # Credentials by their look. A bearer token keeps its "Bearer " (the group), so the message still says
 # what was sent; the others go whole. Keys are matched only where they start a word: "task-..." is no key.
+# A token is 16 characters or more: "Bearer authentication" is prose, not a credential.
 SHAPES = (
-    r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+    r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)[A-Za-z0-9\-._~+/]{16,}=*",
     r"(?<![A-Za-z0-9_\-])sk-[A-Za-z0-9_\-]{8,}",
     r"(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{20,}",
     r"(?<![A-Za-z0-9_\-])rg-[A-Za-z0-9_\-]{24,}",
