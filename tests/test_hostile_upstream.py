@@ -110,12 +110,12 @@ async def test_an_answer_cut_off_mid_body_says_so_and_not_that_it_could_not_be_r
         stream = await client.post("/v1/chat/completions", json={"model": "openai/cut", "messages": HI, "stream": True})
     error = whole.json()["error"]
     assert whole.status_code == 502 and error["code"] == "upstream_connection_error"
-    assert error["message"].startswith("upstream 'openai' cut the answer off mid-way")
+    assert error["message"].startswith("upstream 'openai' was cut off mid-answer")
     assert "reach" not in error["message"] and "127.0.0.1" not in whole.text
     # The stream had started: its last event says what happened.
     assert stream.status_code == 200 and "Hello from the hostile upstream" in stream.text
     event = last_event(stream.text)["error"]
-    assert event["message"].startswith("upstream 'openai' cut the answer off mid-way")
+    assert event["message"].startswith("upstream 'openai' was cut off mid-answer")
     assert "127.0.0.1" not in stream.text
 
 
@@ -125,7 +125,7 @@ async def test_a_read_timeout_names_the_provider_and_the_setting(hostile: tuple[
         response = await client.post("/v1/chat/completions", json={"model": "hasty/slow-2", "messages": HI})
     error = response.json()["error"]
     assert response.status_code == 504 and error["code"] == "upstream_timeout"
-    assert error["message"] == "upstream 'hasty' sent nothing for 0.3 s (timeouts.read)."
+    assert error["message"] == "upstream 'hasty' timed out: nothing arrived for 0.3 s (timeouts.read)."
 
 
 # --- item 7: a streamed request answered with a body that is no stream ------------------------------------

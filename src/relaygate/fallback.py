@@ -124,8 +124,8 @@ class Fallback:
                         first = await anext(frames, b"")
                 except TimeoutError:
                     raise UpstreamTimeoutError(
-                        f"upstream '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s "
-                        "(timeouts.first_chunk)."
+                        f"upstream '{provider.name}' timed out: nothing streamed within "
+                        f"{provider.first_chunk_timeout:g} s (timeouts.first_chunk)."
                     ) from None
                 failure = _provider_failure(first, provider.name) if ctx.error is not None else None
                 if failure is not None:

@@ -86,13 +86,13 @@ def _map_error(exc: BaseException, request: _Sent, *, answering: bool) -> Upstre
 def _what_happened(exc: BaseException, timeouts: Timeouts, *, answering: bool) -> tuple[str, bool]:
     """What a transport error says happened, and whether it was a timeout."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"did not accept the connection within {timeouts.connect:g} s (timeouts.connect)", True
+        return f"timed out connecting: no connection within {timeouts.connect:g} s (timeouts.connect)", True
     if isinstance(exc, aiohttp.SocketTimeoutError):
-        return f"sent nothing for {timeouts.read:g} s (timeouts.read)", True
+        return f"timed out: nothing arrived for {timeouts.read:g} s (timeouts.read)", True
     if isinstance(exc, TimeoutError):  # aiohttp's other timeout errors subclass TimeoutError too
         return "timed out", True
     if isinstance(exc, aiohttp.ClientPayloadError) or (answering and isinstance(exc, aiohttp.ServerDisconnectedError)):
-        return "cut the answer off mid-way: the connection closed before the body was complete", False
+        return "was cut off mid-answer: the connection closed before the body was complete", False
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "closed the connection without answering", False
     if _errno(exc) == errno.ECONNRESET or isinstance(exc, ConnectionResetError):
