@@ -217,6 +217,14 @@ def test_a_virtual_model_falls_back_from_a_translated_target_to_a_native_one(sdk
     assert [seen.path for seen in fakes.openai.requests] == ["/v1/chat/completions", "/v1/responses"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_native_answer_that_is_no_response_is_a_502(sdk: openai.OpenAI, stream: bool) -> None:
+    with pytest.raises(openai.APIStatusError) as failed:
+        sdk.responses.create(model="native/html", input="Hi", stream=stream)
+    assert failed.value.status_code == 502
+    assert isinstance(failed.value.body, dict) and set(failed.value.body) == {"message", "type", "param", "code"}
+
+
 def test_native_calls_are_accounted(gateway_url: str, fakes: Fakes) -> None:
     response = httpx.post(
         gateway_url + "/v1/responses",

@@ -8,7 +8,8 @@ JSON object made from the schema the same way, and with ``json_object`` ``{"answ
 
 ``POST /v1/responses`` (the Responses API itself, for native pass-through): a response whose message is
 :data:`RESPONSES_REPLY`, as JSON or as its event stream; model ``search`` adds a ``web_search_call`` item
-first (a built-in tool only the Responses API has); ``status-<code>`` is that status with an OpenAI error.
+first (a built-in tool only the Responses API has); ``status-<code>`` is that status with an OpenAI error;
+``html`` a 200 whose body is an HTML page.
 """
 
 from __future__ import annotations

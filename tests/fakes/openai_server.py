@@ -128,7 +128,9 @@ class FakeOpenAI:
             await _json(send, 200, _moderation(data))
             return
         if path == "/v1/responses":
-            if data.get("stream"):
+            if model == "html":
+                await _raw(send, 200, b"<html><body>Gateway Timeout</body></html>", b"text/html")
+            elif data.get("stream"):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
                 )
