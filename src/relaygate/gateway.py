@@ -16,6 +16,7 @@ from relaygate.api import ApiApp
 from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
+from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
@@ -103,6 +104,7 @@ class Gateway:
             breaker=self.settings.breaker,
             rng=rng,
             prices=self.prices,
+            aliases=self.settings.model_aliases,
         )
         counters = self.settings.counters
         # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
@@ -128,7 +130,13 @@ class Gateway:
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
-        self.dialects: list[Dialect] = [ResponsesDialect(ledger=self.ledger), *dialects]
+        self.dialects: list[Dialect] = [
+            ResponsesDialect(ledger=self.ledger),
+            MessagesDialect(
+                router=self.router, model_entries=self.proxy.model_entries, max_body_bytes=self.settings.max_body_bytes
+            ),
+            *dialects,
+        ]
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the dialects translate everything that leaves (auth's
         # refusals included) and serve their own routes once the key is checked; the management API answers

@@ -57,7 +57,7 @@ class DialectMiddleware:
         allowed: list[str] = []
         for pattern, route, dialect in self.routes:
             match = pattern.match(path)
-            if match is None:
+            if match is None or (route.header is not None and not _has_header(scope, route.header)):
                 continue
             if route.method == method:
                 found = (route, dialect, match.groupdict())
@@ -117,6 +117,10 @@ class DialectRoutes:
             logger.exception("dialect %s: %s %s failed", exchange.dialect.name, scope["method"], scope["path"])
             if not started:
                 await send_error(send, ServerError("The gateway could not answer this request.", status=503))
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
 
 
 def _literal_head(pattern: str) -> str:
