@@ -133,7 +133,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     return TARGETS[request.param]
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> Any:
     return [{"role": "user", "content": text}]
 
 
@@ -179,7 +179,9 @@ def test_stream_helpers_and_the_final_message(sdk: anthropic.Anthropic, target: 
 
 
 def test_the_event_sequence(sdk: anthropic.Anthropic, gateway_url: str, target: Target) -> None:
-    events = list(sdk.messages.create(model=target.model, max_tokens=200, messages=user("Events"), stream=True))
+    events: list[Any] = list(
+        sdk.messages.create(model=target.model, max_tokens=200, messages=user("Events"), stream=True)
+    )
     kinds = [event.type for event in events]
     assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
     assert kinds.count("content_block_start") == kinds.count("content_block_stop") == 1
@@ -217,6 +219,7 @@ def test_tools_with_a_tool_result_round_trip(
     first_model, next_model = ("anthropic/tools", "anthropic/claude-sonnet-4") if native else ("upstream/agent",) * 2
     question = user("Weather in Paris?")
     tools: Any = [WEATHER, TIME]
+    asked: Any
     if streamed:
         with sdk.messages.stream(model=first_model, max_tokens=300, messages=question, tools=tools) as stream:
             asked = stream.get_final_message()
@@ -251,13 +254,9 @@ def native(request: pytest.FixtureRequest) -> bool:
 
 
 def test_tool_choice_reaches_the_provider(sdk: anthropic.Anthropic, fakes: Fakes) -> None:
-    sdk.messages.create(
-        model="upstream/agent",
-        max_tokens=100,
-        messages=user("Time?"),
-        tools=[WEATHER, TIME],  # type: ignore[list-item]
-        tool_choice={"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
-    )
+    tools: Any = [WEATHER, TIME]
+    choice: Any = {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True}
+    sdk.messages.create(model="upstream/agent", max_tokens=100, messages=user("Time?"), tools=tools, tool_choice=choice)
     sent = fakes.openai.last("/chat/completions").body
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
     assert sent["parallel_tool_calls"] is False
@@ -307,13 +306,13 @@ def test_count_tokens_exact_from_anthropic_estimated_otherwise(sdk: anthropic.An
 
 def test_count_tokens_errors_are_anthropic_shaped(sdk: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as missing:
-        sdk.messages.count_tokens(model="nowhere/x", messages=user("x"))  # type: ignore[arg-type]
+        sdk.messages.count_tokens(model="nowhere/x", messages=user("x"))
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError) as refused:
         # Anthropic's own 400 (here: a field it does not know) reaches the caller as it is.
         sdk.messages.count_tokens(
             model="claude-sonnet-4-5",
-            messages=user("x"),  # type: ignore[arg-type]
+            messages=user("x"),
             extra_body={"frobnicate": True},
         )
     assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
@@ -379,11 +378,11 @@ def error_of(raised: pytest.ExceptionInfo[anthropic.APIStatusError]) -> dict[str
 
 def test_auth_errors(gateway_url: str) -> None:
     with client_for(gateway_url, key="wrong") as client, pytest.raises(anthropic.AuthenticationError) as refused:
-        client.messages.create(model="mock/echo", max_tokens=10, messages=user("x"))  # type: ignore[arg-type]
+        client.messages.create(model="mock/echo", max_tokens=10, messages=user("x"))
     assert error_of(refused)["type"] == "authentication_error"
     # The key as Authorization: Bearer (ANTHROPIC_AUTH_TOKEN) works as well.
     with anthropic.Anthropic(auth_token=KEY_A, base_url=gateway_url, max_retries=0) as client:
-        message = client.messages.create(model="mock/echo", max_tokens=10, messages=user("x"))  # type: ignore[arg-type]
+        message = client.messages.create(model="mock/echo", max_tokens=10, messages=user("x"))
     assert message.content
 
 
@@ -420,7 +419,7 @@ def test_bad_input_is_a_400_naming_the_field(gateway_url: str) -> None:
 def test_not_found_method_and_too_large(gateway_url: str) -> None:
     with client_for(gateway_url) as client:
         with pytest.raises(anthropic.NotFoundError) as missing:
-            client.messages.create(model="nowhere/model", max_tokens=5, messages=user("x"))  # type: ignore[arg-type]
+            client.messages.create(model="nowhere/model", max_tokens=5, messages=user("x"))
         assert error_of(missing)["type"] == "not_found_error"
         with pytest.raises(anthropic.NotFoundError) as batches:
             client.messages.batches.list()
@@ -432,14 +431,14 @@ def test_not_found_method_and_too_large(gateway_url: str) -> None:
 
 def test_limits_and_guards_refuse_in_anthropics_shape(gateway_url: str) -> None:
     with client_for(gateway_url, key=KEY_LIMITED) as client:
-        client.messages.create(model="mock/echo", max_tokens=5, messages=user("x"))  # type: ignore[arg-type]
+        client.messages.create(model="mock/echo", max_tokens=5, messages=user("x"))
         with pytest.raises(anthropic.RateLimitError) as limited:
-            client.messages.create(model="mock/echo", max_tokens=5, messages=user("x"))  # type: ignore[arg-type]
+            client.messages.create(model="mock/echo", max_tokens=5, messages=user("x"))
     assert error_of(limited)["type"] == "rate_limit_error"
     assert int(limited.value.response.headers["retry-after"]) > 0
     with client_for(gateway_url, key=KEY_GUARDED) as client:
         with pytest.raises(anthropic.BadRequestError) as guarded:
-            client.messages.create(model="mock/echo", max_tokens=5, messages=user("my secret"))  # type: ignore[arg-type]
+            client.messages.create(model="mock/echo", max_tokens=5, messages=user("my secret"))
         assert error_of(guarded)["type"] == "invalid_request_error"
         # An output guard stops a stream: the stream ends with Anthropic's error event.
         with pytest.raises(anthropic.APIStatusError) as stopped:

@@ -121,7 +121,7 @@ class FakeAnthropic:
         if scope["path"] != "/v1/messages" or scope["method"] != "POST":
             await _error(send, 404, f"no route {scope['method']} {scope['path']}")
             return
-        problem = check_request(data)
+        problem = check_request(data, betas=headers.get("anthropic-beta", ""))
         if problem is not None:
             await _error(send, 400, problem)
             return
@@ -251,7 +251,7 @@ def stream_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
                 events.append(("content_block_delta", _text_delta(index, piece)))
         elif block["type"] == "thinking":
-            opening = {"type": "thinking", "thinking": "", "signature": ""}
+            opening: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
             events.append(
                 ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
             )
@@ -321,9 +321,11 @@ async def _count_tokens(data: Any, send: Send) -> None:
     await _json(send, 200, {"input_tokens": count_of(data)})
 
 
-def check_request(data: Any, *, counting: bool = False) -> str | None:
+def check_request(data: Any, *, counting: bool = False, betas: str = "") -> str | None:
     """What Anthropic would refuse in ``data``, as its error message; None when it would take it. ``counting``:
-    a count_tokens request, which has no ``max_tokens`` nor ``stream``."""
+    a count_tokens request, which has no ``max_tokens`` nor ``stream``. ``betas`` (the ``anthropic-beta``
+    header): with ``mid-conversation-system-...`` (Claude Code sends it), ``system`` messages may stand
+    between the others."""
     if not isinstance(data, dict):
         return "body must be a JSON object"
     allowed = ALLOWED_FIELDS - {"max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k", "metadata"}
@@ -350,6 +352,8 @@ def check_request(data: Any, *, counting: bool = False) -> str | None:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
+    if "mid-conversation-system" in betas:
+        messages = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
     has_tool_blocks = False
     for i, message in enumerate(messages):
         role = message.get("role")
