@@ -154,6 +154,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         3,
+        "calls a provider billed beyond their reservation",
+        ("ALTER TABLE calls ADD COLUMN overbilled INTEGER NOT NULL DEFAULT 0",),
+    ),
+    Migration(
+        4,
         "stored responses of the Responses API",
         (
             """
@@ -283,6 +288,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         3,
+        "calls a provider billed beyond their reservation",
+        ("ALTER TABLE calls ADD COLUMN overbilled BOOLEAN NOT NULL DEFAULT false",),
+    ),
+    Migration(
+        4,
         "stored responses of the Responses API",
         (
             """
