@@ -117,7 +117,7 @@ def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> dict[str, Any]
         "output_types": m.output_types,
         "tags": m.tags,
         "type_prices": m.prices.per_image,
-        "mp_price": None,
+        "mp_price": m.prices.mp_price,
         "model_name_in_provider": m.model_name_in_provider or m.name,
         "owner_name": m.owner_name,
         "priority": m.priority,
