@@ -62,6 +62,7 @@ class ImagesExchange(Exchange):
                 provider=self._provider(),
                 model=self.ctx.route.model if self.ctx.route is not None else split_model(self.model)[1],
                 created=self.created,
+                cost=self.ctx.cost_usd,
             )
         )
 

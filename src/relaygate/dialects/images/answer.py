@@ -22,8 +22,11 @@ _SIGNATURES = (("iVBOR", "image/png"), ("/9j/", "image/jpeg"), ("UklGR", "image/
 _FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
-def images_answer(answer: JSON, *, answer_id: str, provider: str, model: str, created: int) -> JSON:
-    """Langbase's answer for the canonical images ``answer`` (OpenAI's Images API shape)."""
+def images_answer(
+    answer: JSON, *, answer_id: str, provider: str, model: str, created: int, cost: float | None = None
+) -> JSON:
+    """Langbase's answer for the canonical images ``answer`` (OpenAI's Images API shape); ``cost`` is what the
+    ledger priced the call at (``None``: not priced)."""
     data = answer.get("data")
     images = [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
     mime = _FORMATS.get(str(answer.get("output_format") or "").lower())
@@ -56,7 +59,7 @@ def images_answer(answer: JSON, *, answer_id: str, provider: str, model: str, cr
         "object": "chat.completion",
         "created": created_at if isinstance(created_at, int) and not isinstance(created_at, bool) else created,
         "choices": choices,
-        "usage": _usage(answer.get("usage")),
+        "usage": _usage(answer.get("usage"), cost),
     }
 
 
@@ -74,7 +77,7 @@ def _sniffed(data: str) -> str:
     return next((mime for prefix, mime in _SIGNATURES if data.startswith(prefix)), "image/png")
 
 
-def _usage(usage: Any) -> JSON:
+def _usage(usage: Any, cost: float | None) -> JSON:
     usage = usage if isinstance(usage, dict) else {}
     prompt = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
     completion = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
@@ -94,8 +97,10 @@ def _usage(usage: Any) -> JSON:
             "image_tokens": image_tokens,
         },
     }
-    cost = usage.get("cost")
-    if isinstance(cost, int | float) and not isinstance(cost, bool):
+    if cost is None:
+        said = usage.get("cost")
+        cost = said if isinstance(said, int | float) and not isinstance(said, bool) else None
+    if cost is not None:
         out["cost"] = cost
     return out
 
