@@ -131,7 +131,11 @@ class Gateway:
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
-        self.dialects: list[Dialect] = [ResponsesDialect(ledger=self.ledger), ImagesDialect(), *dialects]
+        self.dialects: list[Dialect] = [
+            ResponsesDialect(ledger=self.ledger),
+            ImagesDialect(providers=self.providers),
+            *dialects,
+        ]
         byok_projects = frozenset(project.id for project in self.settings.projects if project.byok)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the dialects translate everything that leaves (auth's

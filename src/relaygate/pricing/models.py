@@ -81,10 +81,17 @@ class ImagePrices(_Model):
         """One image's price, or ``None`` when this model has no price for that quality and size."""
         quality = (quality or AUTO).lower()
         size = (size or AUTO).lower()
-        sizes = self.prices.get(self.default_quality if quality == AUTO else quality) or self.prices.get(ANY)
-        if sizes is None:
-            return None
-        return sizes.get(self.default_size if size == AUTO else size, sizes.get(ANY))
+        size = self.default_size if size == AUTO else size
+        if quality != AUTO:
+            # A listed quality does not borrow another quality's sizes.
+            sizes = self.prices.get(quality) or self.prices.get(ANY)
+            return sizes.get(size, sizes.get(ANY)) if sizes is not None else None
+        # Left to the model: the default quality's price for the size, else the one listed for any quality.
+        for sizes in (self.prices.get(self.default_quality), self.prices.get(ANY)):
+            found = sizes.get(size, sizes.get(ANY)) if sizes is not None else None
+            if found is not None:
+                return found
+        return None
 
 
 class ModelPrice(_Model):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -32,25 +33,32 @@ JSON = dict[str, Any]
 
 
 class ImagesDialect(Dialect):
-    """``POST /v1/images``, as Langbase's Images API."""
+    """``POST /v1/images``, as Langbase's Images API; ``providers`` are the configured providers' names."""
 
     name: ClassVar[str] = "images"
     routes: ClassVar[tuple[DialectRoute, ...]] = (
         DialectRoute("POST", "/v1/images", canonical="/v1/images/generations", name="generate"),
     )
 
+    def __init__(self, *, providers: Collection[str] = ()) -> None:
+        self.providers = frozenset(providers)
+
     def exchange(self, ctx: RequestContext, route: DialectRoute, params: dict[str, str]) -> ImagesExchange:
         return ImagesExchange(self, ctx, route, params)
 
 
 class ImagesExchange(Exchange):
-    def __init__(self, dialect: Dialect, ctx: RequestContext, route: DialectRoute, params: dict[str, str]) -> None:
+    dialect: ImagesDialect
+
+    def __init__(
+        self, dialect: ImagesDialect, ctx: RequestContext, route: DialectRoute, params: dict[str, str]
+    ) -> None:
         super().__init__(dialect, ctx, route, params)
         self.model = ""
         self.created = int(time.time())
 
     async def canonical(self, raw: bytes) -> JSON:
-        body = canonical_request(parse_json_object(raw))
+        body = canonical_request(parse_json_object(raw), self.dialect.providers)
         self.model = body["model"]
         return body
 

@@ -10,10 +10,12 @@ the other fields a caller may add pass through for the adapter to forward.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
 from relaygate.errors import InvalidRequestError
+from relaygate.settings import known_provider
 
 __all__ = ["MAX_DIMENSION", "MAX_IMAGES", "MAX_STEPS", "canonical_request", "split_model"]
 
@@ -24,8 +26,9 @@ MAX_STEPS = 1000
 MAX_DIMENSION = 16384
 
 
-def canonical_request(request: JSON) -> JSON:
-    """The ``/v1/images/generations`` body for a Langbase images request; a 400 naming the field for bad input."""
+def canonical_request(request: JSON, providers: Collection[str] = ()) -> JSON:
+    """The ``/v1/images/generations`` body for a Langbase images request; a 400 naming the field for bad input.
+    ``providers`` are the configured providers' names (``provider:model`` is read with them)."""
     prompt = request.get("prompt")
     if prompt is None:
         raise _missing("prompt")
@@ -56,15 +59,16 @@ def canonical_request(request: JSON) -> JSON:
     if image_url is not None:
         _check_image_url(image_url)
     body = {key: value for key, value in request.items() if key not in ("model", "stream")}
-    body["model"] = canonical_model(model.strip())
+    body["model"] = canonical_model(model.strip(), providers)
     return body
 
 
-def canonical_model(model: str) -> str:
-    """``provider/model`` for ``provider:model``; a name already written ``provider/model`` (or with a ``:``
-    only after its first ``/``, as in ``ollama/llama3:8b``) stays as it is."""
+def canonical_model(model: str, providers: Collection[str] = ()) -> str:
+    """``provider/model`` for ``provider:model`` when ``provider`` names one (configured, the mock or a preset);
+    any other name stays as it is: ``provider/model``, a model of the default provider with a tag
+    (``llama3:8b``), or ``ollama/llama3:8b``."""
     prefix, colon, rest = model.partition(":")
-    if colon and "/" not in prefix and prefix and rest:
+    if colon and prefix and rest and "/" not in prefix and known_provider(prefix, providers):
         return f"{prefix}/{rest}"
     return model
 
