@@ -25,6 +25,7 @@ from tests.servers import relaygate_serve, serve_in_thread
 
 OPENAI_KEY = "sk-configured-openai-images-key"
 TOGETHER_KEY = "together-configured-key-0123456789"
+OPENROUTER_KEY = "sk-or-configured-openrouter-key-0123"
 CALLER_OPENAI = "sk-caller-own-openai-key-abcdef012345"
 CALLER_TOGETHER = "caller-own-together-key-9876543210"
 CALLER_GEMINI = "AIzaCallerOwnGeminiKey0123456789abcdef"
@@ -43,6 +44,7 @@ providers:
   openai: {{kind: openai, base_url: "{openai}/v1", api_key: "{openai_key}"}}
   gemini: {{kind: gemini, base_url: "{gemini}/v1beta", api_key: "{gemini_key}"}}
   together: {{base_url: "{together}/v1", api_key: "{together_key}"}}
+  openrouter: {{base_url: "{openrouter}/v1", api_key: "{openrouter_key}"}}
 projects:
   - {{id: studio, keys: ["{studio_key}"], byok: true}}
   - {{id: plain, keys: ["{plain_key}"]}}
@@ -50,10 +52,13 @@ projects:
 
 
 class Servers:
-    def __init__(self, base: str, openai: FakeImages, together: FakeImages, gemini: FakeGemini, db: Path) -> None:
+    def __init__(
+        self, base: str, openai: FakeImages, together: FakeImages, openrouter: FakeImages, gemini: FakeGemini, db: Path
+    ) -> None:
         self.base = base
         self.openai = openai
         self.together = together
+        self.openrouter = openrouter
         self.gemini = gemini
         self.db = db
 
@@ -63,9 +68,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     tmp = tmp_path_factory.mktemp("images")
     openai = FakeImages("openai", keys={OPENAI_KEY, CALLER_OPENAI})
     together = FakeImages("together", keys={TOGETHER_KEY, CALLER_TOGETHER})
+    openrouter = FakeImages("chat", keys={OPENROUTER_KEY})
     gemini = FakeGemini(keys={GEMINI_KEY, CALLER_GEMINI})
     with serve_in_thread(openai) as openai_url, serve_in_thread(together) as together_url:
-        with serve_in_thread(gemini) as gemini_url:
+        with serve_in_thread(gemini) as gemini_url, serve_in_thread(openrouter) as openrouter_url:
             config = tmp / "relaygate.yaml"
             config.write_text(
                 CONFIG.format(
@@ -77,12 +83,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                     gemini_key=GEMINI_KEY,
                     together=together_url,
                     together_key=TOGETHER_KEY,
+                    openrouter=openrouter_url,
+                    openrouter_key=OPENROUTER_KEY,
                     studio_key=STUDIO_KEY,
                     plain_key=PLAIN_KEY,
                 )
             )
             with relaygate_serve(["--config", str(config)], cwd=tmp) as base:
-                yield Servers(base, openai, together, gemini, tmp / "ledger.db")
+                yield Servers(base, openai, together, openrouter, gemini, tmp / "ledger.db")
 
 
 def images(servers: Servers, body: dict[str, Any], *, key: str = STUDIO_KEY, **headers: str) -> httpx.Response:
@@ -245,6 +253,61 @@ def test_together_answers_base64_as_data_urls(servers: Servers) -> None:
     assert response.json()["usage"]["cost"] == pytest.approx(0.0027)
 
 
+# --- OpenRouter, and the OpenAI-shaped endpoint ----------------------------------------------------------
+
+
+def test_openrouter_makes_images_through_chat_completions(servers: Servers) -> None:
+    model = "openrouter:google/gemini-2.5-flash-image-preview"
+    body = {"model": model, "prompt": "A kite", "width": 1792, "height": 1024, "image_url": SOURCE_URL, "n": 2}
+    response = images(servers, body)
+    assert response.status_code == 200, response.text
+    urls = assert_seed_shape(
+        response.json(), provider="openrouter", model="google/gemini-2.5-flash-image-preview", images=2
+    )
+    assert urls == ["data:image/png;base64," + PNG] * 2
+    assert response.json()["usage"]["completion_tokens_details"]["image_tokens"] == 2580
+    seen = servers.openrouter.last("/chat/completions")
+    assert seen.body == {
+        "model": "google/gemini-2.5-flash-image-preview",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "A kite"},
+                    {"type": "image_url", "image_url": {"url": SOURCE_URL}},
+                ],
+            }
+        ],
+        "modalities": ["image", "text"],
+        "n": 2,
+        "image_config": {"aspect_ratio": "16:9"},
+    }
+
+
+def test_the_openai_shaped_endpoint_translates_width_height_and_steps_too(servers: Servers) -> None:
+    headers = {"authorization": f"Bearer {STUDIO_KEY}", "LB-LLM-Key": CALLER_OPENAI}
+    with httpx.Client(base_url=servers.base, headers=headers, timeout=30) as client:
+        body = {"model": "openai/gpt-image-1", "prompt": "A boat", "width": 1024, "height": 1536, "steps": 20}
+        answer = client.post("/v1/images/generations", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"] == [{"b64_json": PNG}]
+        seen = servers.openai.last("/images/generations")
+        assert seen.body == {"model": "gpt-image-1", "prompt": "A boat", "size": "1024x1536"}
+        assert seen.headers["authorization"] == f"Bearer {CALLER_OPENAI}"
+        body = {"model": "together/black-forest-labs/FLUX.1-schnell", "prompt": "A boat", "size": "1536x1024"}
+        # An OpenAI key sent to Together: refused there, and not echoed back.
+        refused = client.post("/v1/images/generations", json=body)
+        assert refused.status_code == 401 and CALLER_OPENAI not in refused.text
+        own = {"authorization": f"Bearer {STUDIO_KEY}"}
+        assert (
+            httpx.post(servers.base + "/v1/images/generations", json={**body, "steps": 8}, headers=own).status_code
+            == 200
+        )
+        seen = servers.together.last("/images/generations")
+        assert (seen.body["width"], seen.body["height"], seen.body["steps"]) == (1536, 1024, 8)
+        assert "size" not in seen.body
+
+
 # --- bring your own key ----------------------------------------------------------------------------------
 
 
@@ -344,7 +407,7 @@ def test_bad_input_is_a_400_naming_the_field(servers: Servers, body: dict[str, A
 def test_unknown_and_unconfigured_providers_say_so(servers: Servers) -> None:
     unknown = images(servers, {"model": "nowhere:some-model", "prompt": "x"})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
-    preset = images(servers, {"model": "openrouter:google/gemini-2.5-flash-image-preview", "prompt": "x"})
+    preset = images(servers, {"model": "xai:grok-2-image", "prompt": "x"})
     error = preset.json()["error"]
     assert preset.status_code == 400 and error["code"] == "provider_not_configured"
-    assert "OPENROUTER_API_KEY" in error["message"] and error["param"] == "model"
+    assert "XAI_API_KEY" in error["message"] and error["param"] == "model"

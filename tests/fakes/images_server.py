@@ -1,6 +1,7 @@
 """Fake image servers speaking the real wire formats, served over real HTTP in tests.
 
-:class:`FakeImages` is OpenAI's Images API (``flavor="openai"``) or Together's (``flavor="together"``):
+:class:`FakeImages` is OpenAI's Images API (``flavor="openai"``), Together's (``flavor="together"``) or
+OpenRouter's chat completions with image output (``flavor="chat"``):
 
 - OpenAI: ``POST /v1/images/generations`` (JSON) and ``POST /v1/images/edits`` (a multipart form with an
   ``image`` file); sizes are checked as OpenAI's models check them (gpt-image-1: 1024x1024, 1536x1024,
@@ -8,6 +9,9 @@
   answers with ``b64_json`` and token usage; dall-e-3 with a URL and a revised prompt.
 - Together: ``POST /v1/images/generations`` with ``width``, ``height``, ``steps``, ``n``, ``image_url`` and
   ``response_format`` (``url`` or ``base64``); ``size`` is refused, as Together does not know it.
+- OpenRouter: ``POST /v1/chat/completions`` with ``modalities: ["image", "text"]``: one choice whose message
+  holds some text and ``images`` (``data:`` URLs), usage counting ``image_tokens``; a request without image
+  modalities is refused.
 
 Either checks ``Authorization: Bearer <key>`` against :attr:`FakeImages.keys`, and answers a key it does not
 know with a 401 that echoes the key back in full, as a careless provider would; the model ``echo-key`` is a
@@ -38,7 +42,7 @@ OPENAI_FIELDS = frozenset(
 
 @dataclass
 class FakeImages:
-    flavor: Literal["openai", "together"] = "openai"
+    flavor: Literal["openai", "together", "chat"] = "openai"
     keys: set[str] = field(default_factory=set)
     requests: list[Seen] = field(default_factory=list)
     # The image file each edits request uploaded, in order.
@@ -77,6 +81,8 @@ class FakeImages:
             return
         if self.flavor == "together":
             await self._together(send, path, body)
+        elif self.flavor == "chat":
+            await self._chat(send, path, body)
         else:
             await self._openai(send, path, body)
 
@@ -131,6 +137,32 @@ class FakeImages:
         else:
             data = [{"index": i, "url": f"https://api.together.ai/imgproxy/{i}.png"} for i in range(n)]
         await _json(send, 200, {"id": "together-img-1", "model": body.get("model"), "object": "list", "data": data})
+
+    async def _chat(self, send: Send, path: str, body: dict[str, Any]) -> None:
+        if path != "/v1/chat/completions" or "image" not in (body.get("modalities") or ()):
+            await _error(send, 400, "This model answers with images: ask for modalities ['image', 'text']", None)
+            return
+        n = int(body.get("n") or 1)
+        images = [
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}, "index": i} for i in range(n)
+        ]
+        message = {"role": "assistant", "content": "Here is your image.", "images": images}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "native_finish_reason": "STOP"}
+        usage = {
+            "prompt_tokens": 12,
+            "completion_tokens": 1300 * n,
+            "total_tokens": 12 + 1300 * n,
+            "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 1290 * n},
+        }
+        answer = {
+            "id": "gen-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [choice],
+            "usage": usage,
+        }
+        await _json(send, 200, answer)
 
 
 def _form(content_type: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
