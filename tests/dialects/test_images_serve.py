@@ -315,7 +315,7 @@ def test_the_openai_shaped_endpoint_translates_width_height_and_steps_too(server
 def test_the_callers_key_is_the_providers_credential_and_without_it_the_configured_one(
     servers: Servers, header: str
 ) -> None:
-    cases = [
+    cases: list[tuple[str, FakeImages | FakeGemini, str, str, str | None]] = [
         ("openai:gpt-image-1", servers.openai, "authorization", CALLER_OPENAI, f"Bearer {OPENAI_KEY}"),
         ("together:black-forest-labs/FLUX.1-schnell", servers.together, "authorization", CALLER_TOGETHER, None),
         ("google:gemini-2.5-flash-image", servers.gemini, "x-goog-api-key", CALLER_GEMINI, GEMINI_KEY),

@@ -74,9 +74,9 @@ class FakeImages:
             await _json(send, 400, {"error": {**error, "param": presented, "code": f"key_{presented}"}})
             return
         if presented not in self.keys:
-            message = f"Incorrect API key provided: {presented}. You can find your API key elsewhere."
+            said = f"Incorrect API key provided: {presented}. You can find your API key elsewhere."
             await _json(
-                send, 401, {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+                send, 401, {"error": {"message": said, "type": "invalid_request_error", "code": "invalid_api_key"}}
             )
             return
         if self.flavor == "together":
