@@ -25,9 +25,7 @@ attempt's error is scrubbed of the request's secrets (:mod:`relaygate.secrets`) 
 records or relays it.
 
 A request that brings the caller's own provider key (``ctx.caller_key``) sends it as the credential of
-every attempt, through a keyed view of the target's provider (:meth:`~relaygate.providers.base.Provider.keyed`).
-A key is one provider's: a plan whose targets are on several providers is refused with a 400 rather than
-send one provider's key to another.
+every attempt (:mod:`relaygate.routing.caller_keys`).
 
 ``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
 running when it passes is cut off there (a stream only until its first chunk: after that the stream is
@@ -52,16 +50,16 @@ from relaygate.context import Attempt, RequestContext
 from relaygate.errors import (
     DeadlineExceededError,
     GatewayError,
-    InvalidRequestError,
     ServiceUnavailableError,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamTimeoutError,
 )
-from relaygate.providers.base import Endpoint, Provider, read_all
+from relaygate.providers.base import Endpoint, read_all
 from relaygate.providers.errors import stream_error
 from relaygate.providers.streaming import relay_native
 from relaygate.routing import ModelRouter, Plan, Target
+from relaygate.routing.caller_keys import check_one_provider, provider_for
 from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
 from relaygate.settings import RetrySettings
 from relaygate.telemetry import AttemptSpan, Telemetry
@@ -107,7 +105,7 @@ class Fallback:
         """The OpenAI body of the first target that answers."""
 
         async def call(target: Target, sent: dict[str, Any], span: _Span) -> bytes:
-            provider = _provider(ctx, target)
+            provider = provider_for(ctx, target)
             native = ctx.dialect.attempt(target) if ctx.dialect is not None else None
             with span.current():
                 if native is None:
@@ -126,7 +124,7 @@ class Fallback:
         """The first target's stream to send its first chunk; the caller must :meth:`finish` it."""
 
         async def call(target: Target, sent: dict[str, Any], span: _Span) -> OpenStream:
-            provider = _provider(ctx, target)
+            provider = provider_for(ctx, target)
             started = self.clock()
             response: UpstreamResponse | None = None
             frames: AsyncGenerator[bytes, None] | None = None
@@ -187,7 +185,7 @@ class Fallback:
         self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any], call: Call[T], *, stream: bool
     ) -> tuple[Target, T]:
         if ctx.caller_key is not None:
-            _one_provider(plan)
+            check_one_provider(plan)
         retry, breaker = plan.retry, self.router.breaker
         tries = _Tries(deadline=self.clock() + retry.deadline, per_target=retry.max_attempts)
         error: GatewayError | None = None
@@ -386,24 +384,6 @@ class _NoSpan:
 
 _Span = AttemptSpan | _NoSpan
 _NO_SPAN = _NoSpan()
-
-
-def _provider(ctx: RequestContext, target: Target) -> Provider:
-    """The target's provider, with the caller's own key as its credential when the request brings one."""
-    provider = target.route.provider
-    return provider if ctx.caller_key is None else provider.keyed(ctx.caller_key.value)
-
-
-def _one_provider(plan: Plan) -> None:
-    providers = sorted({target.route.provider.name for target in plan.targets})
-    if len(providers) > 1:
-        requested = plan.targets[0].route.requested
-        raise InvalidRequestError(
-            f"A provider key sent with the request (LB-LLM-Key) is one provider's, but '{requested}' may be served "
-            f"by several ({', '.join(providers)}); name one provider's model.",
-            param="model",
-            code="caller_key_ambiguous",
-        )
 
 
 def _round(count: int, start: int) -> Iterator[int]:
