@@ -2,9 +2,9 @@
 
 A ``data:`` URL is decoded. An http(s) URL is fetched by the gateway through the provider's own pool,
 with none of the provider's headers (its key goes nowhere but the provider), at most
-:data:`MAX_IMAGE_BYTES`, and only when it answers 200 with an image type. Addresses no caller has any
-business making the gateway fetch (link-local, cloud metadata) are refused before anything is sent. Every
-failure is a 400 naming ``image_url``.
+:data:`MAX_IMAGE_BYTES` within :data:`FETCH_SECONDS`, and only when it answers 200 with an image type.
+Addresses no caller has any business making the gateway fetch (link-local, cloud metadata) are refused
+before anything is sent. Every failure is a 400 naming ``image_url``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,17 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
+
 from relaygate.errors import GatewayError
 from relaygate.providers.media import is_data_url, parse_data_url
 from relaygate.providers.params import invalid_value
 from relaygate.upstream import UpstreamClient, UpstreamRequest
 
-__all__ = ["MAX_IMAGE_BYTES", "InputImage", "input_image"]
+__all__ = ["FETCH_SECONDS", "MAX_IMAGE_BYTES", "InputImage", "input_image"]
 
+# The longest an image to edit may take to arrive.
+FETCH_SECONDS = 30.0
 # OpenAI takes images of up to 50 MB for gpt-image models; 25 MB keeps one request's memory bounded.
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
@@ -46,6 +50,16 @@ async def input_image(url: str, client: UpstreamClient, provider: str) -> InputI
         _bounded(data)
         return InputImage(_image_type(mime or "image/png"), data)
     _check_address(url)
+    try:
+        with anyio.fail_after(FETCH_SECONDS):
+            return await _fetch(url, client, provider)
+    except TimeoutError:
+        raise invalid_value(
+            f"The image at 'image_url' did not arrive within {FETCH_SECONDS:g} s.", "image_url"
+        ) from None
+
+
+async def _fetch(url: str, client: UpstreamClient, provider: str) -> InputImage:
     try:
         response = await client.send(UpstreamRequest("GET", url, {"accept": "image/*"}))
     except GatewayError:
