@@ -40,16 +40,18 @@ class ProviderKeyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key: str | None = None
-        for name, value in scope["headers"]:
-            if name in CALLER_KEY_HEADERS and key is None:
-                key = value.decode("latin-1").strip() or None
-        if key is None:
+        sent = [value.decode("latin-1").strip() for name, value in scope["headers"] if name in CALLER_KEY_HEADERS]
+        keys = [key for key in sent if key]
+        if not sent:
             await self.app(scope, receive, send)
             return
         ctx = get_context(scope)
-        ctx.add_secret(key)
+        # Every value sent is secret, the ones not used too.
+        ctx.add_secret(*keys)
         scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n not in CALLER_KEY_HEADERS]}
+        if not keys:
+            await self.app(scope, receive, send)  # an empty header: no key
+            return
         if model_call(scope) is not None:
             if not self.allows(ctx.project_id):
                 error = PermissionDeniedError(
@@ -60,5 +62,5 @@ class ProviderKeyMiddleware:
                 )
                 await send_error(send, error)
                 return
-            ctx.caller_key = CallerKey(key)
+            ctx.caller_key = CallerKey(keys[0])
         await self.app(scope, receive, send)
