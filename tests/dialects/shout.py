@@ -77,12 +77,15 @@ class ShoutExchange(Exchange):
         body: JSON = {"model": model, "messages": [{"role": "user", "content": self.say}], "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
+        # Sent as these bytes (indented), as a dialect that relays the caller's own bytes would.
+        content = orjson.dumps(body, option=orjson.OPT_INDENT_2)
         return NativeRequest(
             "/chat/completions",
             body,
             answer,
             lambda ctx: _PassThrough(name, ctx, usage_chunk=True),
             {"x-native": "yes"},
+            content,
         )
 
     async def answer(self, body: JSON) -> bytes:

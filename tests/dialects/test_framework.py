@@ -145,6 +145,7 @@ async def test_native_pass_through_relays_the_providers_bytes_and_still_accounts
         "messages": [{"role": "user", "content": "hello"}],
         "stream": False,
     }
+    assert fake_upstream.requests[0].raw.startswith(b'{\n  "model": "gpt-4o"'), "the native content, as it was"
     assert whole_call.total_tokens == 16 and whole.headers["x-cost-usd"]
     assert streamed.text.startswith("data: ") and streamed.text.endswith("data: [DONE]\n\n")
     assert stream_call.total_tokens == 16

@@ -62,7 +62,10 @@ class NativeRequest:
     """An attempt in the dialect itself, for a provider that speaks it (see :meth:`Exchange.attempt`).
 
     ``body`` is POSTed to the provider's ``base_url`` + ``path`` with its usual credentials and ``headers``
-    added. The answer goes to the client as the provider wrote it; the context still learns the canonical
+    added; ``content``, when given, is sent instead of ``body`` serialized (for a dialect that must send the
+    caller's bytes as they came, its model name replaced; ``body`` is then the same request, parsed).
+
+    The answer goes to the client as the provider wrote it; the context still learns the canonical
     answer, for the ledger, limits, guards and spans: ``answer`` records a whole answer's (and returns the
     bytes to send, usually ``raw`` itself), ``mapper`` makes the stream mapper whose chunks are recorded as a
     native stream's events go by (the frames it writes are dropped: the native bytes are relayed instead).
@@ -73,6 +76,7 @@ class NativeRequest:
     answer: Callable[[bytes, RequestContext], bytes]
     mapper: Callable[[RequestContext], StreamMapper]
     headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
 
 
 class Dialect(ABC):

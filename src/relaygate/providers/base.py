@@ -95,7 +95,7 @@ class Provider(ABC):
     async def open_native(self, native: NativeRequest) -> UpstreamResponse:
         """Send a request in an inbound dialect the provider speaks itself (see relaygate.dialects), with
         the provider's credentials; the response once its status is a success, else its error raised."""
-        return await self.post(self.base_url + native.path, native.body, headers=native.headers)
+        return await self.post(self.base_url + native.path, native.body, headers=native.headers, content=native.content)
 
     async def start(self) -> None:
         await self.client.start()
@@ -131,11 +131,16 @@ class Provider(ABC):
         return upstream_error(self.name, status, headers, raw)
 
     async def post(
-        self, url: str, payload: dict[str, Any], *, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> UpstreamResponse:
-        """POST ``payload`` as JSON (``headers`` added to the provider's own); the response once its status is
-        a success, else its error raised."""
-        return await self.post_bytes(url, orjson.dumps(payload), headers=headers)
+        """POST ``payload`` as JSON (or ``content``, the same already serialized), ``headers`` added to the
+        provider's own; the response once its status is a success, else its error raised."""
+        return await self.post_bytes(url, orjson.dumps(payload) if content is None else content, headers=headers)
 
     async def post_bytes(
         self, url: str, content: bytes, *, headers: Mapping[str, str] | None = None

@@ -179,17 +179,31 @@ async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenera
 async def relay_native(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenerator[bytes, None]:
     """The upstream's own bytes, yielded as each read arrives, while ``mapper`` reads their events into
     canonical chunks recorded on the context (its frames are dropped): a stream in an inbound dialect the
-    provider speaks itself (see :mod:`relaygate.dialects`)."""
+    provider speaks itself (see :mod:`relaygate.dialects`). A body without events is no stream, as for
+    :func:`relay`: its bytes are held until the first event, and a body that ends without one raises."""
     decoder = SSEDecoder()
-    ended = False
+    head = b""
+    streaming = ended = False
     try:
         async with aclosing(response.iter_raw()) as chunks:
             async for raw in chunks:
+                events = decoder.feed(raw)
+                if not streaming:
+                    streaming = bool(events)
+                    if not streaming:
+                        head = _head(response, mapper, head + raw)
+                        continue
+                    raw, head = head + raw, b""
                 if not ended:
-                    _, ended = mapper.feed(decoder.feed(raw))
+                    _, ended = mapper.feed(events)
                 yield raw
+        events = decoder.close()
+        if not streaming and not events:
+            raise not_a_stream(mapper.provider, _content_type(response), head)
+        if head:
+            yield head
         if not ended:
-            _, ended = mapper.feed(decoder.close())
+            _, ended = mapper.feed(events)
             if not ended:
                 mapper.finish()
     finally:

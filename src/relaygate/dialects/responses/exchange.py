@@ -125,7 +125,11 @@ class ResponsesExchange(Exchange):
         return status, orjson.dumps(body)
 
     async def keep(self, response: JSON) -> None:
-        """Store ``response`` for previous_response_id and GET, unless the request said ``store: false``."""
+        """Store ``response`` for previous_response_id and GET, unless the request said ``store: false``.
+
+        Its id becomes the call's response id (the span's ``gen_ai.response.id``): the id the client got.
+        """
+        self.ctx.response_id = str(response.get("id") or self.ctx.response_id)
         await self.dialect.conversations.save(self.project, response, self.input)
 
     def _restore_previous(self, response: JSON) -> bool:

@@ -34,8 +34,8 @@ class _Open:
 
     index: int
     item: JSON
-    # A message's parts as (kind, text so far); a function call's arguments; a reasoning item's summary.
-    parts: list[list[str]] = field(default_factory=list)
+    # A message's parts as (kind, pieces of text so far); a function call's arguments; a reasoning summary.
+    parts: list[tuple[str, list[str]]] = field(default_factory=list)
     call: int | None = None  # the canonical tool call index of a function call
 
 
@@ -99,12 +99,12 @@ class ResponsesStream(StreamTranslator):
             out += self._close()
             current, added = self._open({"type": "reasoning", "id": item_id("rs"), "summary": []})
             out += added
-            current.parts.append(["summary_text", ""])
+            current.parts.append(("summary_text", []))
             out += self._event(
                 "response.reasoning_summary_part.added",
                 {**self._where(current), "summary_index": 0, "part": {"type": "summary_text", "text": ""}},
             )
-        current.parts[0][1] += text
+        current.parts[0][1].append(text)
         return out + self._event(
             "response.reasoning_summary_text.delta", {**self._where(current), "summary_index": 0, "delta": text}
         )
@@ -119,12 +119,12 @@ class ResponsesStream(StreamTranslator):
             )
             out += added
         if not current.parts or current.parts[-1][0] != kind:
-            current.parts.append([kind, ""])
+            current.parts.append((kind, []))
             out += self._event(
                 "response.content_part.added",
                 {**self._where(current), "content_index": len(current.parts) - 1, "part": _part(kind, "")},
             )
-        current.parts[-1][1] += text
+        current.parts[-1][1].append(text)
         where = {**self._where(current), "content_index": len(current.parts) - 1}
         if kind == "refusal":
             return out + self._event("response.refusal.delta", {**where, "delta": text})
@@ -147,11 +147,11 @@ class ResponsesStream(StreamTranslator):
             }
             current, added = self._open(item, call=index)
             out += added
-            current.parts.append(["arguments", ""])
+            current.parts.append(("arguments", []))
             self.calls[index] = current
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            current.parts[0][1] += arguments
+            current.parts[0][1].append(arguments)
             out += self._event("response.function_call_arguments.delta", {**self._where(current), "delta": arguments})
         return out
 
@@ -173,25 +173,26 @@ class ResponsesStream(StreamTranslator):
             return b""
         item, where = current.item, self._where(current)
         out = b""
+        texts = [(kind, "".join(pieces)) for kind, pieces in current.parts]
         if item["type"] == "message":
-            for position, (kind, text) in enumerate(current.parts):
+            for position, (kind, text) in enumerate(texts):
                 at = {**where, "content_index": position}
                 if kind == "refusal":
                     out += self._event("response.refusal.done", {**at, "refusal": text})
                 else:
                     out += self._event("response.output_text.done", {**at, "text": text, "logprobs": []})
                 out += self._event("response.content_part.done", {**at, "part": _part(kind, text)})
-            item["content"] = [_part(kind, text) for kind, text in current.parts]
+            item["content"] = [_part(kind, text) for kind, text in texts]
             item["status"] = status
         elif item["type"] == "function_call":
-            arguments = current.parts[0][1]
+            arguments = texts[0][1]
             out += self._event(
                 "response.function_call_arguments.done", {**where, "name": item["name"], "arguments": arguments}
             )
             item["arguments"] = arguments
             item["status"] = status
         else:
-            text = current.parts[0][1]
+            text = texts[0][1]
             out += self._event("response.reasoning_summary_text.done", {**where, "summary_index": 0, "text": text})
             part = {"type": "summary_text", "text": text}
             out += self._event("response.reasoning_summary_part.done", {**where, "summary_index": 0, "part": part})
@@ -215,6 +216,7 @@ class ResponsesStream(StreamTranslator):
             self.open.item["status"] = "incomplete"
             self.open = None
         response = self.shape.failed(self.model, self.items, error)
+        self.exchange.ctx.response_id = response["id"]
         return out + self._event("response.failed", {"response": response})
 
 
