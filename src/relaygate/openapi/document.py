@@ -1,0 +1,189 @@
+"""The OpenAPI 3.1 document of the gateway, built from the routes its apps dispatch on.
+
+Every operation comes from a :class:`~relaygate.routes.Route`; request and answer schemas are generated
+by pydantic from the types the route names. A route served below ``/v1`` is also shown in its
+``/{project_id}/v1/...`` form. See :mod:`relaygate.routes` for how a new endpoint gets here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from relaygate.errors import ErrorBody
+from relaygate.openapi import components as c
+from relaygate.routes import Route
+
+__all__ = ["OpenApiDocument", "build_document"]
+
+Json = dict[str, Any]
+REF = "#/components/schemas/{model}"
+
+DESCRIPTION = """\
+relaygate is an AI gateway: one OpenAI-compatible API in front of many model providers, with keys and
+projects, guards, budgets and rate limits, a ledger of cost with threads and analytics, and OpenTelemetry traces.
+
+- **Keys**: `Authorization: Bearer <key>` (a gateway without keys accepts every call); `X-Admin-Key` for
+  `/admin/...` and `/projects/...`.
+- **Projects**: name the project with `X-Project-Id` or in the path, `/{project_id}/v1/...`; a key of one
+  project needs neither.
+- **Tracing**: `X-Thread-Id`, `X-Run-Id`, `X-Label` and `X-Tags` are recorded with the call; every answer
+  carries `X-Trace-Id`, `X-Run-Id` and the `X-Thread-Id` it was sent with.
+- **Errors**: every error is `{"error": {"message", "type", "param", "code"}}`, whatever its status. A method a
+  path does not have is a 405 with `Allow`; a path the gateway does not serve is a 404 `unknown_url`.
+- The management routes (`/threads`, `/analytics`, `/usage`, `/pricing`, `/admin`, `/projects`) also answer
+  below `/v1` (`/v1/threads`).
+"""
+
+
+def _version() -> str:
+    try:
+        return version("relaygate")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+        return "0.0.0"
+
+
+class _Schemas:
+    """The schemas of the routes' types, generated together so that shared models become one component."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        inputs: list[tuple[Any, JsonSchemaMode, TypeAdapter[Any]]] = [
+            (ErrorBody, "serialization", TypeAdapter(ErrorBody))
+        ]
+        seen: set[tuple[int, str]] = {(id(ErrorBody), "serialization")}
+        for route in routes:
+            for tp, mode in ((route.body, "validation"), (route.query, "validation"), (route.answer, "serialization")):
+                if tp is not None and (id(tp), mode) not in seen:
+                    seen.add((id(tp), mode))
+                    inputs.append((tp, mode, TypeAdapter(tp)))  # type: ignore[arg-type]
+        schemas, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF)
+        self._by_type = {(id(key), mode): schema for (key, mode), schema in schemas.items()}
+        self.components: Json = definitions.get("$defs", {})
+
+    def of(self, tp: Any, mode: str) -> Json:
+        return dict(self._by_type[(id(tp), mode)])
+
+    def properties(self, tp: Any) -> tuple[Json, list[str]]:
+        """A query model's fields (as query parameters) and which are required."""
+        schema = self.of(tp, "validation")
+        if "$ref" in schema:
+            schema = self.components[schema["$ref"].rsplit("/", 1)[1]]
+        return schema.get("properties", {}), schema.get("required", [])
+
+
+def _statuses(route: Route) -> list[int]:
+    statuses = {400, *route.errors}  # every route reads the tracing headers, which may be refused
+    if route.access == "key":
+        statuses |= {401, 403}
+    elif route.access == "admin":
+        statuses |= {401, 403}
+    if route.body is not None:
+        statuses.add(413)
+    if route.model_call:
+        statuses |= {404, 429, 446, 500, 502, 503, 504}
+    if route.v1_alias:  # the ledger's routes: off (404) or not started / failing (503)
+        statuses |= {404, 503}
+    return sorted(statuses)
+
+
+def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
+    operation: Json = {
+        "operationId": route.operation_id + ("InProject" if project_path else ""),
+        "tags": [route.tag],
+        "summary": route.summary,
+    }
+    if route.description:
+        operation["description"] = route.description
+    parameters: list[Json] = []
+    for name in (["project_id"] if project_path else []) + route.params:
+        spec = c.CONFIG_PROJECT if name == "project_id" and not project_path else c.PATH_PARAMETERS[name]
+        parameters.append({"name": name, "in": "path", "required": True, **spec})
+    if route.query is not None:
+        properties, required = schemas.properties(route.query)
+        for name, schema in properties.items():
+            description = schema.pop("description", None)
+            parameter: Json = {"name": name, "in": "query", "required": name in required, "schema": schema}
+            if description:
+                parameter["description"] = description
+            parameters.append(parameter)
+    operation["parameters"] = [*parameters, *c.REQUEST_HEADERS]
+    if route.body is not None:
+        # The management API reads a missing body as {}: every field has a default there.
+        required = route.model_call or route.access == "admin"
+        operation["requestBody"] = {
+            "required": required,
+            "content": {"application/json": {"schema": schemas.of(route.body, "validation")}},
+        }
+    if route.access == "public":
+        operation["security"] = []
+    elif route.access == "admin":
+        operation["security"] = [{"adminKey": []}]
+    ok_headers = (*c.TRACE_HEADERS, *(c.MODEL_CALL_HEADERS if route.model_call else ()))
+    content: Json = {"application/json": {"schema": schemas.of(route.answer, "serialization")}}
+    if route.streams:
+        content["text/event-stream"] = {
+            "schema": {
+                "type": "string",
+                "description": "Server-sent events: `data: {chunk}` lines, the last `data: [DONE]`.",
+            }
+        }
+    responses: Json = {"200": {"description": "OK", "headers": c.headers_of(ok_headers), "content": content}}
+    for status in _statuses(route):
+        responses[str(status)] = {"$ref": f"#/components/responses/{c.ERROR_NAMES[status]}"}
+    operation["responses"] = responses
+    return operation
+
+
+def build_document(routes: Iterable[Route], *, server_url: str = "/") -> Json:
+    """The OpenAPI 3.1 document of ``routes``, served from ``server_url`` (the mount point or root path)."""
+    routes = list(routes)
+    schemas = _Schemas(routes)
+    paths: Json = {}
+    forms = [(route.path, route, False) for route in routes]
+    forms += [(route.project_path, route, True) for route in routes if route.scoped and route.project_path]
+    for path, route, project_path in forms:
+        assert path is not None
+        item = paths.setdefault(path, {})
+        item[route.method.lower()] = _operation(route, schemas, project_path=project_path)
+    tags = list(dict.fromkeys(route.tag for route in routes))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "relaygate",
+            "version": _version(),
+            "summary": "An AI gateway: one OpenAI-compatible API in front of many model providers.",
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": server_url or "/", "description": "This gateway."}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": tag, **({"description": c.TAGS[tag]} if tag in c.TAGS else {})} for tag in tags],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.components,
+            "parameters": c.PARAMETERS,
+            "headers": c.RESPONSE_HEADERS,
+            "responses": c.ERROR_RESPONSES,
+            "securitySchemes": c.SECURITY_SCHEMES,
+        },
+    }
+
+
+class OpenApiDocument:
+    """The document of a gateway's routes as JSON, made once per root path it is served under."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+
+    def document(self, root_path: str = "") -> Json:
+        return build_document(self.routes, server_url=root_path.rstrip("/") or "/")
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one document per mount point, for the gateway's lifetime)
+    def json(self, root_path: str = "") -> bytes:
+        return orjson.dumps(self.document(root_path))
