@@ -7,7 +7,15 @@ document is built from them (see :mod:`relaygate.routes`).
 from __future__ import annotations
 
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest
-from relaygate.responses import ChatCompletion, EmbeddingList, Health, ImagesResponse, ModelInfo, ModelList
+from relaygate.responses import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    EmbeddingList,
+    Health,
+    ImagesResponse,
+    ModelInfo,
+    ModelList,
+)
 from relaygate.routes import Route
 
 __all__ = ["CHAT", "EMBEDDINGS", "HEALTH", "IMAGES", "MODEL", "MODELS", "PROXY_ROUTES"]
@@ -23,13 +31,36 @@ CHAT = Route(
         "(`mock/echo`, `openai/gpt-4o-mini`, `anthropic/claude-sonnet-4`) or as a virtual model of the config. "
         "Every OpenAI parameter the gateway does not read is passed to the provider as it came. With "
         '`"stream": true` the answer is a `text/event-stream` of `chat.completion.chunk` events ending with '
-        "`data: [DONE]`; an error once the stream has started is its last event, `data: {\"error\": {...}}`. "
+        '`data: [DONE]`; an error once the stream has started is its last event, `data: {"error": {...}}`. '
         "`extra.guards` names guards to run, `extra.user` the end user the call is for."
     ),
     body=ChatCompletionRequest,
     answer=ChatCompletion,
-    streams=True,
+    streams=ChatCompletionChunk,
     model_call=True,
+    examples={
+        "whole": {"model": "mock/echo", "messages": [{"role": "user", "content": "Hello"}]},
+        "stream": {
+            "model": "mock/echo",
+            "messages": [{"role": "user", "content": "Hello"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        "tool": {
+            "model": "mock/echo",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                    },
+                }
+            ],
+            "tool_choice": "required",
+        },
+    },
 )
 EMBEDDINGS = Route(
     "POST",
@@ -41,6 +72,7 @@ EMBEDDINGS = Route(
     body=EmbeddingRequest,
     answer=EmbeddingList,
     model_call=True,
+    examples={"texts": {"model": "mock/text-embedding", "input": ["Hello", "world"]}},
 )
 IMAGES = Route(
     "POST",
@@ -52,6 +84,7 @@ IMAGES = Route(
     body=ImageGenerationRequest,
     answer=ImagesResponse,
     model_call=True,
+    examples={"png": {"model": "mock/image", "prompt": "A red square", "response_format": "b64_json"}},
 )
 MODELS = Route(
     "GET",

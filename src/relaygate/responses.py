@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ChatCompletion",
+    "ChatCompletionChunk",
     "CompletionUsage",
     "EmbeddingList",
     "Health",
@@ -73,6 +74,40 @@ class ChatCompletion(_Answer):
     created: int
     model: str
     choices: list[Choice]
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+
+
+class ToolCallDelta(_Answer):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: dict[str, Any] | None = Field(None, description="`name` in the first delta, `arguments` in pieces.")
+
+
+class Delta(_Answer):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    refusal: str | None = None
+
+
+class ChunkChoice(_Answer):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ChatCompletionChunk(_Answer):
+    """One event of a streamed answer. With ``stream_options.include_usage`` the last chunk before
+    ``[DONE]`` has no choices and the call's ``usage``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
 

@@ -45,8 +45,8 @@ class Route:
     ``patterns`` gives a path parameter's regex where one segment is not right (model ids hold a ``/``).
     ``body`` and ``answer`` are the request and 200 answer types (pydantic models or TypedDicts) the
     document's schemas come from; ``query`` a model whose fields are the query parameters. ``model_call``
-    routes pass the ledger, limits and guards (and so may answer 429, 446, 502, 503, 504); ``streams``
-    ones answer ``text/event-stream`` when the body asks to stream. ``errors`` are statuses besides
+    routes pass the ledger, limits and guards (and so may answer 429, 446, 502, 503, 504); a route with
+    ``streams`` (the type of an event's data) answers ``text/event-stream`` when the body asks to stream. ``errors`` are statuses besides
     those every route of its kind may answer.
     """
 
@@ -60,10 +60,13 @@ class Route:
     body: Any = None
     answer: Any = None
     query: Any = None
-    streams: bool = False
+    # The type of each event's data when the answer streams (text/event-stream); None when it cannot.
+    streams: Any = None
     model_call: bool = False
     errors: tuple[int, ...] = ()
     patterns: Mapping[str, str] = field(default_factory=dict)
+    # Example request bodies by name: the document shows them, and schemathesis sends them.
+    examples: Mapping[str, Any] = field(default_factory=dict)
     # The management API's routes also answer below /v1 (/v1/threads for /threads).
     v1_alias: bool = False
     # Whether the document shows its /{project_id}/v1/... form (admin routes have no project).

@@ -7,9 +7,9 @@ TypedDicts, so mypy holds the code to them, and the OpenAPI document's schemas a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 __all__ = [
     "AnalyticsAnswer",
@@ -126,7 +126,7 @@ class SummaryRow(FigureFields, total=False):
 
 class SummaryAnswer(Window, FigureFields):
     total_requests: int
-    groupBy: list[str]  # noqa: N815 (the seeds' spelling)
+    groupBy: list[str]
     summary: list[SummaryRow]
 
 

@@ -36,6 +36,7 @@ from relaygate.api.bodies import (
     UsageModelsRequest,
     WindowRequest,
 )
+from relaygate.api.routes import API_ROUTES, MAX_MESSAGES_PAGE, OPENAPI
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import (
     GatewayError,
@@ -49,7 +50,6 @@ from relaygate.errors import (
 from relaygate.ledger import Ledger
 from relaygate.ledger.prices import model_price, stored_prices
 from relaygate.pricing import ModelPrice, parse_price_key
-from relaygate.api.routes import API_ROUTES, MAX_MESSAGES_PAGE, OPENAPI
 from relaygate.requests import parse_request
 from relaygate.routes import Route, RouteTable
 from relaygate.store import Bucket, ModelEntry, ModelPrices
@@ -250,11 +250,11 @@ class ApiApp:
         rows = await self.ledger.store.usage_by_model(r.project, start, end, body.min_unit)
         models: list[answers.UsageModelRow] = []
         for row in rows:
-            entry: answers.UsageModelRow = {
-                "model": f"{row.provider}/{row.model}",
-                "provider": row.provider,
-                **views.figures(row.figures),
-            }
+            # cast: mypy asks a literal with ** to name the keys that are NotRequired too.
+            entry = cast(
+                answers.UsageModelRow,
+                {"model": f"{row.provider}/{row.model}", "provider": row.provider, **views.figures(row.figures)},
+            )
             if row.bucket_start is not None:
                 entry["timestamp"] = views.timestamp(row.bucket_start)
                 entry["timestamp_us"] = views.time_us(row.bucket_start)

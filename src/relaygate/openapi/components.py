@@ -53,6 +53,7 @@ PARAMETERS: Json = {
             "belongs to one project; a project the key may not use is a 403, one that differs from the path's a 400."
         ),
         "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "example": "default",
     },
     "ThreadIdHeader": {
         "name": "X-Thread-Id",
@@ -60,6 +61,7 @@ PARAMETERS: Json = {
         "required": False,
         "description": "Groups calls into a conversation thread (ledger, traces); echoed back. 1 to 256 characters.",
         "schema": _ID_HEADER,
+        "example": "thread-1",
     },
     "RunIdHeader": {
         "name": "X-Run-Id",
@@ -89,19 +91,23 @@ PATH_PARAMETERS: dict[str, Json] = {
     "project_id": {
         "description": "The project the call is for, instead of X-Project-Id.",
         "schema": PROJECT_ID_SCHEMA,
+        "example": "default",
     },
     "model": {
         "description": "A model id from `GET /v1/models` (`mock/echo`); its `/` may be sent as is.",
         "schema": {"type": "string", "minLength": 1},
+        "example": "mock/echo",
     },
     "thread_id": {
         "description": "A thread's id, as sent in X-Thread-Id (percent-encode a `/`).",
         "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "example": "thread-1",
     },
 }
 # The project of /projects/{project_id}/custom_prices: one of the config's projects.
 CONFIG_PROJECT: Json = {
     "description": "A project of the gateway's config.",
+    "example": "default",
     "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^/]+$"},
 }
 
@@ -110,6 +116,7 @@ def _header(description: str, schema: Json | None = None) -> Json:
     return {"description": description, "schema": schema or {"type": "string"}}
 
 
+_NUMBER: Json = {"type": "string", "pattern": "^[0-9]+$"}
 # Response headers, by component name.
 RESPONSE_HEADERS: Json = {
     "X-Trace-Id": _header("The request's trace id (32 hex digits): the OpenTelemetry trace id when tracing is on."),
@@ -117,8 +124,8 @@ RESPONSE_HEADERS: Json = {
     "X-Thread-Id": _header("The thread id the call was sent with, when it had one."),
     "X-Provider-Name": _header("The provider that answered (or failed), once routing chose one."),
     "X-Model-Name": _header("The provider's model that answered (or failed)."),
-    "X-Relaygate-Attempts": _header("How many provider calls the answer took (retries and fallbacks).", {"type": "string", "pattern": "^[0-9]+$"}),
-    "Retry-After": _header("Seconds to wait before retrying.", {"type": "string", "pattern": "^[0-9]+$"}),
+    "X-Relaygate-Attempts": _header("How many provider calls the answer took (retries and fallbacks).", _NUMBER),
+    "Retry-After": _header("Seconds to wait before retrying.", _NUMBER),
     "X-Should-Retry": _header("`false` when retrying cannot help before the budget's period ends."),
     "Allow": _header("The methods the path accepts."),
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import orjson
@@ -42,13 +41,6 @@ projects, guards, budgets and rate limits, a ledger of cost with threads and ana
 """
 
 
-def _version() -> str:
-    try:
-        return version("relaygate")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
-        return "0.0.0"
-
-
 class _Schemas:
     """The schemas of the routes' types, generated together so that shared models become one component."""
 
@@ -58,7 +50,8 @@ class _Schemas:
         ]
         seen: set[tuple[int, str]] = {(id(ErrorBody), "serialization")}
         for route in routes:
-            for tp, mode in ((route.body, "validation"), (route.query, "validation"), (route.answer, "serialization")):
+            types = ((route.body, "validation"), (route.query, "validation"), (route.answer, "serialization"))
+            for tp, mode in (*types, (route.streams, "serialization")):
                 if tp is not None and (id(tp), mode) not in seen:
                     seen.add((id(tp), mode))
                     inputs.append((tp, mode, TypeAdapter(tp)))  # type: ignore[arg-type]
@@ -66,7 +59,7 @@ class _Schemas:
         self._by_type = {(id(key), mode): schema for (key, mode), schema in schemas.items()}
         self.components: Json = definitions.get("$defs", {})
 
-    def of(self, tp: Any, mode: str) -> Json:
+    def of(self, tp: Any, mode: JsonSchemaMode) -> Json:
         return dict(self._by_type[(id(tp), mode)])
 
     def properties(self, tp: Any) -> tuple[Json, list[str]]:
@@ -77,11 +70,11 @@ class _Schemas:
         return schema.get("properties", {}), schema.get("required", [])
 
 
-def _statuses(route: Route) -> list[int]:
+def _statuses(route: Route, *, project_path: bool) -> list[int]:
     statuses = {400, *route.errors}  # every route reads the tracing headers, which may be refused
-    if route.access == "key":
-        statuses |= {401, 403}
-    elif route.access == "admin":
+    if project_path:  # a project id that is none (/v1/v1/models) leaves a path the gateway does not serve
+        statuses.add(404)
+    if route.access != "public":
         statuses |= {401, 403}
     if route.body is not None:
         statuses.add(413)
@@ -115,10 +108,12 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
     operation["parameters"] = [*parameters, *c.REQUEST_HEADERS]
     if route.body is not None:
         # The management API reads a missing body as {}: every field has a default there.
-        required = route.model_call or route.access == "admin"
+        media: Json = {"schema": schemas.of(route.body, "validation")}
+        if route.examples:
+            media["examples"] = {name: {"value": value} for name, value in route.examples.items()}
         operation["requestBody"] = {
-            "required": required,
-            "content": {"application/json": {"schema": schemas.of(route.body, "validation")}},
+            "required": route.model_call or route.access == "admin",
+            "content": {"application/json": media},
         }
     if route.access == "public":
         operation["security"] = []
@@ -126,22 +121,39 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
         operation["security"] = [{"adminKey": []}]
     ok_headers = (*c.TRACE_HEADERS, *(c.MODEL_CALL_HEADERS if route.model_call else ()))
     content: Json = {"application/json": {"schema": schemas.of(route.answer, "serialization")}}
-    if route.streams:
-        content["text/event-stream"] = {
-            "schema": {
-                "type": "string",
-                "description": "Server-sent events: `data: {chunk}` lines, the last `data: [DONE]`.",
-            }
-        }
+    if route.streams is not None:
+        content["text/event-stream"] = {"schema": _event_schema(schemas.of(route.streams, "serialization"))}
     responses: Json = {"200": {"description": "OK", "headers": c.headers_of(ok_headers), "content": content}}
-    for status in _statuses(route):
+    for status in _statuses(route, project_path=project_path):
         responses[str(status)] = {"$ref": f"#/components/responses/{c.ERROR_NAMES[status]}"}
     operation["responses"] = responses
     return operation
 
 
+def _event_schema(data: Json) -> Json:
+    """One server-sent event of a stream (OpenAPI before 3.2 has a streamed media type's schema describe
+    each event): JSON data, an error as the last event when the stream fails, and ``data: [DONE]``."""
+    payload = {"anyOf": [data, {"$ref": c.ERROR_SCHEMA_REF}]}
+    return {
+        "type": "object",
+        "description": "Server-sent events, `data: {json}` each: chunks, then `data: [DONE]`; an error after "
+        'the answer has started is its last event, `data: {"error": {...}}`.',
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {"type": "string", "contentMediaType": "application/json", "contentSchema": payload},
+                ]
+            }
+        },
+    }
+
+
 def build_document(routes: Iterable[Route], *, server_url: str = "/") -> Json:
     """The OpenAPI 3.1 document of ``routes``, served from ``server_url`` (the mount point or root path)."""
+    from relaygate import __version__  # here: the package imports the gateway, which imports this module
+
     routes = list(routes)
     schemas = _Schemas(routes)
     paths: Json = {}
@@ -156,7 +168,7 @@ def build_document(routes: Iterable[Route], *, server_url: str = "/") -> Json:
         "openapi": "3.1.0",
         "info": {
             "title": "relaygate",
-            "version": _version(),
+            "version": __version__,
             "summary": "An AI gateway: one OpenAI-compatible API in front of many model providers.",
             "description": DESCRIPTION,
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
