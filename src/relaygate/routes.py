@@ -46,8 +46,8 @@ class Route:
     ``body`` and ``answer`` are the request and 200 answer types (pydantic models or TypedDicts) the
     document's schemas come from; ``query`` a model whose fields are the query parameters. ``model_call``
     routes pass the ledger, limits and guards (and so may answer 429, 446, 502, 503, 504); a route with
-    ``streams`` (the type of an event's data) answers ``text/event-stream`` when the body asks to stream. ``errors`` are statuses besides
-    those every route of its kind may answer.
+    ``streams`` (the type of an event's data) answers ``text/event-stream`` when the body asks to stream.
+    ``errors`` are statuses besides those every route of its kind may answer.
     """
 
     method: str
@@ -170,6 +170,6 @@ def stack_routes(app: Any) -> list[Route]:
         seen.add(id(layer))
         routes = getattr(layer, "routes", None)
         if isinstance(routes, RouteTable | Sequence):
-            found.extend(route for route in routes if isinstance(route, Route))
+            found.extend(route for route in routes if isinstance(route, Route) and route not in found)
         layer = getattr(layer, "app", None)
     return found

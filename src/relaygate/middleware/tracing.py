@@ -46,7 +46,8 @@ class TracingMiddleware:
     def __init__(self, app: ASGIApp, *, telemetry: Telemetry | None = None, routes: RouteTable | None = None) -> None:
         self.app = app
         self.telemetry = telemetry
-        self.routes = routes if routes is not None else RouteTable(stack_routes(app))
+        # Read, not served: named apart from the ``routes`` that stack_routes collects.
+        self.templates = routes if routes is not None else RouteTable(stack_routes(app))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +77,7 @@ class TracingMiddleware:
         span = None
         owned = False
         if self.telemetry is not None:
-            template = self.routes.template(route_path(scope))
+            template = self.templates.template(route_path(scope))
             route = scope.get("root_path", "").rstrip("/") + template if template is not None else None
             span, owned = self.telemetry.start_request(scope, ctx, route)
             if not owned and route is not None:
