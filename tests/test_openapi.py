@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from examples import starlette_app
 from relaygate import Gateway
+from relaygate.api import ApiApp
 from relaygate.cli import main
 from relaygate.routes import Route, RouteTable, stack_routes
 from relaygate.settings import Settings
@@ -83,7 +84,7 @@ async def test_it_covers_exactly_the_routes_the_gateway_serves(gateway: Gateway,
     document = (await client.get("/openapi.json")).json()
     routes = stack_routes(gateway.stack)
     # The apps' own dispatch tables: what they answer is what the document is built from.
-    dispatched = {*gateway.proxy.handlers, *next(r for r in _layers(gateway) if hasattr(r, "handlers")).handlers}
+    dispatched = {*gateway.proxy.handlers, *next(r for r in _layers(gateway) if isinstance(r, ApiApp)).handlers}
     assert dispatched <= set(routes)
     expected = {(route.method, route.path) for route in routes}
     expected |= {(route.method, route.project_path) for route in routes if route.scoped and route.project_path}
@@ -218,7 +219,8 @@ def test_paths_read_as_their_route_templates(path: str, template: str | None) ->
 
 
 def _layers(gateway: Gateway) -> list[Any]:
-    layers, layer = [], gateway.stack
+    layers: list[Any] = []
+    layer: Any = gateway.stack
     while layer is not None:
         layers.append(layer)
         layer = getattr(layer, "app", None)
