@@ -225,3 +225,28 @@ def _layers(gateway: Gateway) -> list[Any]:
         layers.append(layer)
         layer = getattr(layer, "app", None)
     return layers
+
+
+def test_the_docs_reference_is_rendered_from_the_document() -> None:
+    import importlib.util
+    import re
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("openapi_hook", root / "docs/hooks/openapi.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    source = (root / "docs/reference/http-api.md").read_text()
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="reference/http-api.md"))
+    rendered = hook.on_page_markdown(source, page=page, config=None, files=None)
+    assert hook.MARKER not in rendered
+    document = Gateway(Settings(database=None)).openapi.document()
+    for method, path in operations(document):
+        assert f"### `{method} {path}`" in rendered
+    anchors = set(re.findall(r"\{#(schema-[A-Za-z0-9_-]+)\}", rendered))
+    assert set(re.findall(r"\(#(schema-[A-Za-z0-9_-]+)\)", rendered)) <= anchors
+    assert {f"schema-{name}" for name in document["components"]["schemas"]} == anchors
+    other = SimpleNamespace(file=SimpleNamespace(src_uri="index.md"))
+    assert hook.on_page_markdown("# Home", page=other) == "# Home"
