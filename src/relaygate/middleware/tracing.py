@@ -4,6 +4,7 @@ request's OpenTelemetry span."""
 from __future__ import annotations
 
 import os
+import traceback
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,9 @@ from relaygate.telemetry import Telemetry
 from relaygate.telemetry.names import HTTP_ROUTE
 
 __all__ = ["TracingMiddleware"]
+
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 MAX_ID_LENGTH = 256
 
@@ -117,7 +121,16 @@ class TracingMiddleware:
             await self.app(scope, receive, send_with_ids)
         except BaseException as exc:
             if owned and span.is_recording():
-                span.record_exception(exc)
+                # The exception's text and stack as the SDK would record them, without the request's secrets.
+                secrets = ctx.secrets
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                span.record_exception(
+                    exc,
+                    attributes={
+                        EXCEPTION_MESSAGE: secrets.scrub(str(exc)),
+                        EXCEPTION_STACKTRACE: secrets.scrub(stack),
+                    },
+                )
             status = status or 500
             raise
         finally:
