@@ -10,6 +10,7 @@ takes seconds.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ from tests.servers import serve_in_thread
 KEY = "rg-fuzz-key-project-default"
 ADMIN_KEY = "rg-fuzz-admin-key"
 HEADERS = {"Authorization": f"Bearer {KEY}", "X-Admin-Key": ADMIN_KEY}
-# Per operation (about 30 of them, counting the /{project_id}/v1/... forms).
-MAX_EXAMPLES = 10
+# Random cases per operation (about 30 of them, counting the /{project_id}/v1/... forms), besides the
+# documented examples and the coverage phase's boundary values; RELAYGATE_FUZZ_EXAMPLES=200 for a long hunt.
+MAX_EXAMPLES = int(os.environ.get("RELAYGATE_FUZZ_EXAMPLES", "10"))
 
 
 def fuzz_settings(database: Path) -> Settings:

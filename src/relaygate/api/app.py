@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
 import anyio
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaygate._asgi import read_json_body, route_path, send_json
+from relaygate._asgi import route_path, send_json
 from relaygate.api import answers, views
 from relaygate.api.bodies import (
     MAX_OFFSET,
@@ -36,14 +35,14 @@ from relaygate.api.bodies import (
     UsageModelsRequest,
     WindowRequest,
 )
+from relaygate.api.exchange import ApiRequest, int_param
 from relaygate.api.routes import API_ROUTES, MAX_MESSAGES_PAGE, OPENAPI
-from relaygate.context import RequestContext, get_context
+from relaygate.context import get_context
 from relaygate.errors import (
     GatewayError,
     InvalidRequestError,
     MethodNotAllowedError,
     NotFoundError,
-    PermissionDeniedError,
     ServerError,
     send_error,
 )
@@ -56,7 +55,7 @@ from relaygate.store import Bucket, ModelEntry, ModelPrices
 
 __all__ = ["ApiApp"]
 
-Handler = Callable[["_Request"], Awaitable[None]]
+Handler = Callable[["ApiRequest"], Awaitable[None]]
 # The OpenAPI document as JSON, for the root path (mount point) it is served under.
 DocumentSource = Callable[[str], bytes]
 
@@ -146,7 +145,7 @@ class ApiApp:
             if route is not OPENAPI:
                 await self._ready()
             params = match.params  # the ASGI path is already percent-decoded
-            request = _Request(scope, receive, send_tracked, get_context(scope), params, self.max_body_bytes)
+            request = ApiRequest(scope, receive, send_tracked, get_context(scope), params, self.max_body_bytes)
             await self.handlers[route](request)
         except GatewayError as error:
             if not started:
@@ -166,13 +165,13 @@ class ApiApp:
             with anyio.move_on_after(FLUSH_WAIT_SECONDS):
                 await ledger.writer.flush()
 
-    async def _document(self, r: _Request) -> None:
+    async def _document(self, r: ApiRequest) -> None:
         assert self.document is not None
         await send_json(r.send, 200, self.document(r.scope.get("root_path", "")))
 
     # --- threads --------------------------------------------------------------------------------------
 
-    async def _threads(self, r: _Request) -> None:
+    async def _threads(self, r: ApiRequest) -> None:
         body = parse_request(ThreadsRequest, await r.body(optional=True))
         page = await self.ledger.store.list_threads(r.project, limit=body.limit, offset=body.offset)
         answer: answers.ThreadList = {
@@ -181,10 +180,10 @@ class ApiApp:
         }
         await r.json(answer)
 
-    async def _thread_messages(self, r: _Request) -> None:
+    async def _thread_messages(self, r: ApiRequest) -> None:
         query = dict(parse_qsl(r.scope.get("query_string", b"").decode("latin-1")))
-        limit = _int_param(query, "limit", 100, 1, MAX_MESSAGES_PAGE)
-        offset = _int_param(query, "offset", 0, 0, MAX_OFFSET)
+        limit = int_param(query, "limit", 100, 1, MAX_MESSAGES_PAGE)
+        offset = int_param(query, "offset", 0, 0, MAX_OFFSET)
         project = r.project
         page = await self.ledger.store.thread_messages(project, r.params["thread_id"], limit=limit, offset=offset)
         if not page.total and await self.ledger.store.thread_cost(project, r.params["thread_id"]) is None:
@@ -196,7 +195,7 @@ class ApiApp:
         }
         await r.json(answer)
 
-    async def _thread_cost(self, r: _Request) -> None:
+    async def _thread_cost(self, r: ApiRequest) -> None:
         figures = await self.ledger.store.thread_cost(r.project, r.params["thread_id"])
         if figures is None:
             raise _thread_not_found(r.params["thread_id"])
@@ -205,7 +204,7 @@ class ApiApp:
 
     # --- analytics and usage --------------------------------------------------------------------------
 
-    async def _analytics(self, r: _Request) -> None:
+    async def _analytics(self, r: ApiRequest) -> None:
         body = parse_request(UsageModelsRequest, await r.body(optional=True))
         start, end = body.window()
         bucket = body.min_unit or _bucket_for(end - start)
@@ -218,7 +217,7 @@ class ApiApp:
         answer: answers.AnalyticsAnswer = {**_window(start, end), "min_unit": bucket.value, "rows": rows}
         await r.json(answer)
 
-    async def _analytics_summary(self, r: _Request) -> None:
+    async def _analytics_summary(self, r: ApiRequest) -> None:
         body = parse_request(SummaryRequest, await r.body(optional=True))
         start, end = body.window()
         project = r.project
@@ -237,14 +236,14 @@ class ApiApp:
         }
         await r.json(answer)
 
-    async def _usage_total(self, r: _Request) -> None:
+    async def _usage_total(self, r: ApiRequest) -> None:
         body = parse_request(WindowRequest, await r.body(optional=True))
         start, end = body.window()
         total = await self.ledger.store.usage_total(r.project, start, end)
         answer: answers.UsageTotalAnswer = {**_window(start, end), **views.figures(total)}
         await r.json(answer)
 
-    async def _usage_models(self, r: _Request) -> None:
+    async def _usage_models(self, r: ApiRequest) -> None:
         body = parse_request(UsageModelsRequest, await r.body(optional=True))
         start, end = body.window()
         rows = await self.ledger.store.usage_by_model(r.project, start, end, body.min_unit)
@@ -265,12 +264,12 @@ class ApiApp:
 
     # --- prices and the registry ----------------------------------------------------------------------
 
-    async def _pricing(self, r: _Request) -> None:
+    async def _pricing(self, r: ApiRequest) -> None:
         entries = self.ledger.prices.catalogue_entries(r.ctx.project_id)
         answer: answers.PriceList = {"object": "list", "data": [views.price_entry(entry) for entry in entries]}
         await r.json(answer)
 
-    async def _register_model(self, r: _Request) -> None:
+    async def _register_model(self, r: ApiRequest) -> None:
         r.admin()
         body = parse_request(ModelCreateRequest, await r.body())
         if body.provider_info_id not in self.providers:
@@ -308,7 +307,7 @@ class ApiApp:
         await self.ledger.reload_prices()
         await r.json(views.model_entry(entry, model_price(entry.prices)))
 
-    async def _registered_models(self, r: _Request) -> None:
+    async def _registered_models(self, r: ApiRequest) -> None:
         r.admin()
         entries = await self.ledger.store.registered_models()
         answer: answers.RegisteredModelList = {
@@ -317,7 +316,7 @@ class ApiApp:
         }
         await r.json(answer)
 
-    async def _set_custom_prices(self, r: _Request) -> None:
+    async def _set_custom_prices(self, r: ApiRequest) -> None:
         r.admin()
         project = self._known_project(r.params["project_id"])
         raw = await r.body()
@@ -349,7 +348,7 @@ class ApiApp:
         }
         await r.json(answer)
 
-    async def _custom_prices(self, r: _Request) -> None:
+    async def _custom_prices(self, r: ApiRequest) -> None:
         r.admin()
         project = self._known_project(r.params["project_id"])
         stored = await self.ledger.store.custom_prices(project)
@@ -363,26 +362,6 @@ class ApiApp:
         if project_id not in self.projects:
             raise NotFoundError(f"Project '{project_id}' does not exist.", code="project_not_found")
         return project_id
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return value.strip() not in (b"", b"0")
-        if name == b"transfer-encoding":
-            return True
-    return False
-
-
-def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    value = query.get(name)
-    if value is None:
-        return default
-    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses; the length keeps int() cheap.
-    if not (value.isascii() and value.isdigit() and len(value) <= 12 and low <= int(value) <= high):
-        message = f"'{name}' must be an integer from {low} to {high}."
-        raise InvalidRequestError(message, param=name, code="invalid_value")
-    return int(value)
 
 
 def _bucket_for(span: timedelta) -> Bucket:
@@ -399,37 +378,3 @@ def _window(start: datetime, end: datetime) -> answers.Window:
 
 def _thread_not_found(thread_id: str) -> NotFoundError:
     return NotFoundError(f"No thread '{thread_id}' in this project.", param="thread_id", code="thread_not_found")
-
-
-@dataclasses.dataclass(slots=True)
-class _Request:
-    """One management request: what a route handler reads and how it answers."""
-
-    scope: Scope
-    receive: Receive
-    send: Send
-    ctx: RequestContext
-    params: dict[str, str]
-    max_body_bytes: int
-
-    @property
-    def project(self) -> str:
-        """The caller's project, which every query is scoped by."""
-        if self.ctx.project_id is None:
-            raise InvalidRequestError(
-                "Name a project with X-Project-Id.", param="X-Project-Id", code="project_required"
-            )
-        return self.ctx.project_id
-
-    def admin(self) -> None:
-        if not self.ctx.is_admin:
-            raise PermissionDeniedError("This route needs the admin key (X-Admin-Key).")
-
-    async def body(self, *, optional: bool = False) -> dict[str, Any]:
-        """The JSON body; with ``optional``, a request without one reads as ``{}``."""
-        if optional and not _has_body(self.scope):
-            return {}
-        return await read_json_body(self.scope, self.receive, self.max_body_bytes)
-
-    async def json(self, body: Mapping[str, Any]) -> None:
-        await send_json(self.send, 200, orjson.dumps(body))
