@@ -62,6 +62,8 @@ class Route:
     query: Any = None
     # The type of each event's data when the answer streams (text/event-stream); None when it cannot.
     streams: Any = None
+    # What a 200 is: JSON of ``answer``, or another media type (text/html for a page), a string without one.
+    media_type: str = "application/json"
     model_call: bool = False
     errors: tuple[int, ...] = ()
     patterns: Mapping[str, str] = field(default_factory=dict)

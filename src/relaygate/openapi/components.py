@@ -124,6 +124,11 @@ RESPONSE_HEADERS: Json = {
     "X-Thread-Id": _header("The thread id the call was sent with, when it had one."),
     "X-Provider-Name": _header("The provider that answered (or failed), once routing chose one."),
     "X-Model-Name": _header("The provider's model that answered (or failed)."),
+    "X-Cost-Usd": _header(
+        "The call's cost in USD (plain decimal), when the ledger is on and the cost is known as the answer "
+        "starts (a whole answer of a priced model).",
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+    ),
     "X-Relaygate-Attempts": _header("How many provider calls the answer took (retries and fallbacks).", _NUMBER),
     "Retry-After": _header("Seconds to wait before retrying.", _NUMBER),
     "X-Should-Retry": _header("`false` when retrying cannot help before the budget's period ends."),
@@ -132,7 +137,7 @@ RESPONSE_HEADERS: Json = {
 # Every answer carries these (TracingMiddleware adds them, error answers included).
 TRACE_HEADERS = ("X-Trace-Id", "X-Run-Id", "X-Thread-Id")
 # Model calls' answers also say who answered.
-MODEL_CALL_HEADERS = ("X-Provider-Name", "X-Model-Name", "X-Relaygate-Attempts")
+MODEL_CALL_HEADERS = ("X-Provider-Name", "X-Model-Name", "X-Relaygate-Attempts", "X-Cost-Usd")
 
 
 def headers_of(names: tuple[str, ...]) -> Json:

@@ -120,7 +120,8 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
     elif route.access == "admin":
         operation["security"] = [{"adminKey": []}]
     ok_headers = (*c.TRACE_HEADERS, *(c.MODEL_CALL_HEADERS if route.model_call else ()))
-    content: Json = {"application/json": {"schema": schemas.of(route.answer, "serialization")}}
+    answer = schemas.of(route.answer, "serialization") if route.answer is not None else {"type": "string"}
+    content: Json = {route.media_type: {"schema": answer}}
     if route.streams is not None:
         content["text/event-stream"] = {"schema": _event_schema(schemas.of(route.streams, "serialization"))}
     responses: Json = {"200": {"description": "OK", "headers": c.headers_of(ok_headers), "content": content}}
