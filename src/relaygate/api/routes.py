@@ -6,7 +6,7 @@ Each also answers below ``/v1`` (``/v1/threads``) and so under a project prefix 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -176,7 +176,7 @@ API_ROUTES = (
         "Admin",
         description='USD per 1M tokens by `provider/model`: `{"openai/gpt-4o": {"per_input_token": 2.5, ...}}`.',
         access="admin",
-        body=dict[str, CustomPrice],
+        body=Annotated[dict[str, CustomPrice], Field(min_length=1)],
         answer=answers.CustomPricesUpdated,
         errors=(404,),
         scoped=False,

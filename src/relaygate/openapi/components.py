@@ -9,10 +9,11 @@ __all__ = [
     "MODEL_CALL_HEADERS",
     "PARAMETERS",
     "PATH_PARAMETERS",
-    "REQUEST_HEADERS",
+    "PROJECT_PARAMETER",
     "RESPONSE_HEADERS",
     "SECURITY_SCHEMES",
     "TAGS",
+    "TRACE_PARAMETERS",
 ]
 
 Json = dict[str, Any]
@@ -52,7 +53,7 @@ PARAMETERS: Json = {
             "The project the call is for. Optional when the path names it (`/{project_id}/v1/...`) or the key "
             "belongs to one project; a project the key may not use is a 403, one that differs from the path's a 400."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "schema": {"type": "string"},
         "example": "default",
     },
     "ThreadIdHeader": {
@@ -85,7 +86,9 @@ PARAMETERS: Json = {
         "schema": _ID_HEADER,
     },
 }
-REQUEST_HEADERS = [{"$ref": f"#/components/parameters/{name}"} for name in PARAMETERS]
+# What every route reads (TracingMiddleware refuses an over-long one); the project matters to keyed routes only.
+TRACE_PARAMETERS = [{"$ref": f"#/components/parameters/{name}"} for name in PARAMETERS if name != "ProjectIdHeader"]
+PROJECT_PARAMETER = {"$ref": "#/components/parameters/ProjectIdHeader"}
 
 PATH_PARAMETERS: dict[str, Json] = {
     "project_id": {

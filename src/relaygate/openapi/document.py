@@ -105,7 +105,8 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
             if description:
                 parameter["description"] = description
             parameters.append(parameter)
-    operation["parameters"] = [*parameters, *c.REQUEST_HEADERS]
+    headers = [c.PROJECT_PARAMETER] if route.access == "key" else []
+    operation["parameters"] = [*parameters, *headers, *c.TRACE_PARAMETERS]
     if route.body is not None:
         # The management API reads a missing body as {}: every field has a default there.
         media: Json = {"schema": schemas.of(route.body, "validation")}
