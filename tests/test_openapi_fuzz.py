@@ -149,5 +149,10 @@ def test_the_run_reached_the_provider_and_the_ledger(served: tuple[str, InMemory
             }
         )
     )
-    assert {"POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/images/generations"} <= answered
+    assert {
+        "POST /v1/chat/completions",
+        "POST /v1/embeddings",
+        "POST /v1/images/generations",
+        "POST /v1/responses",
+    } <= answered
     assert any(span.kind == SpanKind.CLIENT for span in spans), "no call reached the provider"

@@ -101,12 +101,18 @@ PATH_PARAMETERS: dict[str, Json] = {
         "schema": {"type": "string", "minLength": 1},
         "example": "mock/echo",
     },
+    "response_id": {
+        "description": "A stored response's id (`resp_...`).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    },
     "thread_id": {
         "description": "A thread's id, as sent in X-Thread-Id (percent-encode a `/`).",
         "schema": {"type": "string", "minLength": 1, "maxLength": 256},
         "example": "thread-1",
     },
 }
+# A path parameter no entry above describes.
+ANY_PATH_PARAMETER: Json = {"schema": {"type": "string", "minLength": 1, "maxLength": 256}}
 # The project of /projects/{project_id}/custom_prices: one of the config's projects.
 CONFIG_PROJECT: Json = {
     "description": "A project of the gateway's config.",

@@ -95,7 +95,11 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
         operation["description"] = route.description
     parameters: list[Json] = []
     for name in (["project_id"] if project_path else []) + route.params:
-        spec = c.CONFIG_PROJECT if name == "project_id" and not project_path else c.PATH_PARAMETERS[name]
+        spec = (
+            c.CONFIG_PROJECT
+            if name == "project_id" and not project_path
+            else c.PATH_PARAMETERS.get(name, c.ANY_PATH_PARAMETER)
+        )
         parameters.append({"name": name, "in": "path", "required": True, **spec})
     if route.query is not None:
         properties, required = schemas.properties(route.query)
