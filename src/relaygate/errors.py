@@ -7,15 +7,19 @@ a final ``data: {"error": ...}`` event (:func:`sse_error_frame`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
-from starlette.types import Send
+from starlette.types import Scope, Send
+from typing_extensions import TypedDict
 
 __all__ = [
+    "Refuse",
     "AuthenticationError",
     "ClientDisconnected",
     "DeadlineExceededError",
+    "ErrorBody",
+    "ErrorDetail",
     "GatewayError",
     "GuardError",
     "GuardViolationError",
@@ -34,8 +38,27 @@ __all__ = [
     "UpstreamTimeoutError",
     "error_frame",
     "send_error",
+    "send_refusal",
     "sse_error_frame",
 ]
+
+
+class ErrorDetail(TypedDict):
+    """What went wrong: ``type`` is the kind (``invalid_request_error``, ``permission_error``, ``requests``,
+    ``insufficient_quota``, ``server_error``, ``upstream_error``, ``timeout_error``), ``code`` the precise
+    reason (``invalid_api_key``, ``model_not_found``, ``guard_violation``, ``ledger_off``, ...), ``param``
+    the parameter or header at fault."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(TypedDict):
+    """Every error relaygate answers, whatever its status (OpenAI's shape)."""
+
+    error: ErrorDetail
 
 
 class GatewayError(Exception):
@@ -66,7 +89,7 @@ class GatewayError(Exception):
             self.type = type
         self.headers = list(headers)
 
-    def body(self) -> dict[str, dict[str, str | None]]:
+    def body(self) -> ErrorBody:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
@@ -186,6 +209,16 @@ def error_frame(error: GatewayError) -> bytes:
 
 def sse_error_frame(error: GatewayError) -> bytes:
     return b"data: " + error_frame(error) + b"\n\n"
+
+
+# How a layer sends a refusal it makes before the request reaches the app (see send_refusal).
+Refuse = Callable[[Scope, Send, GatewayError, Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+async def send_refusal(scope: Scope, send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """The default :data:`Refuse`: :func:`send_error`, whatever the path (the gateway gives the outer layers
+    :meth:`relaygate.dialects.DialectMiddleware.refuse`, which answers a dialect's routes in its shape)."""
+    await send_error(send, error, headers)
 
 
 async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:

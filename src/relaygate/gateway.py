@@ -16,6 +16,7 @@ from relaygate.api import ApiApp
 from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
+from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
@@ -31,10 +32,13 @@ from relaygate.middleware import (
     TracingMiddleware,
 )
 from relaygate.middleware.auth import OPEN_PROJECT
+from relaygate.middleware.byok import ProviderKeyMiddleware
+from relaygate.openapi import OpenApiDocument
 from relaygate.pricing import PriceBook
-from relaygate.providers import build_providers
+from relaygate.providers import build_providers, preset_provider
 from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
+from relaygate.routes import RouteTable, stack_routes
 from relaygate.routing import ModelRouter
 from relaygate.routing.shared import RedisMetricsSync
 from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
@@ -105,6 +109,7 @@ class Gateway:
             rng=rng,
             prices=self.prices,
             aliases=self.settings.model_aliases,
+            presets=preset_provider,
         )
         counters = self.settings.counters
         # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
@@ -132,15 +137,18 @@ class Gateway:
         # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
         self.dialects: list[Dialect] = [
             ResponsesDialect(ledger=self.ledger),
+            ImagesDialect(providers=self.providers),
             MessagesDialect(
                 router=self.router, model_entries=self.proxy.model_entries, max_body_bytes=self.settings.max_body_bytes
             ),
             *dialects,
         ]
+        byok_projects = frozenset(project.id for project in self.settings.projects if project.byok)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the dialects translate everything that leaves (auth's
         # refusals included) and serve their own routes once the key is checked; the management API answers
-        # its own routes and passes model calls on; the ledger records what limits and guards refuse; limits
+        # its own routes and passes model calls on (a caller's own provider key is taken off the request right
+        # inside auth, once its project is known); the ledger records what limits and guards refuse; limits
         # hold a call's worst case before the guards and the proxy see it, and settle it once they are done;
         # guards sit right around the proxy, so that what they let through (or redact) is exactly what goes
         # upstream.
@@ -152,26 +160,37 @@ class Gateway:
             stack = LimitsMiddleware(stack, limiter=self.limiter, max_body_bytes=self.settings.max_body_bytes)
         if self.ledger is not None:
             stack = LedgerMiddleware(stack, ledger=self.ledger)
-            stack = ApiApp(
-                stack,
-                ledger=self.ledger,
-                providers=self.providers,
-                projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
-            )
+        # Without a ledger the management routes still answer: a 404 that says the ledger is off.
+        stack = ApiApp(
+            stack,
+            ledger=self.ledger,
+            providers=self.providers,
+            projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
+            document=self._document,
+        )
         stack = DialectRoutes(stack)
+        stack = ProviderKeyMiddleware(stack, allows=lambda project_id: project_id in byok_projects)
         stack = AuthMiddleware(
             stack,
             keys=self.keys,
             admin_key_digest=key_digest(admin_key) if admin_key else None,
+            public_paths=[route.path for route in stack_routes(stack) if route.access == "public"],
             admin_prefixes=ADMIN_PREFIXES,
         )
-        stack = DialectMiddleware(stack, dialects=self.dialects)
-        stack = ProjectScopeMiddleware(stack)
-        stack = TracingMiddleware(stack, telemetry=self.telemetry)
+        stack = dialect_layer = DialectMiddleware(stack, dialects=self.dialects)
+        # Every route the stack serves, from the layers that dispatch on them: the OpenAPI document, the
+        # paths that need no key and the spans' names all come from this one list.
+        self.routes = RouteTable(stack_routes(stack))
+        self.openapi = OpenApiDocument(self.routes)
+        stack = ProjectScopeMiddleware(stack, refuse=dialect_layer.refuse)
+        stack = TracingMiddleware(stack, telemetry=self.telemetry, routes=self.routes, refuse=dialect_layer.refuse)
         self.stack = stack
         self._started = False
         self._warned = False
         self._lifespans = 0
+
+    def _document(self, root_path: str) -> bytes:
+        return self.openapi.json(root_path)
 
     @staticmethod
     def _ledger(settings: Settings, providers: Mapping[str, Provider], prices: PriceBook) -> Ledger | None:
@@ -288,7 +307,7 @@ class Gateway:
         if self.ledger is not None:
             # Every call accepted so far is written before the process goes.
             await self.ledger.close()
-        for provider in self.providers.values():
+        for provider in [*self.providers.values(), *self.router.preset_providers.values()]:
             await provider.aclose()
         if self.export is not None:
             # Queued spans are exported before the process goes; a slow collector costs the

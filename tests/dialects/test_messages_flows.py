@@ -176,3 +176,28 @@ async def test_gateway_fields_are_read_and_never_reach_anthropic(
         call = await recorded(gateway, response)
     assert "extra" not in fake.last().body
     assert (call.user_id, call.user_name) == ("from-extra", "Ada")
+
+
+async def test_refusals_of_the_outer_layers_are_anthropic_shaped_on_its_routes(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    gateway = Gateway(make_settings(upstream_url))
+    async with gateway.lifespan(), client(gateway) as c:
+        long_thread = await c.post("/v1/messages", json=ask("upstream/gpt-4o"), headers={"x-thread-id": "t" * 300})
+        mismatch = await c.post(
+            "/proj-a/v1/messages/count_tokens", json=ask("upstream/gpt-4o"), headers={"x-project-id": "proj-b"}
+        )
+        chat = await c.post("/v1/chat/completions", json={}, headers={"x-thread-id": "t" * 300})
+        no_project = [
+            await c.post(path, json=ask("upstream/gpt-4o")) for path in ("/v1/v1/messages", "/%C3%86/v1/messages")
+        ]
+    for refused in (long_thread, mismatch):
+        assert refused.status_code == 400
+        body = refused.json()
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+        assert refused.headers["request-id"]
+    for missing in no_project:
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+    assert long_thread.headers["x-trace-id"] == long_thread.headers["request-id"]
+    assert chat.status_code == 400 and chat.json()["error"]["code"] == "invalid_header"
+    assert not fake_upstream.requests

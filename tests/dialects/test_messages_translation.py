@@ -472,7 +472,7 @@ def test_an_anthropic_error_read_by_the_adapter_and_written_by_the_dialect_is_th
 ) -> None:
     raw = orjson.dumps({"type": "error", "error": {"type": kind, "message": "nope"}})
     error = anthropic_error("anthropic", status, {}, raw)
-    back_status, body = error_body(error.status, error.body()["error"], None)
+    back_status, body = error_body(error.status, dict(error.body()["error"]), None)
     assert back_status == status
     assert orjson.loads(body)["error"]["type"] == kind
 

@@ -27,6 +27,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from relaygate.errors import GatewayError, NotFoundError
+from relaygate.routes import Route
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
@@ -52,6 +53,7 @@ class DialectRoute:
 
     ``header`` (lower case) makes the route the dialect's only for requests carrying that header: a path
     another API serves too (``GET /v1/models`` asked with ``anthropic-version``); others pass on untouched.
+    Such a route needs no ``doc``: the route it shares the path with documents it.
     """
 
     method: str
@@ -59,6 +61,8 @@ class DialectRoute:
     canonical: str | None = None
     name: str = ""
     header: bytes | None = None
+    # What the OpenAPI document says of it (see relaygate.routes); a route without one is refused at start-up.
+    doc: Route | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,13 @@ from relaygate.context import get_context
 from relaygate.dialects.base import Dialect, DialectRoute
 from relaygate.dialects.egress import Egress
 from relaygate.errors import ClientDisconnected, GatewayError, MethodNotAllowedError, ServerError, send_error
+from relaygate.routes import Route
 
 __all__ = ["DialectMiddleware", "DialectRoutes"]
 
 logger = logging.getLogger("relaygate.dialects")
+
+_SCOPED = re.compile(r"^/[^/]+(/v1/.*)$", re.DOTALL)
 
 
 class DialectMiddleware:
@@ -38,33 +41,27 @@ class DialectMiddleware:
 
     def __init__(self, app: ASGIApp, *, dialects: Sequence[Dialect]) -> None:
         self.app = app
-        self.routes = [
+        self.matchers = [
             (re.compile(f"^{route.path}/?$"), route, dialect) for dialect in dialects for route in dialect.routes
         ]
+        # A route taken only with a header (DialectRoute.header) answers a path another route documents.
+        undocumented = [
+            f"{d.name}: {r.method} {r.path}" for d in dialects for r in d.routes if r.doc is None and r.header is None
+        ]
+        if undocumented:
+            raise ValueError(f"dialect routes without doc= (a relaygate.routes.Route): {', '.join(undocumented)}")
+        # What the OpenAPI document shows (relaygate.routes.stack_routes collects it).
+        self.routes: list[Route] = [r.doc for d in dialects for r in d.routes if r.doc is not None]
         # A cheap first test: most requests are chat calls on no dialect's route.
-        self.prefixes = tuple({_literal_head(route.path) for _, route, _ in self.routes})
+        self.prefixes = tuple({_literal_head(route.path) for _, route, _ in self.matchers})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.routes:
+        if scope["type"] != "http" or not self.matchers:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if not path.startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
         method = scope["method"]
-        found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
-        allowed: list[str] = []
-        for pattern, route, dialect in self.routes:
-            match = pattern.match(path)
-            if match is None or (route.header is not None and not _has_header(scope, route.header)):
-                continue
-            if route.method == method:
-                found = (route, dialect, match.groupdict())
-                break
-            if found is None and not allowed:
-                found = (route, dialect, match.groupdict())
-            allowed.append(route.method)
+        found, allowed = self._match(scope, path)
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -82,6 +79,47 @@ class DialectMiddleware:
         if exchange.calls and exchange.refused is None and route.canonical is not None:
             scope = _moved(scope, path, route.canonical)
         await self.app(scope, receive, Egress(exchange, send))
+
+    def _match(self, scope: Scope, path: str) -> tuple[tuple[DialectRoute, Dialect, dict[str, str]] | None, list[str]]:
+        """The dialect route of ``path`` (one of another method when none has the request's), and the methods
+        the path has."""
+        if not self.matchers or not path.startswith(self.prefixes):
+            return None, []
+        method = scope["method"]
+        found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
+        allowed: list[str] = []
+        for pattern, route, dialect in self.matchers:
+            match = pattern.match(path)
+            if match is None or (route.header is not None and not _has_header(scope, route.header)):
+                continue
+            if route.method == method:
+                return (route, dialect, match.groupdict()), allowed
+            if found is None and not allowed:
+                found = (route, dialect, match.groupdict())
+            allowed.append(route.method)
+        return found, allowed
+
+    async def refuse(
+        self, scope: Scope, send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        """Send ``error``, a refusal by a layer outside this one (a malformed tracing header, a project named
+        twice), in the shape of the dialect whose route the path is; in the gateway's own otherwise. The
+        path may still hold its ``/{project_id}`` prefix. Give it to those layers as their ``refuse``."""
+        path = route_path(scope)
+        scoped = _SCOPED.match(path)
+        if scoped is not None:
+            path = scoped.group(1)  # below a /{project_id} prefix, valid or not
+        found, _ = self._match(scope, path)
+        if found is None:
+            await send_error(send, error, headers)
+            return
+        route, dialect, params = found
+        exchange = dialect.exchange(get_context(scope), route, params)
+        status, body = exchange.error(error.status, dict(error.body()["error"]))
+        start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        start_headers += [*error.headers, *headers, *exchange.response_headers()]
+        await send({"type": "http.response.start", "status": status, "headers": start_headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class DialectRoutes:

@@ -20,7 +20,17 @@ from starlette.types import Scope
 from relaygate.context import get_context
 from relaygate.dialects.base import Dialect, DialectRoute
 from relaygate.dialects.messages.exchange import MessagesExchange
+from relaygate.dialects.messages.shapes import (
+    AnthropicError,
+    CountTokensRequest,
+    Message,
+    MessageCreateRequest,
+    MessageStreamEvent,
+    TokenCount,
+)
 from relaygate.errors import GatewayError
+from relaygate.providers.anthropic.mapping import OVERLOADED_STATUS
+from relaygate.routes import Route
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
@@ -29,7 +39,46 @@ if TYPE_CHECKING:
 __all__ = ["MessagesDialect", "MessagesExchange"]
 
 ANTHROPIC_VERSION = b"anthropic-version"
-_REST = r"/v1/messages/(?P<rest>.+)"
+_KEYS = (
+    "The relaygate key goes in `x-api-key` (as the anthropic SDKs and Claude Code send it) or in "
+    "`Authorization: Bearer`; `anthropic-version` and `anthropic-beta` are accepted (the beta header reaches "
+    'Anthropic). Errors are Anthropic\'s `{"type": "error", "error": {"type", "message"}}`.'
+)
+CREATE = Route(
+    "POST",
+    "/v1/messages",
+    "createMessage",
+    "Create a message (Anthropic's Messages API)",
+    "Messages API",
+    description=(
+        "Anthropic's Messages API in front of every provider: passed as it came (the model name aside) to an "
+        "Anthropic provider, translated into a chat call for any other (and its answer, stream and errors back). "
+        'With `"stream": true` the answer is Anthropic\'s event stream. ' + _KEYS
+    ),
+    body=MessageCreateRequest,
+    answer=Message,
+    streams=MessageStreamEvent,
+    model_call=True,
+    errors=(OVERLOADED_STATUS,),
+    error_body=AnthropicError,
+    examples={"text": {"model": "mock/echo", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}},
+)
+COUNT_TOKENS = Route(
+    "POST",
+    "/v1/messages/count_tokens",
+    "countMessageTokens",
+    "Count a message's input tokens",
+    "Messages API",
+    description=(
+        "Exact from an Anthropic provider (its own count_tokens; `x-relaygate-token-count: exact`), an estimate "
+        'otherwise (`x-relaygate-token-count: estimate` and `"estimated": true`). ' + _KEYS
+    ),
+    body=CountTokensRequest,
+    answer=TokenCount,
+    errors=(404, 503),
+    error_body=AnthropicError,
+    examples={"text": {"model": "mock/echo", "messages": [{"role": "user", "content": "Hello"}]}},
+)
 
 
 class MessagesDialect(Dialect):
@@ -37,14 +86,11 @@ class MessagesDialect(Dialect):
 
     name: ClassVar[str] = "messages"
     routes: ClassVar[tuple[DialectRoute, ...]] = (
-        DialectRoute("POST", "/v1/messages", canonical="/v1/chat/completions", name="create"),
-        DialectRoute("POST", "/v1/messages/count_tokens", name="count_tokens"),
+        DialectRoute("POST", "/v1/messages", canonical="/v1/chat/completions", name="create", doc=CREATE),
+        DialectRoute("POST", "/v1/messages/count_tokens", name="count_tokens", doc=COUNT_TOKENS),
+        # The proxy's model list, in Anthropic's shape for the anthropic SDKs (documented with the proxy's).
         DialectRoute("GET", "/v1/models", name="models", header=ANTHROPIC_VERSION),
         DialectRoute("GET", r"/v1/models/(?P<id>.{1,256})", name="model", header=ANTHROPIC_VERSION),
-        # Anything else under /v1/messages (batches, ...) is a 404 in Anthropic's shape.
-        DialectRoute("POST", _REST, name="unknown"),
-        DialectRoute("GET", _REST, name="unknown"),
-        DialectRoute("DELETE", _REST, name="unknown"),
     )
 
     def __init__(

@@ -241,7 +241,7 @@ def chat_messages(messages: Any, keep_cache_control: bool, untranslatable: list[
         if not isinstance(message, dict):
             raise invalid(where, "expected a message object")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise invalid(f"{where}.role", "expected 'user' or 'assistant'")
         content = message.get("content")
         if not isinstance(content, str | list):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from relaygate.dialects.messages.content import chat_messages, system_text
 from relaygate.dialects.messages.native import native_body, native_headers
 from relaygate.errors import GatewayError
 from relaygate.limits.attachments import pdf_pages
@@ -72,6 +73,9 @@ async def count_tokens(exchange: MessagesExchange, body: JSON) -> tuple[bytes, b
             if error.status == 400:
                 raise exchange.ctx.scrub(error) from None
             logger.warning("provider %s could not count tokens (%s); estimated", provider.name, error.message)
+    # What Anthropic would refuse is refused here too (as a call's translation refuses it).
+    chat_messages(body.get("messages"), False, [])
+    system_text(body.get("system"), False)
     return orjson.dumps({"input_tokens": estimate_tokens(body), "estimated": True}), b"estimate"
 
 

@@ -97,8 +97,8 @@ class MessagesExchange(Exchange):
             body = parse_json_object(self.raw)
             if not isinstance(body.get("model"), str) or not body["model"]:
                 raise InvalidRequestError("model: Field required", param="model", code="missing_required_parameter")
-            if not isinstance(body.get("messages"), list):
-                raise invalid("messages", "expected an array of messages")
+            if not isinstance(body.get("messages"), list) or not body["messages"]:
+                raise invalid("messages", "expected a non-empty array of messages")
             self.request = body
             answer, kind = await count_tokens(self, body)
             await send_json(send, 200, answer, [(HEADER, kind)])

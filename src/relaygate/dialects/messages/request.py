@@ -156,7 +156,11 @@ def _tools(body: JSON, out: JSON, anthropic: bool, untranslatable: list[Untransl
     choice = body.get("tool_choice")
     if choice is None:
         return
-    if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICE_TYPES:
+    if (
+        not isinstance(choice, dict)
+        or not isinstance(choice.get("type"), str)
+        or choice["type"] not in TOOL_CHOICE_TYPES
+    ):
         raise invalid("tool_choice.type", "expected 'auto', 'any', 'tool' or 'none'")
     if choice["type"] == "tool" and not (isinstance(choice.get("name"), str) and choice["name"]):
         raise invalid("tool_choice.name", "expected the name of a tool")

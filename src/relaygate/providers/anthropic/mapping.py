@@ -158,7 +158,7 @@ OVERLOADED_CODES = frozenset({"overloaded", "service_unavailable"})
 def error_type(status: int, code: Any = None) -> tuple[int, str]:
     """Anthropic's status and error type for an OpenAI-shaped error of ``status`` and ``code``: the inverse
     of :data:`ERROR_KINDS` (an overload is a 529 ``overloaded_error``; other statuses keep their number)."""
-    if code in OVERLOADED_CODES or status == OVERLOADED_STATUS:
+    if (isinstance(code, str) and code in OVERLOADED_CODES) or status == OVERLOADED_STATUS:
         return OVERLOADED_STATUS, "overloaded_error"
     kind = ERROR_STATUSES.get(status)
     if kind is None:
