@@ -201,3 +201,29 @@ async def test_refusals_of_the_outer_layers_are_anthropic_shaped_on_its_routes(
     assert long_thread.headers["x-trace-id"] == long_thread.headers["request-id"]
     assert chat.status_code == 400 and chat.json()["error"]["code"] == "invalid_header"
     assert not fake_upstream.requests
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"[]", b'"x"', b"", b'{"model": "upstream/gpt-4o", "max_tokens": 5, "messages": [1]}']
+)
+async def test_a_body_that_is_no_request_is_a_400(upstream_url: str, fake_upstream: FakeOpenAI, body: bytes) -> None:
+    gateway = Gateway(make_settings(upstream_url))
+    async with gateway.lifespan(), client(gateway) as c:
+        created = await c.post("/v1/messages", content=body, headers={"content-type": "application/json"})
+        counted = await c.post("/v1/messages/count_tokens", content=body, headers={"content-type": "application/json"})
+    for refused in (created, counted):
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert not fake_upstream.requests
+
+
+async def test_an_anthropic_answer_that_is_no_json_is_a_502(
+    upstream_url: str, anthropic_fake: tuple[FakeAnthropic, str], fake: FakeAnthropic
+) -> None:
+    gateway = Gateway(settings(upstream_url, anthropic_fake[1]))
+    async with gateway.lifespan(), client(gateway) as c:
+        whole = await c.post("/v1/messages", json=ask("claude/not-json"))
+        streamed = await c.post("/v1/messages", json=ask("claude/not-json", stream=True))
+    for failed in (whole, streamed):
+        assert failed.status_code == 502, failed.text
+        assert failed.json()["error"]["type"] == "api_error"
