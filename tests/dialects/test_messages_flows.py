@@ -61,6 +61,7 @@ def ask(model: str, text: str = "Hi", **fields: Any) -> dict[str, Any]:
     return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **fields}
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("model", ["claude-sonnet-4-5", "upstream/gpt-4o"], ids=["native", "translated"])
 async def test_the_ledger_records_a_chat_call_with_the_callers_user_and_model(
     upstream_url: str,
@@ -68,16 +69,18 @@ async def test_the_ledger_records_a_chat_call_with_the_callers_user_and_model(
     fake: FakeAnthropic,
     fake_upstream: FakeOpenAI,
     model: str,
+    stream: bool,
 ) -> None:
     gateway = Gateway(
         settings(upstream_url, anthropic_fake[1], model_aliases={"claude-sonnet-4-5": "claude/claude-sonnet-4"})
     )
     async with gateway.lifespan(), client(gateway) as c:
-        response = await c.post("/v1/messages", json=ask(model, metadata={"user_id": "user-7"}))
+        response = await c.post("/v1/messages", json=ask(model, metadata={"user_id": "user-7"}, stream=stream))
         assert response.status_code == 200, response.text
         call = await recorded(gateway, response)
     assert response.headers["request-id"] == response.headers["x-trace-id"]
     assert (call.endpoint, call.requested_model, call.user_id, call.status) == ("chat", model, "user-7", 200)
+    assert call.stream is stream
     if model.startswith("claude"):
         assert (call.provider, call.model) == ("claude", "claude-sonnet-4")
         # Anthropic's usage as the adapter reads it: prompt tokens count the cache reads and writes.
