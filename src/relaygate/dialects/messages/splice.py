@@ -10,6 +10,7 @@ JSON), which the scanner relies on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 __all__ = ["splice"]
 
 WHITESPACE = b" \t\r\n"
+_STRUCTURE = re.compile(rb'["{}\[\]]')
 
 
 def splice(raw: bytes, *, replace: Mapping[str, Any], drop: Collection[str] = ()) -> bytes:
@@ -95,19 +97,20 @@ def _value_end(raw: bytes, i: int) -> int:
         while i < len(raw) and raw[i] not in b",}] \t\r\n":
             i += 1
         return i
+    # A nested value: jump from one quote or bracket to the next (a Claude Code request is ~75 KB of them).
     depth = 0
     while True:
-        char = raw[i]
+        found = _STRUCTURE.search(raw, i)
+        if found is None:
+            raise ValueError("unterminated JSON value")
+        char = raw[found.start()]
         if char == 0x22:  # "
-            i = _string_end(raw, i)
+            i = _string_end(raw, found.start())
             continue
-        if char in b"{[":
-            depth += 1
-        elif char in b"}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
+        depth += 1 if char in b"{[" else -1
+        i = found.start() + 1
+        if depth == 0:
+            return i
 
 
 def _comma_before(raw: bytes, i: int) -> int:
