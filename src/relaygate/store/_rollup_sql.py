@@ -1,0 +1,210 @@
+"""The SQL of the dashboard's schema step: roll-ups of the calls, a row per thread, and the calls' list indexes.
+
+Reading the figures of a month straight from ``calls`` scans every call of the month (a second and more
+on a million calls), so the figures are also kept summed, as the calls are written, by triggers in the same
+transaction as the insert (so a call is counted exactly once: a retried batch whose ids are already stored
+inserts nothing, and fires nothing):
+
+- ``call_rollups``: per project, ``span`` (``hour`` or ``day``), dimension and bucket, the sums the figures
+  are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`, same order). ``dim`` is ``all`` (one row per
+  bucket), ``provider``, ``model`` (``provider/model``), ``user``, ``label``, ``key`` or ``latency`` (a
+  histogram: ``value`` is the latency's bin, see :func:`relaygate.store.rollups.latency_bin`). ``value`` is
+  ``''`` for a call without one and ``'='`` followed by the value otherwise, so that no value is NULL in the
+  primary key (NULLs never conflict, and every call would add a row).
+- ``threads``: per thread, its first start, last end, number of calls and cost, as the management API's
+  thread list reports them.
+
+The statements are generated from the lists below, once, for each backend. They belong to a migration
+that has shipped once released: change the schema with a new step, never by editing these.
+"""
+
+from __future__ import annotations
+
+__all__ = ["POSTGRES_ROLLUP_STATEMENTS", "SQLITE_ROLLUP_STATEMENTS"]
+
+_SUMS = (
+    "calls, errors, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_write_tokens, "
+    "reasoning_tokens, cost_nanos, latency_us, ttft_us, ttft_count"
+)
+ROLLUP_COLUMNS = f"project_id, span, dim, bucket_start, value, {_SUMS}"
+
+
+def _dims(row: str) -> list[tuple[str, str]]:
+    """(dimension, value expression) for a row of calls named ``row`` (``NEW`` in a trigger)."""
+
+    def opt(column: str) -> str:
+        return f"CASE WHEN {row}.{column} IS NULL THEN '' ELSE '=' || {row}.{column} END"
+
+    latency = f"CAST({row}.latency_us AS TEXT)"
+    return [
+        ("all", "''"),
+        ("provider", f"'=' || {row}.provider"),
+        ("model", f"'=' || {row}.provider || '/' || {row}.model"),
+        ("user", opt("user_id")),
+        ("label", opt("label")),
+        ("key", opt("key_id")),
+        # Two significant digits of the latency in microseconds: "digits:leading digits" (within 10%).
+        ("latency", f"'=' || length({latency}) || ':' || substr({latency}, 1, 2)"),
+    ]
+
+
+def _sums(row: str) -> str:
+    return (
+        f"1, CASE WHEN {row}.status >= 400 OR {row}.error IS NOT NULL THEN 1 ELSE 0 END, "
+        f"{row}.prompt_tokens, {row}.completion_tokens, {row}.total_tokens, {row}.cached_tokens, "
+        f"{row}.cache_write_tokens, {row}.reasoning_tokens, COALESCE({row}.cost_nanos, 0), {row}.latency_us, "
+        f"COALESCE({row}.ttft_us, 0), CASE WHEN {row}.ttft_us IS NULL THEN 0 ELSE 1 END"
+    )
+
+
+_GROUP_SUMS = (
+    "COUNT(*), SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+    "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), "
+    "COALESCE(SUM(cost_nanos), 0), SUM(latency_us), COALESCE(SUM(ttft_us), 0), COUNT(ttft_us)"
+)
+_ADD = ", ".join(f"{c} = call_rollups.{c} + excluded.{c}" for c in _SUMS.split(", "))
+_CONFLICT = f"ON CONFLICT (project_id, span, dim, bucket_start, value) DO UPDATE SET {_ADD}"
+
+
+def _spans(hour: str, day: str) -> list[tuple[str, str]]:
+    # Days first: a transaction takes a day's rows before its hours', so concurrent writers meet in one order.
+    return [("day", day), ("hour", hour)]
+
+
+def _trigger_select(hour: str, day: str) -> str:
+    parts = [
+        f"SELECT NEW.project_id, '{span}', '{dim}', {bucket}, {value}, {_sums('NEW')}"
+        for span, bucket in _spans(hour, day)
+        for dim, value in _dims("NEW")
+    ]
+    return " UNION ALL ".join(parts)
+
+
+def _backfill(hour: str, day: str) -> list[str]:
+    """Roll-ups of the calls stored before the roll-ups existed, one statement per span and dimension."""
+    return [
+        f"INSERT INTO call_rollups ({ROLLUP_COLUMNS}) SELECT project_id, '{span}', '{dim}', {bucket}, {value}, "
+        f"{_GROUP_SUMS} FROM calls GROUP BY 1, 4, 5"
+        for span, bucket in _spans(hour, day)
+        for dim, value in _dims("calls")
+    ]
+
+
+_SQLITE_HOUR = "({row}.started_at / 3600000000) * 3600000000"
+_SQLITE_DAY = "({row}.started_at / 86400000000) * 86400000000"
+_THREAD_BACKFILL = (
+    "INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos) "
+    "SELECT project_id, thread_id, MIN(started_at), MAX(ended_at), COUNT(*), COALESCE(SUM(cost_nanos), 0) "
+    "FROM calls WHERE thread_id IS NOT NULL GROUP BY project_id, thread_id"
+)
+_INDEXES = (
+    # The calls list, newest first, filtered by one of these (the time filter is the range on started_at).
+    "CREATE INDEX calls_project_model_started ON calls (project_id, provider, model, started_at)",
+    "CREATE INDEX calls_project_user_started ON calls (project_id, user_id, started_at)",
+    "CREATE INDEX calls_project_label_started ON calls (project_id, label, started_at)",
+    "CREATE INDEX calls_project_thread_started ON calls (project_id, thread_id, started_at)",
+    "DROP INDEX calls_project_thread",
+    # Failed calls are few: a partial index finds the newest of them without walking past the others.
+    "CREATE INDEX calls_project_failed_started ON calls (project_id, started_at) "
+    "WHERE status >= 400 OR error IS NOT NULL",
+    "CREATE INDEX threads_project_recent ON threads (project_id, last_seen)",
+)
+
+SQLITE_ROLLUP_STATEMENTS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE call_rollups (
+        project_id TEXT NOT NULL,
+        span TEXT NOT NULL,
+        dim TEXT NOT NULL,
+        bucket_start INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        {", ".join(f"{c} INTEGER NOT NULL" for c in _SUMS.split(", "))},
+        PRIMARY KEY (project_id, span, dim, bucket_start, value)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE threads (
+        project_id TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        calls INTEGER NOT NULL,
+        cost_nanos INTEGER NOT NULL,
+        PRIMARY KEY (project_id, thread_id)
+    ) WITHOUT ROWID
+    """,
+    *_backfill(_SQLITE_HOUR.format(row="calls"), _SQLITE_DAY.format(row="calls")),
+    _THREAD_BACKFILL,
+    *_INDEXES,
+    f"""
+    CREATE TRIGGER calls_rollup AFTER INSERT ON calls BEGIN
+        INSERT INTO call_rollups ({ROLLUP_COLUMNS})
+        SELECT * FROM ({_trigger_select(_SQLITE_HOUR.format(row="NEW"), _SQLITE_DAY.format(row="NEW"))}) WHERE true
+        {_CONFLICT};
+    END
+    """,
+    """
+    CREATE TRIGGER calls_thread AFTER INSERT ON calls WHEN NEW.thread_id IS NOT NULL BEGIN
+        INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos)
+        VALUES (NEW.project_id, NEW.thread_id, NEW.started_at, NEW.ended_at, 1, COALESCE(NEW.cost_nanos, 0))
+        ON CONFLICT (project_id, thread_id) DO UPDATE SET
+            first_seen = min(threads.first_seen, excluded.first_seen),
+            last_seen = max(threads.last_seen, excluded.last_seen),
+            calls = threads.calls + 1,
+            cost_nanos = threads.cost_nanos + excluded.cost_nanos;
+    END
+    """,
+)
+
+_PG_HOUR = "date_trunc('hour', {row}.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_PG_DAY = "date_trunc('day', {row}.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE call_rollups (
+        project_id TEXT COLLATE "C" NOT NULL,
+        span TEXT COLLATE "C" NOT NULL,
+        dim TEXT COLLATE "C" NOT NULL,
+        bucket_start TIMESTAMPTZ NOT NULL,
+        value TEXT COLLATE "C" NOT NULL,
+        {", ".join(f"{c} BIGINT NOT NULL" for c in _SUMS.split(", "))},
+        PRIMARY KEY (project_id, span, dim, bucket_start, value)
+    )
+    """,
+    """
+    CREATE TABLE threads (
+        project_id TEXT COLLATE "C" NOT NULL,
+        thread_id TEXT COLLATE "C" NOT NULL,
+        first_seen TIMESTAMPTZ NOT NULL,
+        last_seen TIMESTAMPTZ NOT NULL,
+        calls BIGINT NOT NULL,
+        cost_nanos BIGINT NOT NULL,
+        PRIMARY KEY (project_id, thread_id)
+    )
+    """,
+    *_backfill(_PG_HOUR.format(row="calls"), _PG_DAY.format(row="calls")),
+    _THREAD_BACKFILL,
+    *_INDEXES,
+    # SET search_path FROM CURRENT: the function finds the tables of the schema it was made in, whichever
+    # search_path the connection that inserts has.
+    f"""
+    CREATE FUNCTION relaygate_calls_rollup() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO call_rollups ({ROLLUP_COLUMNS})
+        {_trigger_select(_PG_HOUR.format(row="NEW"), _PG_DAY.format(row="NEW"))}
+        {_CONFLICT};
+        IF NEW.thread_id IS NOT NULL THEN
+            INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos)
+            VALUES (NEW.project_id, NEW.thread_id, NEW.started_at, NEW.ended_at, 1, COALESCE(NEW.cost_nanos, 0))
+            ON CONFLICT (project_id, thread_id) DO UPDATE SET
+                first_seen = LEAST(threads.first_seen, excluded.first_seen),
+                last_seen = GREATEST(threads.last_seen, excluded.last_seen),
+                calls = threads.calls + 1,
+                cost_nanos = threads.cost_nanos + excluded.cost_nanos;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    "CREATE TRIGGER calls_rollup AFTER INSERT ON calls FOR EACH ROW EXECUTE FUNCTION relaygate_calls_rollup()",
+)

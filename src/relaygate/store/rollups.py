@@ -1,0 +1,178 @@
+"""What the dashboard reads from the ledger: roll-up rows, the calls list's filters and cursors, percentiles.
+
+A window ``[start, end)`` is read from the roll-ups (``_rollup_sql.py``) where it covers whole buckets and
+from the calls themselves at its ragged edges (:func:`segments`), so its figures are exactly those of the
+calls that started in it, as :meth:`~relaygate.store.Store.usage_total` counts them, whatever the window.
+Latencies are kept as a histogram of two significant digits (:func:`latency_bin`); :func:`percentile`
+reads p50 and p95 from it, within the width of a bin (under 10%).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from relaygate.store.records import Figures, utc
+
+__all__ = [
+    "CallCursor",
+    "CallFilter",
+    "Dimension",
+    "RollupRow",
+    "Segment",
+    "ThreadCursor",
+    "latency_bin",
+    "percentile",
+    "segments",
+]
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Dimension(enum.StrEnum):
+    """What roll-up rows are grouped by. ``model`` is ``provider/model``; ``latency`` is the histogram."""
+
+    ALL = "all"
+    PROVIDER = "provider"
+    MODEL = "model"
+    USER = "user"
+    LABEL = "label"
+    KEY = "key"
+    LATENCY = "latency"
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """Figures of one bucket (``None`` when not bucketed) and one value of the dimension (``None``: no value)."""
+
+    bucket_start: datetime | None
+    value: str | None
+    figures: Figures
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A part of a window read one way: ``calls`` (the rows themselves), or the ``hour`` or ``day`` roll-ups."""
+
+    source: str
+    start: datetime
+    end: datetime
+
+
+def _floor(when: datetime, size: timedelta) -> datetime:
+    return EPOCH + ((when - EPOCH) // size) * size
+
+
+def _ceil(when: datetime, size: timedelta) -> datetime:
+    floor = _floor(when, size)
+    return floor if floor == when else floor + size
+
+
+def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Segment]:
+    """``[start, end)`` cut into the calls at its edges, whole hours, and (with ``days``) whole days."""
+    start, end = utc(start, "start"), utc(end, "end")
+    if start >= end:
+        return []
+    h1, h2 = _ceil(start, HOUR), _floor(end, HOUR)
+    if h1 >= h2:
+        return [Segment("calls", start, end)]
+    out = [Segment("calls", start, h1)] if start < h1 else []
+    d1, d2 = _ceil(h1, DAY), _floor(h2, DAY)
+    if days and d1 < d2:
+        if h1 < d1:
+            out.append(Segment("hour", h1, d1))
+        out.append(Segment("day", d1, d2))
+        if d2 < h2:
+            out.append(Segment("hour", d2, h2))
+    else:
+        out.append(Segment("hour", h1, h2))
+    if h2 < end:
+        out.append(Segment("calls", h2, end))
+    return out
+
+
+def bucket_of(when: datetime, size: timedelta) -> datetime:
+    return _floor(when, size)
+
+
+def latency_bin(latency_us: int) -> str:
+    """The histogram bin of a latency: its number of digits and its first two digits (``"6:12"``: 120-129 ms)."""
+    text = str(max(0, int(latency_us)))
+    return f"{len(text)}:{text[:2]}"
+
+
+def _bin_range(value: str) -> tuple[float, float]:
+    digits, _, lead = value.partition(":")
+    scale = 10 ** (int(digits) - len(lead))
+    return int(lead) * scale, (int(lead) + 1) * scale
+
+
+def percentile(histogram: Iterable[tuple[str, int]], fraction: float) -> float | None:
+    """The ``fraction`` quantile (0.5: the median) of a latency histogram of (bin, count), in milliseconds.
+
+    Linear within the bin that holds it; ``None`` for an empty histogram.
+    """
+    bins = sorted((_bin_range(value), count) for value, count in histogram if count > 0)
+    total = sum(count for _, count in bins)
+    if not total:
+        return None
+    rank = fraction * total
+    seen = 0
+    for (low, high), count in bins:
+        if seen + count >= rank:
+            inside = (rank - seen) / count
+            return (low + (high - low) * inside) / 1000
+        seen += count
+    (_, high), _ = bins[-1]
+    return high / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """The calls list's filters; ``None`` is no filter. ``status`` is ``"ok"``, ``"error"`` or an HTTP status.
+
+    ``model`` is ``provider/model`` as routed; ``start``/``end`` bound ``started_at`` (``[start, end)``).
+    """
+
+    model: str | None = None
+    status: str | None = None
+    user: str | None = None
+    thread: str | None = None
+    label: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallCursor:
+    """Where a page of calls ends: the list goes on with calls older than this one."""
+
+    started_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        delta = self.started_at - EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}.{self.id.hex}"
+
+    @classmethod
+    def decode(cls, text: str) -> CallCursor:
+        """Raises :class:`ValueError` for anything :meth:`encode` did not make."""
+        micros, dot, hex_id = text.partition(".")
+        if not dot or not micros.isdigit() or len(micros) > 17:
+            raise ValueError(f"not a cursor: {text!r}")
+        return cls(EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadCursor:
+    """Where a page of threads ends: the list goes on with threads last active before this one."""
+
+    last_seen: datetime
+    project_id: str
+    thread_id: str
