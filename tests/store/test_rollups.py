@@ -4,6 +4,7 @@ against the management API's own queries), the calls list's filters and pages, t
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -143,15 +144,11 @@ async def test_calls_are_listed_newest_first_across_projects_and_paged_by_cursor
 
 
 async def test_calls_at_the_same_instant_are_paged_by_id(store: Store) -> None:
-    same = [CALLS[0].__class__(**{**_fields(CALLS[0]), "id": uuid.uuid4(), "trace_id": f"{i}"}) for i in range(5)]
+    same = [dataclasses.replace(CALLS[0], id=uuid.uuid4(), trace_id=f"{i}") for i in range(5)]
     await store.write(same)
     first = await store.recent_calls(["proj-a"], limit=2)
     rest = await store.recent_calls(["proj-a"], limit=10, before=CallCursor(first[-1].started_at, first[-1].id))
     assert [c.id for c in first + rest] == sorted((c.id for c in same), key=lambda i: i.hex, reverse=True)
-
-
-def _fields(call: CallRecord) -> dict[str, object]:
-    return {name: getattr(call, name) for name in call.__dataclass_fields__}
 
 
 FILTERS: list[tuple[CallFilter, Callable[[CallRecord], bool]]] = [
@@ -200,9 +197,9 @@ async def test_threads_are_listed_across_projects_as_each_projects_list(store: S
         ((t.last_seen, t.project_id, t.thread_id) for t in listed), key=lambda k: (-k[0].timestamp(), k[1], k[2])
     )
     for project in PROJECTS:
-        page = await store.list_threads(project, limit=100)
-        assert [t for t in listed if t.project_id == project] == page.items
-        assert {t.thread_id for t in page.items} == {c.thread_id for c in CALLS if c.project_id == project} - {None}
+        threads = (await store.list_threads(project, limit=100)).items
+        assert [t for t in listed if t.project_id == project] == threads
+        assert {t.thread_id for t in threads} == {c.thread_id for c in CALLS if c.project_id == project} - {None}
 
 
 async def test_projects_and_calls_are_found_only_in_the_projects_named(store: Store) -> None:
