@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relaygate.api import ApiApp
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.guards import Guards
-from relaygate.keys import KeyRing, key_digest
+from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
 from relaygate.middleware import (
@@ -36,6 +36,7 @@ from relaygate.routing.shared import RedisMetricsSync
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
+from relaygate.ui import UiApp
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -145,6 +146,21 @@ class Gateway:
         )
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry)
+        # The dashboard answers /ui itself, outside the API's key check (it signs in by cookie) and outside
+        # tracing (its pages are not model calls).
+        stack = UiApp(
+            stack,
+            settings=self.settings.ui,
+            router=self.router,
+            keys=self.keys,
+            admin_key_digest=key_digest(admin_key) if admin_key else None,
+            ledger=self.ledger,
+            limiter=self.limiter,
+            project_keys={
+                project.id: [key_id(key_digest(key.get_secret_value())) for key in project.keys]
+                for project in self.settings.projects
+            },
+        )
         self.stack = stack
         self._started = False
         self._warned = False

@@ -7,7 +7,14 @@ a :class:`Settings` object.
 
 from relaygate.settings.base import DEFAULT_BASE_URLS, ENV_PROVIDERS, NAME_PATTERN, ConfigError, ProviderKind
 from relaygate.settings.guards import REDACTING_GUARDS, GuardOptions, GuardSettings, GuardType
-from relaygate.settings.loading import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_settings, set_config_path
+from relaygate.settings.loading import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_FILE,
+    UI_SECRET_ENV_VAR,
+    load_settings,
+    set_config_path,
+    share_ui_session_secret,
+)
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings, Timeouts
 from relaygate.settings.root import Settings
@@ -25,6 +32,7 @@ from relaygate.settings.routing import (
     VirtualModelSettings,
 )
 from relaygate.settings.service import ServerSettings, TelemetrySettings
+from relaygate.settings.ui import UiSettings
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -36,6 +44,7 @@ __all__ = [
     "NAME_PATTERN",
     "REDACTING_GUARDS",
     "ROUTER_PREFIX",
+    "UI_SECRET_ENV_VAR",
     "BreakerSettings",
     "ConfigError",
     "GuardOptions",
@@ -54,7 +63,9 @@ __all__ = [
     "TargetSettings",
     "TelemetrySettings",
     "Timeouts",
+    "UiSettings",
     "VirtualModelSettings",
     "load_settings",
     "set_config_path",
+    "share_ui_session_secret",
 ]

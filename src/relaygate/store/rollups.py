@@ -9,11 +9,15 @@ reads p50 and p95 from it, within the width of a bin (under 10%).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import orjson
 
 from relaygate.store.records import Figures, utc
 
@@ -176,3 +180,22 @@ class ThreadCursor:
     last_seen: datetime
     project_id: str
     thread_id: str
+
+    def encode(self) -> str:
+        micros = (self.last_seen - EPOCH) // timedelta(microseconds=1)
+        raw = orjson.dumps([micros, self.project_id, self.thread_id])
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, text: str) -> ThreadCursor:
+        """Raises :class:`ValueError` for anything :meth:`encode` did not make."""
+        try:
+            micros, project_id, thread_id = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise ValueError(f"not a cursor: {text!r}") from exc
+        if not (isinstance(micros, int) and isinstance(project_id, str) and isinstance(thread_id, str)):
+            raise ValueError(f"not a cursor: {text!r}")
+        try:
+            return cls(EPOCH + timedelta(microseconds=micros), project_id, thread_id)
+        except OverflowError as exc:
+            raise ValueError(f"not a cursor: {text!r}") from exc
