@@ -25,6 +25,7 @@ from relaygate.errors import GatewayError, PermissionDeniedError
 from relaygate.keys import KeyRing
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
+from relaygate.middleware.auth import OPEN_PROJECT
 from relaygate.routing import ModelRouter
 from relaygate.settings import UiSettings
 from relaygate.ui import assets, views
@@ -161,10 +162,11 @@ class UiApp:
         return Viewer(session, projects, self.signer.csrf(session))
 
     async def _all_projects(self) -> tuple[str, ...]:
-        found = set(self.sources.project_keys)
+        # An open gateway puts its calls in project "default" (or the one they name).
+        found = set(self.sources.project_keys) or {OPEN_PROJECT}
         ledger = self.sources.ledger
         if ledger is not None and ledger.running:
-            found.update(await ledger.store.ledger_projects())
+            found.update(await (await self.sources.store()).ledger_projects())
         return tuple(sorted(found))
 
     async def _login(self, req: UiRequest) -> Response:
