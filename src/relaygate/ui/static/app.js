@@ -19,7 +19,7 @@
   function drawCharts(root) {
     var source = root.querySelector(".chart-data");
     if (!source || typeof uPlot === "undefined") return;
-    var data = JSON.parse(source.textContent);
+    var data = JSON.parse(source.getAttribute("data-series"));
     charts.forEach(function (c) { c.plot.destroy(); });
     charts = [];
     root.querySelectorAll("[data-chart]").forEach(function (el) {
@@ -73,10 +73,18 @@
     if (window.matchMedia) {
       window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () { drawCharts(document); });
     }
-    document.body.addEventListener("htmx:afterSettle", function (event) {
-      var target = event.detail && event.detail.elt;
-      if (target && target.querySelector && target.querySelector(".chart-data")) drawCharts(target);
-      else if (document.getElementById("overview")) drawCharts(document);
+    // A refreshed part replaces the old one: details the reader opened stay open, and the charts are drawn anew.
+    var opened = [];
+    document.body.addEventListener("htmx:beforeSwap", function () {
+      opened = Array.prototype.map.call(document.querySelectorAll("details[id][open]"), function (d) { return d.id; });
+    });
+    document.body.addEventListener("htmx:afterSettle", function () {
+      opened.forEach(function (id) {
+        var details = document.getElementById(id);
+        if (details) details.open = true;
+      });
+      var overview = document.getElementById("overview");
+      if (overview) drawCharts(overview);
     });
   }
 
