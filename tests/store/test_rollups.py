@@ -22,8 +22,10 @@ from relaygate.store import (
     Store,
     ThreadCursor,
 )
+from relaygate.store._sql import CALL_COLUMNS, SQLStore
+from relaygate.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from relaygate.store.rollups import Segment, latency_bin, percentile, segments
-from tests.store.conftest import T0
+from tests.store.conftest import T0, StoreFactory
 from tests.store.test_store import CALLS, EVER, MESSAGES, expected_figures, load
 
 pytestmark = pytest.mark.anyio
@@ -233,3 +235,44 @@ def test_latency_bins_and_percentiles() -> None:
     assert percentile([], 0.5) is None
     assert percentile([("6:12", 1)], 0.5) == pytest.approx(125.0)  # the middle of 120-130 ms
     assert percentile([("4:10", 50), ("6:50", 50)], 0.95) == pytest.approx(509.0)
+
+
+async def test_calls_stored_before_the_rollups_are_rolled_up_by_the_migration(
+    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as before:
+        before.setattr("relaygate.store.sqlite.SQLITE_MIGRATIONS", SQLITE_MIGRATIONS[:2])
+        before.setattr("relaygate.store.postgres.POSTGRES_MIGRATIONS", POSTGRES_MIGRATIONS[:2])
+        async with store_factory() as old:
+            assert await old.schema_version() == 2 and isinstance(old, SQLStore)
+            rows = [old._call_row(c) for c in CALLS]
+            marks = ", ".join("?" for _ in rows[0])
+            await old._transaction([(f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({marks})", rows)])
+    async with store_factory() as upgraded:
+        for dim in VALUES:
+            for window in WINDOWS:
+                for project in PROJECTS:
+                    rows_now = await upgraded.rollup([project], *window, dim)
+                    groups: dict[str | None, list[CallRecord]] = defaultdict(list)
+                    for call in calls_in([project], *window):
+                        groups[VALUES[dim](call)].append(call)
+                    assert {r.value: r.figures for r in rows_now} == {v: expected_figures(g) for v, g in groups.items()}
+        for project in PROJECTS:
+            assert (await upgraded.list_threads(project, limit=100)).items == await upgraded.recent_threads(
+                [project], limit=100
+            )
+        # Calls written after the upgrade add to the same roll-ups.
+        later = dataclasses.replace(CALLS[0], id=uuid.uuid4(), trace_id="later")
+        await upgraded.write([later])
+        total = await upgraded.rollup(["proj-a"], *EVER)
+        assert total[0].figures == expected_figures([c for c in CALLS if c.project_id == "proj-a"] + [later])
+
+
+async def test_a_call_repeated_in_one_batch_counts_once(store: Store) -> None:
+    call = CALLS[0]
+    await store.write([call, call, CALLS[1], call])
+    rows = await store.rollup(PROJECTS, *EVER)
+    assert rows[0].figures == expected_figures([call, CALLS[1]])
+    assert [c.id for c in await store.recent_calls(PROJECTS)] == sorted(
+        [call.id, CALLS[1].id], key=lambda i: next(c.started_at for c in CALLS if c.id == i), reverse=True
+    )

@@ -1,26 +1,26 @@
 """The SQL of the dashboard's schema step: roll-ups of the calls, a row per thread, and the calls' list indexes.
 
 Reading the figures of a month straight from ``calls`` scans every call of the month (a second and more
-on a million calls), so the figures are also kept summed, as the calls are written, by triggers in the same
-transaction as the insert (so a call is counted exactly once: a retried batch whose ids are already stored
-inserts nothing, and fires nothing):
+on a million calls), so the figures are also kept summed as the calls are written, in the same transaction
+as the calls (``_rollup_rows.py``: a batch is summed in Python and upserted once per distinct row):
 
 - ``call_rollups``: per project, ``span`` (``hour`` or ``day``), dimension and bucket, the sums the figures
   are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`, same order). ``dim`` is ``all`` (one row per
   bucket), ``provider``, ``model`` (``provider/model``), ``user``, ``label``, ``key`` or ``latency`` (a
   histogram: ``value`` is the latency's bin, see :func:`relaygate.store.rollups.latency_bin`). ``value`` is
   ``''`` for a call without one and ``'='`` followed by the value otherwise, so that no value is NULL in the
-  primary key (NULLs never conflict, and every call would add a row).
+  primary key (NULLs never conflict).
 - ``threads``: per thread, its first start, last end, number of calls and cost, as the management API's
   thread list reports them.
 
-The statements are generated from the lists below, once, for each backend. They belong to a migration
-that has shipped once released: change the schema with a new step, never by editing these.
+The migration rolls up the calls already stored with the statements below (generated once per backend).
+It belongs to a migration that has shipped once released: change the schema with a new step, never by
+editing these.
 """
 
 from __future__ import annotations
 
-__all__ = ["POSTGRES_ROLLUP_STATEMENTS", "SQLITE_ROLLUP_STATEMENTS"]
+__all__ = ["POSTGRES_ROLLUP_STATEMENTS", "ROLLUP_COLUMNS", "ROLLUP_CONFLICT", "SQLITE_ROLLUP_STATEMENTS"]
 
 _SUMS = (
     "calls, errors, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_write_tokens, "
@@ -30,7 +30,7 @@ ROLLUP_COLUMNS = f"project_id, span, dim, bucket_start, value, {_SUMS}"
 
 
 def _dims(row: str) -> list[tuple[str, str]]:
-    """(dimension, value expression) for a row of calls named ``row`` (``NEW`` in a trigger)."""
+    """(dimension, value expression) for a row of calls named ``row``, as ``_rollup_rows.py`` computes them."""
 
     def opt(column: str) -> str:
         return f"CASE WHEN {row}.{column} IS NULL THEN '' ELSE '=' || {row}.{column} END"
@@ -48,36 +48,17 @@ def _dims(row: str) -> list[tuple[str, str]]:
     ]
 
 
-def _sums(row: str) -> str:
-    return (
-        f"1, CASE WHEN {row}.status >= 400 OR {row}.error IS NOT NULL THEN 1 ELSE 0 END, "
-        f"{row}.prompt_tokens, {row}.completion_tokens, {row}.total_tokens, {row}.cached_tokens, "
-        f"{row}.cache_write_tokens, {row}.reasoning_tokens, COALESCE({row}.cost_nanos, 0), {row}.latency_us, "
-        f"COALESCE({row}.ttft_us, 0), CASE WHEN {row}.ttft_us IS NULL THEN 0 ELSE 1 END"
-    )
-
-
 _GROUP_SUMS = (
     "COUNT(*), SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END), SUM(prompt_tokens), "
     "SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), "
     "COALESCE(SUM(cost_nanos), 0), SUM(latency_us), COALESCE(SUM(ttft_us), 0), COUNT(ttft_us)"
 )
 _ADD = ", ".join(f"{c} = call_rollups.{c} + excluded.{c}" for c in _SUMS.split(", "))
-_CONFLICT = f"ON CONFLICT (project_id, span, dim, bucket_start, value) DO UPDATE SET {_ADD}"
+ROLLUP_CONFLICT = f"ON CONFLICT (project_id, span, dim, bucket_start, value) DO UPDATE SET {_ADD}"
 
 
 def _spans(hour: str, day: str) -> list[tuple[str, str]]:
-    # Days first: a transaction takes a day's rows before its hours', so concurrent writers meet in one order.
     return [("day", day), ("hour", hour)]
-
-
-def _trigger_select(hour: str, day: str) -> str:
-    parts = [
-        f"SELECT NEW.project_id, '{span}', '{dim}', {bucket}, {value}, {_sums('NEW')}"
-        for span, bucket in _spans(hour, day)
-        for dim, value in _dims("NEW")
-    ]
-    return " UNION ALL ".join(parts)
 
 
 def _backfill(hour: str, day: str) -> list[str]:
@@ -136,24 +117,6 @@ SQLITE_ROLLUP_STATEMENTS: tuple[str, ...] = (
     *_backfill(_SQLITE_HOUR.format(row="calls"), _SQLITE_DAY.format(row="calls")),
     _THREAD_BACKFILL,
     *_INDEXES,
-    f"""
-    CREATE TRIGGER calls_rollup AFTER INSERT ON calls BEGIN
-        INSERT INTO call_rollups ({ROLLUP_COLUMNS})
-        SELECT * FROM ({_trigger_select(_SQLITE_HOUR.format(row="NEW"), _SQLITE_DAY.format(row="NEW"))}) WHERE true
-        {_CONFLICT};
-    END
-    """,
-    """
-    CREATE TRIGGER calls_thread AFTER INSERT ON calls WHEN NEW.thread_id IS NOT NULL BEGIN
-        INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos)
-        VALUES (NEW.project_id, NEW.thread_id, NEW.started_at, NEW.ended_at, 1, COALESCE(NEW.cost_nanos, 0))
-        ON CONFLICT (project_id, thread_id) DO UPDATE SET
-            first_seen = min(threads.first_seen, excluded.first_seen),
-            last_seen = max(threads.last_seen, excluded.last_seen),
-            calls = threads.calls + 1,
-            cost_nanos = threads.cost_nanos + excluded.cost_nanos;
-    END
-    """,
 )
 
 _PG_HOUR = "date_trunc('hour', {row}.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
@@ -185,26 +148,4 @@ POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
     *_backfill(_PG_HOUR.format(row="calls"), _PG_DAY.format(row="calls")),
     _THREAD_BACKFILL,
     *_INDEXES,
-    # SET search_path FROM CURRENT: the function finds the tables of the schema it was made in, whichever
-    # search_path the connection that inserts has.
-    f"""
-    CREATE FUNCTION relaygate_calls_rollup() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-    BEGIN
-        INSERT INTO call_rollups ({ROLLUP_COLUMNS})
-        {_trigger_select(_PG_HOUR.format(row="NEW"), _PG_DAY.format(row="NEW"))}
-        {_CONFLICT};
-        IF NEW.thread_id IS NOT NULL THEN
-            INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos)
-            VALUES (NEW.project_id, NEW.thread_id, NEW.started_at, NEW.ended_at, 1, COALESCE(NEW.cost_nanos, 0))
-            ON CONFLICT (project_id, thread_id) DO UPDATE SET
-                first_seen = LEAST(threads.first_seen, excluded.first_seen),
-                last_seen = GREATEST(threads.last_seen, excluded.last_seen),
-                calls = threads.calls + 1,
-                cost_nanos = threads.cost_nanos + excluded.cost_nanos;
-        END IF;
-        RETURN NULL;
-    END
-    $$
-    """,
-    "CREATE TRIGGER calls_rollup AFTER INSERT ON calls FOR EACH ROW EXECUTE FUNCTION relaygate_calls_rollup()",
 )

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
 from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
     AGGREGATES,
@@ -28,6 +29,7 @@ from relaygate.store._sql_rows import (
     SPEND_COLUMNS,
     UPSERT_MODEL,
     UPSERT_PRICES,
+    Statements,
     Totals,
     check_page,
     figures_of,
@@ -65,14 +67,27 @@ class SQLStore(DashboardQueries):
     async def write(self, calls: Sequence[CallRecord], messages: Sequence[MessageRecord] = ()) -> None:
         if not calls and not messages:
             return
+        unique = _first_of_each(calls)
         try:
-            call_rows = [self._call_row(c) for c in calls]
+            call_rows = [self._call_row(c) for c in unique]
             message_rows = [self._message_row(m) for m in messages]
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of the wrong type (a tag value that is not a string, content that is not JSON): as
             # refused as a value the database rejects, and as pointless to retry.
             raise RecordRejectedError(f"a record cannot be stored: {exc!r}") from exc
-        await self._transaction([(INSERT_CALL, call_rows), (INSERT_MESSAGE, message_rows)])
+
+        def plan(stored: set[str]) -> Statements:
+            # Calls already stored (a batch retried after its commit went through) add nothing, roll-ups included.
+            new = [(c, row) for c, row in zip(unique, call_rows, strict=True) if str(c.id) not in stored]
+            added = [c for c, _ in new]
+            return [
+                (INSERT_CALL, [row for _, row in new]),
+                (UPSERT_ROLLUP, rollup_rows(added, self._bind_time)),
+                (UPSERT_THREAD, thread_rows(added, self._bind_time)),
+                (INSERT_MESSAGE, message_rows),
+            ]
+
+        await self._transaction(plan, [self._bind_uuid(c.id) for c in unique])
 
     # -- calls and threads -----------------------------------------------------------------------------
 
@@ -255,6 +270,17 @@ class SQLStore(DashboardQueries):
         for r in sorted(rows, key=lambda r: (str(r[0]), str(r[1]))):
             out.setdefault(r[0], {})[r[1]] = self._read_prices(r[2:])
         return out
+
+
+def _first_of_each(calls: Sequence[CallRecord]) -> list[CallRecord]:
+    """One call per id (the first of a repeated one), in the batch's order."""
+    seen: set[uuid.UUID] = set()
+    out = []
+    for call in calls:
+        if call.id not in seen:
+            seen.add(call.id)
+            out.append(call)
+    return out
 
 
 def _product(values: list[list[str | None]]) -> list[tuple[str | None, ...]]:
