@@ -5,9 +5,8 @@ models on three providers, 20 labels, 10 keys per project, 60% of the calls in t
 3% failures, streamed calls with a time to first chunk. Messages are written for the last day's threads only
 (the thread page reads one thread at a time, by index, whatever the ledger's size).
 
-SQLite is seeded through the store's own write path (its roll-up triggers included), which also gives the
-write rate with the triggers; PostgreSQL by COPY with the triggers off and then the migration's own roll-up
-statements, which is how an existing ledger gets its roll-ups, and minutes faster than a million trigger runs.
+Both backends are seeded through the store's own write path, in batches of 5,000, roll-ups included; the
+rate it reaches is reported with the figures.
 """
 
 from __future__ import annotations
@@ -17,19 +16,17 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from relaygate.store import CallRecord, MessageRecord, Store
-from relaygate.store._rollup_sql import _backfill, _PG_DAY, _PG_HOUR, _THREAD_BACKFILL
-from relaygate.store._sql_rows import CALL_COLUMNS
 
-__all__ = ["PROJECTS", "calls", "seed_postgres", "seed_sqlite"]
+__all__ = ["PROJECTS", "calls", "seed"]
 
 SPAN = timedelta(days=90)
 PROJECTS = [("proj-main", 0.80), ("proj-b", 0.15), ("proj-c", 0.05)]
 MODELS = [
     ("openai", "gpt-4o", 2.5, 10.0), ("openai", "gpt-4o-mini", 0.15, 0.6), ("openai", "gpt-4.1", 2.0, 8.0),
-    ("openai", "gpt-4.1-mini", 0.4, 1.6), ("openai", "o3-mini", 1.1, 4.4), ("openai", "text-embedding-3-small", 0.02, 0),
+    ("openai", "gpt-4.1-mini", 0.4, 1.6), ("openai", "o3-mini", 1.1, 4.4), ("openai", "o4-mini", 1.1, 4.4),
     ("anthropic", "claude-sonnet-4", 3.0, 15.0), ("anthropic", "claude-3-5-haiku", 0.8, 4.0),
     ("anthropic", "claude-opus-4", 15.0, 75.0), ("gemini", "gemini-2.5-flash", 0.3, 2.5),
     ("gemini", "gemini-2.5-pro", 1.25, 10.0), ("gemini", "gemini-2.0-flash", 0.1, 0.4),
@@ -104,8 +101,8 @@ def calls(n: int, now: datetime, *, seed: int = 1) -> Iterator[tuple[CallRecord,
         yield call, messages
 
 
-async def seed_sqlite(store: Store, n: int, now: datetime) -> float:
-    """Write ``n`` calls through the store (triggers and all); returns calls written per second."""
+async def seed(store: Store, n: int, now: datetime) -> float:
+    """Write ``n`` calls through the store's own write path (roll-ups and all); returns calls written a second."""
     began = time.perf_counter()
     batch: list[CallRecord] = []
     batch_messages: list[MessageRecord] = []
@@ -117,37 +114,3 @@ async def seed_sqlite(store: Store, n: int, now: datetime) -> float:
             batch, batch_messages = [], []
     await store.write(batch, batch_messages)
     return n / (time.perf_counter() - began)
-
-
-async def seed_postgres(store: Store, n: int, now: datetime) -> float:
-    """COPY ``n`` calls in with the roll-up trigger off, then roll them up as the migration does."""
-    from relaygate.store.postgres import PostgresStore
-
-    assert isinstance(store, PostgresStore)
-    pool = store._connected()
-    columns = [c.strip() for c in CALL_COLUMNS.split(",")]
-    began = time.perf_counter()
-    async with pool.acquire() as conn:
-        await conn.execute("ALTER TABLE calls DISABLE TRIGGER calls_rollup")
-        try:
-            batch: list[tuple[object, ...]] = []
-            messages: list[MessageRecord] = []
-            for call, added in calls(n, now):
-                batch.append(store._call_row(call))
-                messages.extend(added)
-                if len(batch) >= BATCH * 4:
-                    await conn.copy_records_to_table("calls", records=batch, columns=columns)
-                    batch = []
-            await conn.copy_records_to_table("calls", records=batch, columns=columns)
-            async with conn.transaction():
-                for statement in (*_backfill(_PG_HOUR.format(row="calls"), _PG_DAY.format(row="calls")), _THREAD_BACKFILL):
-                    await conn.execute(statement)
-        finally:
-            await conn.execute("ALTER TABLE calls ENABLE TRIGGER calls_rollup")
-        await conn.execute("ANALYZE")
-    await store.write([], messages)
-    return n / (time.perf_counter() - began)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -276,3 +276,16 @@ async def test_a_call_repeated_in_one_batch_counts_once(store: Store) -> None:
     assert [c.id for c in await store.recent_calls(PROJECTS)] == sorted(
         [call.id, CALLS[1].id], key=lambda i: next(c.started_at for c in CALLS if c.id == i), reverse=True
     )
+
+
+@pytest.mark.parametrize("bucket", [None, Bucket.HOUR, Bucket.DAY])
+async def test_several_dimensions_read_at_once_equal_each_read_alone(store: Store, bucket: Bucket | None) -> None:
+    await load(store)
+    dims = [*VALUES, Dimension.LATENCY]
+    for window in WINDOWS[1:]:
+        together = await store.rollups(PROJECTS, *window, dims, bucket)
+        assert list(together) == dims
+        for dim in dims:
+            assert together[dim] == await store.rollup(PROJECTS, *window, dim, bucket)
+    with pytest.raises(ValueError, match="hour or day"):
+        await store.rollups(PROJECTS, *EVER, dims, Bucket.WEEK)

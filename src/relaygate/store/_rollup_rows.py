@@ -13,8 +13,8 @@ for value: the dimension values with their ``''``/``'='`` prefix, the buckets, t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import add
 from datetime import datetime
+from operator import add
 from typing import Any
 
 from relaygate.store._rollup_sql import ROLLUP_COLUMNS, ROLLUP_CONFLICT

@@ -69,53 +69,55 @@ class DashboardQueries(SQLRows):
         )
         return [r[0] for r in rows]
 
-    async def rollup(
+    async def rollups(
         self,
         projects: Sequence[str],
         start: datetime,
         end: datetime,
-        dim: Dimension = Dimension.ALL,
+        dims: Sequence[Dimension],
         bucket: Bucket | None = None,
-    ) -> list[RollupRow]:
-        dim = Dimension(dim)
+    ) -> dict[Dimension, list[RollupRow]]:
+        wanted = list(dict.fromkeys(Dimension(d) for d in dims))
         if bucket is not None and Bucket(bucket) not in _SIZES:
             raise ValueError("roll-ups are bucketed by hour or day")
         size = _SIZES[Bucket(bucket)] if bucket is not None else None
-        merged: dict[tuple[datetime | None, str], Totals] = {}
-        if not projects:
-            return []
-        for segment in segments(start, end, days=size != HOUR):
-            for when, value, sums in await self._segment_rows(projects, segment, dim, size is not None):
-                key = bucket_of(when, size) if when is not None and size is not None else None
-                merged.setdefault((key, value), Totals()).add(sums)
-        out = [
-            RollupRow(bucket_start=when, value=_decode(value), figures=totals.figures())
-            for (when, value), totals in merged.items()
-        ]
-        out.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
+        merged: dict[Dimension, dict[tuple[datetime | None, str], Totals]] = {dim: {} for dim in wanted}
+        if projects and wanted:
+            for segment in segments(start, end, days=size != HOUR):
+                for dim, when, value, sums in await self._segment_rows(projects, segment, wanted, size is not None):
+                    key = bucket_of(when, size) if when is not None and size is not None else None
+                    merged[dim].setdefault((key, value), Totals()).add(sums)
+        out: dict[Dimension, list[RollupRow]] = {}
+        for dim, groups in merged.items():
+            rows = [RollupRow(when, _decode(value), totals.figures()) for (when, value), totals in groups.items()]
+            rows.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
+            out[dim] = rows
         return out
 
     async def _segment_rows(
-        self, projects: Sequence[str], segment: Segment, dim: Dimension, bucketed: bool
-    ) -> list[tuple[datetime | None, str, Sequence[Any]]]:
-        """(hour or day, value, sums) of one segment; the time is ``None`` unless ``bucketed``."""
+        self, projects: Sequence[str], segment: Segment, dims: Sequence[Dimension], bucketed: bool
+    ) -> list[tuple[Dimension, datetime | None, str, Sequence[Any]]]:
+        """(dimension, hour or day, value, sums) of one segment; the time is ``None`` unless ``bucketed``."""
         bounds = [self._bind_time(segment.start), self._bind_time(segment.end)]
+        out: list[tuple[Dimension, datetime | None, str, Sequence[Any]]] = []
         if segment.source == "calls":
             bucket = self._bucket_sql(Bucket.HOUR) if bucketed else "NULL"
-            rows = await self._fetch(
-                f"SELECT {bucket}, {_RAW_VALUES[dim]}, {AGGREGATES} FROM calls "
-                f"WHERE project_id IN ({_marks(projects)}) AND started_at >= ? AND started_at < ? GROUP BY 1, 2",
-                [*projects, *bounds],
-            )
-            return [(self._read_bucket(r[0]) if bucketed else None, r[1], r[2:]) for r in rows]
+            for dim in dims:
+                rows = await self._fetch(
+                    f"SELECT {bucket}, {_RAW_VALUES[dim]}, {AGGREGATES} FROM calls "
+                    f"WHERE project_id IN ({_marks(projects)}) AND started_at >= ? AND started_at < ? GROUP BY 1, 2",
+                    [*projects, *bounds],
+                )
+                out += [(dim, self._read_bucket(r[0]) if bucketed else None, r[1], r[2:]) for r in rows]
+            return out
         # Bucketed, the roll-up's own buckets are kept (and folded into the series' buckets by the caller).
-        bucket, group = ("bucket_start", "bucket_start, value") if bucketed else ("NULL", "value")
+        bucket, group = ("bucket_start", "dim, bucket_start, value") if bucketed else ("NULL", "dim, value")
         rows = await self._fetch(
-            f"SELECT {bucket}, value, {_SUMS} FROM call_rollups WHERE project_id IN ({_marks(projects)}) "
-            f"AND span = ? AND dim = ? AND bucket_start >= ? AND bucket_start < ? GROUP BY {group}",
-            [*projects, segment.source, dim.value, *bounds],
+            f"SELECT dim, {bucket}, value, {_SUMS} FROM call_rollups WHERE project_id IN ({_marks(projects)}) "
+            f"AND span = ? AND dim IN ({_marks(dims)}) AND bucket_start >= ? AND bucket_start < ? GROUP BY {group}",
+            [*projects, segment.source, *(d.value for d in dims), *bounds],
         )
-        return [(self._read_time(r[0]) if bucketed else None, r[1], r[2:]) for r in rows]
+        return [(Dimension(r[0]), self._read_time(r[1]) if bucketed else None, r[2], r[3:]) for r in rows]
 
     async def recent_calls(
         self,

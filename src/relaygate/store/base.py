@@ -148,6 +148,19 @@ class Store(ABC):
         """Every project with a call in the ledger, sorted."""
 
     @abstractmethod
+    async def rollups(
+        self,
+        projects: Sequence[str],
+        start: datetime,
+        end: datetime,
+        dims: Sequence[Dimension],
+        bucket: Bucket | None = None,
+    ) -> dict[Dimension, list[RollupRow]]:
+        """Figures of the projects' calls that started in ``[start, end)``, per value of each dimension and,
+        with a ``bucket`` (hour or day), per bucket; each list sorted by bucket, then value (``None`` first).
+        Over one value the figures equal :meth:`usage_total`'s for the same window, read from roll-ups kept as
+        calls are written (and from the calls themselves at the window's ragged edges)."""
+
     async def rollup(
         self,
         projects: Sequence[str],
@@ -156,9 +169,8 @@ class Store(ABC):
         dim: Dimension = Dimension.ALL,
         bucket: Bucket | None = None,
     ) -> list[RollupRow]:
-        """Figures of the projects' calls that started in ``[start, end)``, per value of ``dim`` and, with a
-        ``bucket`` (hour or day), per bucket; sorted by bucket, then value (``None`` first). Over one value
-        the figures equal :meth:`usage_total`'s for the same window, from roll-ups kept as calls are written."""
+        """:meth:`rollups` of one dimension."""
+        return (await self.rollups(projects, start, end, [dim], bucket))[Dimension(dim)]
 
     @abstractmethod
     async def recent_calls(

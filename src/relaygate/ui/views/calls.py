@@ -65,8 +65,9 @@ async def calls(req: UiRequest, src: Sources) -> Response:
     now = datetime.now(UTC)
     models, labels = [], []
     if not req.htmx:  # the filter form's choices: what was called in the last 30 days
-        models = [r.value for r in await store.rollup(projects, now - CHOICES_WINDOW, now, Dimension.MODEL) if r.value]
-        labels = [r.value for r in await store.rollup(projects, now - CHOICES_WINDOW, now, Dimension.LABEL) if r.value]
+        seen = await store.rollups(projects, now - CHOICES_WINDOW, now, [Dimension.MODEL, Dimension.LABEL])
+        models = [r.value for r in seen[Dimension.MODEL] if r.value]
+        labels = [r.value for r in seen[Dimension.LABEL] if r.value]
     filtered = {name: req.query.get(name, "") for name in FILTERS}
     return partial_or_page(
         req,

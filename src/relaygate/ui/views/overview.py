@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 
 from relaygate.limits.usage import LimitUse, limit_usage
-from relaygate.store import Bucket, Dimension, Figures, RollupRow, Store
+from relaygate.store import Bucket, Dimension, Figures, RollupRow
 from relaygate.store.rollups import bucket_of, percentile
 from relaygate.ui.sources import Sources
 from relaygate.ui.viewer import UiRequest
@@ -56,12 +56,14 @@ async def overview(req: UiRequest, src: Sources) -> Response:
     win = window(req)
     projects = req.projects()
     store = await src.store()
-    # The totals are read on their own (not added up from the series), exact to the API's for the same window.
-    total = await store.rollup(projects, win.start, win.end)
-    series = await store.rollup(projects, win.start, win.end, bucket=win.bucket)
-    latency = await store.rollup(projects, win.start, win.end, Dimension.LATENCY, win.bucket)
-    totals = _totals(total, latency)
-    breakdowns = [await _breakdown(store, projects, win, dim, title, f) for dim, title, f in BREAKDOWNS]
+    # Two reads: the period's figures by every dimension at once (the totals read on their own, not added up
+    # from the series, so they are the API's for the same window), and its series.
+    dims = [Dimension.ALL, Dimension.LATENCY, *(dim for dim, _, _ in BREAKDOWNS)]
+    whole = await store.rollups(projects, win.start, win.end, dims)
+    over_time = await store.rollups(projects, win.start, win.end, [Dimension.ALL, Dimension.LATENCY], win.bucket)
+    series, latency = over_time[Dimension.ALL], over_time[Dimension.LATENCY]
+    totals = _totals(whole[Dimension.ALL], whole[Dimension.LATENCY])
+    breakdowns = [_breakdown(whole[dim], title, link) for dim, title, link in BREAKDOWNS]
     limits: list[tuple[str, list[LimitUse]]] = []
     if src.limiter is not None:
         for project in projects:
@@ -90,11 +92,8 @@ def _totals(total: Sequence[RollupRow], latency: Sequence[RollupRow]) -> Totals:
     return Totals(figures, percentile(histogram.items(), 0.5), percentile(histogram.items(), 0.95))
 
 
-async def _breakdown(
-    store: Store, projects: Sequence[str], win: Window, dim: Dimension, title: str, link: str | None
-) -> Breakdown:
-    rows = await store.rollup(projects, win.start, win.end, dim)
-    rows.sort(key=lambda r: (-r.figures.cost_nanos, -r.figures.calls, r.value is not None, r.value or ""))
+def _breakdown(rows: list[RollupRow], title: str, link: str | None) -> Breakdown:
+    rows = sorted(rows, key=lambda r: (-r.figures.cost_nanos, -r.figures.calls, r.value is not None, r.value or ""))
     return Breakdown(
         title=title,
         filter=link,
