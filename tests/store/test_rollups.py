@@ -8,7 +8,7 @@ import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,7 @@ from relaygate.store import (
 )
 from relaygate.store._sql import CALL_COLUMNS, SQLStore
 from relaygate.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
-from relaygate.store.rollups import Segment, latency_bin, percentile, segments
+from relaygate.store.rollups import DAY, HOUR, Segment, latency_bin, percentile, segments
 from tests.store.conftest import T0, StoreFactory
 from tests.store.test_store import CALLS, EVER, MESSAGES, expected_figures, load
 
@@ -224,7 +224,19 @@ def test_windows_are_cut_into_raw_edges_hours_and_days() -> None:
         Segment("hour", hour + timedelta(days=2, hours=2), hour + timedelta(days=2, hours=3)),
         Segment("calls", hour + timedelta(days=2, hours=3), end),
     ]
-    assert [s.source for s in segments(start, end, days=False)] == ["calls", "hour", "calls"]
+    assert [s.source for s in segments(start, end, coarsest=HOUR)] == ["calls", "hour", "calls"]
+    # A whole week (Monday to Monday) inside the window is read as one.
+    later = T0 + timedelta(days=8, hours=9, minutes=5)  # 07:35 on Tuesday 2024-03-12
+    monday = datetime(2024, 3, 4, tzinfo=UTC)
+    assert segments(start, later) == [
+        Segment("calls", start, hour + timedelta(hours=1)),
+        Segment("hour", hour + timedelta(hours=1), monday),
+        Segment("week", monday, monday + timedelta(days=7)),
+        Segment("day", monday + timedelta(days=7), monday + timedelta(days=8)),
+        Segment("hour", monday + timedelta(days=8), monday + timedelta(days=8, hours=7)),
+        Segment("calls", monday + timedelta(days=8, hours=7), later),
+    ]
+    assert [s.source for s in segments(start, later, coarsest=DAY)] == ["calls", "hour", "day", "hour", "calls"]
     assert segments(start, start + timedelta(minutes=5)) == [Segment("calls", start, start + timedelta(minutes=5))]
     assert segments(end, start) == []
 
@@ -234,7 +246,8 @@ def test_latency_bins_and_percentiles() -> None:
     assert latency_bin(7) == "1:7"
     assert percentile([], 0.5) is None
     assert percentile([("6:12", 1)], 0.5) == pytest.approx(125.0)  # the middle of 120-130 ms
-    assert percentile([("4:10", 50), ("6:50", 50)], 0.95) == pytest.approx(509.0)
+    assert percentile([("4:10", 50), ("6:50", 50)], 0.95) == pytest.approx(545.0)  # 500 to 550 ms
+    assert latency_bin(25_999) == "5:24" and latency_bin(99_999) == "5:95" and latency_bin(19_999) == "5:19"
 
 
 async def test_calls_stored_before_the_rollups_are_rolled_up_by_the_migration(

@@ -1,6 +1,6 @@
 """The roll-up rows a batch of new calls adds, summed in Python, and the statements that add them.
 
-Summing a batch before it reaches the database turns fourteen roll-up rows per call (two spans, seven
+Summing a batch before it reaches the database turns 21 roll-up rows per call (three spans, seven
 dimensions) into one upsert per distinct row of the batch: most calls of a batch share their hour, day,
 project and model. The rows are upserted in sorted order, so that two gateways writing into one PostgreSQL
 ledger take the rows' locks in the same order and never deadlock. Only calls the ledger does not hold yet
@@ -20,7 +20,7 @@ from typing import Any
 from relaygate.store._rollup_sql import ROLLUP_COLUMNS, ROLLUP_CONFLICT
 from relaygate.store._sql_rows import _us, sql_text
 from relaygate.store.records import CallRecord
-from relaygate.store.rollups import DAY, HOUR, bucket_of
+from relaygate.store.rollups import DAY, HOUR, WEEK, bucket_of, latency_bin
 
 __all__ = ["UPSERT_ROLLUP", "UPSERT_THREAD", "rollup_rows", "thread_rows"]
 
@@ -54,7 +54,7 @@ def rollup_rows(calls: Sequence[CallRecord], bind_time: Callable[[datetime], Any
             c.cache_write_tokens, c.reasoning_tokens, c.cost_nanos or 0, latency_us, ttft_us or 0,
             0 if ttft_us is None else 1,
         )  # fmt: skip
-        latency = str(latency_us)
+        latency = latency_bin(latency_us)
         provider = sql_text(c.provider)
         values = (
             ("all", ""),
@@ -63,10 +63,11 @@ def rollup_rows(calls: Sequence[CallRecord], bind_time: Callable[[datetime], Any
             ("user", _opt(c.user_id)),
             ("label", _opt(c.label)),
             ("key", _opt(c.key_id)),
-            ("latency", f"={len(latency)}:{latency[:2]}"),
+            ("latency", "=" + latency),
         )
         project = sql_text(c.project_id)
-        for span, bucket in (("day", bucket_of(c.started_at, DAY)), ("hour", bucket_of(c.started_at, HOUR))):
+        at = c.started_at
+        for span, bucket in (("week", bucket_of(at, WEEK)), ("day", bucket_of(at, DAY)), ("hour", bucket_of(at, HOUR))):
             for dim, value in values:
                 key = (project, span, dim, bucket, value)
                 acc = sums.get(key)

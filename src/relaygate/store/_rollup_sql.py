@@ -4,7 +4,7 @@ Reading the figures of a month straight from ``calls`` scans every call of the m
 on a million calls), so the figures are also kept summed as the calls are written, in the same transaction
 as the calls (``_rollup_rows.py``: a batch is summed in Python and upserted once per distinct row):
 
-- ``call_rollups``: per project, ``span`` (``hour`` or ``day``), dimension and bucket, the sums the figures
+- ``call_rollups``: per project, ``span`` (``hour``, ``day`` or ``week``), dimension and bucket, the sums the figures
   are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`, same order). ``dim`` is ``all`` (one row per
   bucket), ``provider``, ``model`` (``provider/model``), ``user``, ``label``, ``key`` or ``latency`` (a
   histogram: ``value`` is the latency's bin, see :func:`relaygate.store.rollups.latency_bin`). ``value`` is
@@ -20,13 +20,24 @@ editing these.
 
 from __future__ import annotations
 
-__all__ = ["POSTGRES_ROLLUP_STATEMENTS", "ROLLUP_COLUMNS", "ROLLUP_CONFLICT", "SQLITE_ROLLUP_STATEMENTS"]
+__all__ = [
+    "POSTGRES_ROLLUP_STATEMENTS",
+    "ROLLUP_COLUMNS",
+    "ROLLUP_CONFLICT",
+    "SQLITE_ROLLUP_STATEMENTS",
+    "latency_lead",
+]
 
 _SUMS = (
     "calls, errors, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_write_tokens, "
     "reasoning_tokens, cost_nanos, latency_us, ttft_us, ttft_count"
 )
 ROLLUP_COLUMNS = f"project_id, span, dim, bucket_start, value, {_SUMS}"
+
+
+def latency_lead(lead: str) -> str:
+    """The bin of a latency's first two digits (``lead``, an integer expression), as ``rollups._lead`` has it."""
+    return f"(CASE WHEN {lead} < 20 THEN {lead} WHEN {lead} < 50 THEN {lead} - {lead} % 2 ELSE {lead} - {lead} % 5 END)"
 
 
 def _dims(row: str) -> list[tuple[str, str]]:
@@ -36,6 +47,7 @@ def _dims(row: str) -> list[tuple[str, str]]:
         return f"CASE WHEN {row}.{column} IS NULL THEN '' ELSE '=' || {row}.{column} END"
 
     latency = f"CAST({row}.latency_us AS TEXT)"
+    lead = f"CAST(substr({latency}, 1, 2) AS INTEGER)"
     return [
         ("all", "''"),
         ("provider", f"'=' || {row}.provider"),
@@ -43,8 +55,8 @@ def _dims(row: str) -> list[tuple[str, str]]:
         ("user", opt("user_id")),
         ("label", opt("label")),
         ("key", opt("key_id")),
-        # Two significant digits of the latency in microseconds: "digits:leading digits" (within 10%).
-        ("latency", f"'=' || length({latency}) || ':' || substr({latency}, 1, 2)"),
+        # The latency in microseconds as "digits:bin of its first two digits" (bins of at most 10%).
+        ("latency", f"'=' || length({latency}) || ':' || {latency_lead(lead)}"),
     ]
 
 
@@ -57,22 +69,22 @@ _ADD = ", ".join(f"{c} = call_rollups.{c} + excluded.{c}" for c in _SUMS.split("
 ROLLUP_CONFLICT = f"ON CONFLICT (project_id, span, dim, bucket_start, value) DO UPDATE SET {_ADD}"
 
 
-def _spans(hour: str, day: str) -> list[tuple[str, str]]:
-    return [("day", day), ("hour", hour)]
-
-
-def _backfill(hour: str, day: str) -> list[str]:
+def _backfill(spans: dict[str, str]) -> list[str]:
     """Roll-ups of the calls stored before the roll-ups existed, one statement per span and dimension."""
     return [
         f"INSERT INTO call_rollups ({ROLLUP_COLUMNS}) SELECT project_id, '{span}', '{dim}', {bucket}, {value}, "
         f"{_GROUP_SUMS} FROM calls GROUP BY 1, 4, 5"
-        for span, bucket in _spans(hour, day)
+        for span, bucket in spans.items()
         for dim, value in _dims("calls")
     ]
 
 
-_SQLITE_HOUR = "({row}.started_at / 3600000000) * 3600000000"
-_SQLITE_DAY = "({row}.started_at / 86400000000) * 86400000000"
+# Integer microseconds since the epoch; weeks from Monday 1970-01-05 (ISO weeks, as the store's week buckets).
+_SQLITE_SPANS = {
+    "week": "((started_at - 345600000000) / 604800000000) * 604800000000 + 345600000000",
+    "day": "(started_at / 86400000000) * 86400000000",
+    "hour": "(started_at / 3600000000) * 3600000000",
+}
 _THREAD_BACKFILL = (
     "INSERT INTO threads (project_id, thread_id, first_seen, last_seen, calls, cost_nanos) "
     "SELECT project_id, thread_id, MIN(started_at), MAX(ended_at), COUNT(*), COALESCE(SUM(cost_nanos), 0) "
@@ -117,13 +129,15 @@ SQLITE_ROLLUP_STATEMENTS: tuple[str, ...] = (
         PRIMARY KEY (project_id, thread_id)
     ) WITHOUT ROWID
     """,
-    *_backfill(_SQLITE_HOUR.format(row="calls"), _SQLITE_DAY.format(row="calls")),
+    *_backfill(_SQLITE_SPANS),
     _THREAD_BACKFILL,
     *_INDEXES,
 )
 
-_PG_HOUR = "date_trunc('hour', {row}.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-_PG_DAY = "date_trunc('day', {row}.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# date_trunc('week') starts weeks on Monday (ISO).
+_PG_SPANS = {
+    span: f"date_trunc('{span}', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'" for span in ("week", "day", "hour")
+}
 
 POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
     f"""
@@ -148,7 +162,7 @@ POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
         PRIMARY KEY (project_id, thread_id)
     )
     """,
-    *_backfill(_PG_HOUR.format(row="calls"), _PG_DAY.format(row="calls")),
+    *_backfill(_PG_SPANS),
     _THREAD_BACKFILL,
     *_INDEXES,
 )

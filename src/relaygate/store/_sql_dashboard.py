@@ -11,13 +11,16 @@ import heapq
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from operator import add
 from typing import Any
 
+from relaygate.store._rollup_sql import latency_lead
 from relaygate.store._sql_rows import AGGREGATES, CALL_COLUMNS, SQLRows, Totals, loads, title_of
 from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, ThreadSummary, utc
 from relaygate.store.rollups import (
     DAY,
     HOUR,
+    WEEK,
     CallCursor,
     CallFilter,
     Dimension,
@@ -42,8 +45,12 @@ _RAW_VALUES = {
     Dimension.USER: "CASE WHEN user_id IS NULL THEN '' ELSE '=' || user_id END",
     Dimension.LABEL: "CASE WHEN label IS NULL THEN '' ELSE '=' || label END",
     Dimension.KEY: "CASE WHEN key_id IS NULL THEN '' ELSE '=' || key_id END",
-    Dimension.LATENCY: ("'=' || length(CAST(latency_us AS TEXT)) || ':' || substr(CAST(latency_us AS TEXT), 1, 2)"),
+    Dimension.LATENCY: (
+        "'=' || length(CAST(latency_us AS TEXT)) || ':' || "
+        + latency_lead("CAST(substr(CAST(latency_us AS TEXT), 1, 2) AS INTEGER)")
+    ),
 }
+_DIMENSIONS = {dim.value: dim for dim in Dimension}
 _FAILED = "(status >= 400 OR error IS NOT NULL)"
 _SIZES = {Bucket.HOUR: HOUR, Bucket.DAY: DAY}
 
@@ -81,17 +88,25 @@ class DashboardQueries(SQLRows):
         if bucket is not None and Bucket(bucket) not in _SIZES:
             raise ValueError("roll-ups are bucketed by hour or day")
         size = _SIZES[Bucket(bucket)] if bucket is not None else None
-        merged: dict[Dimension, dict[tuple[datetime | None, str], Totals]] = {dim: {} for dim in wanted}
+        # Sums per (dimension, bucket, value), added as tuples: a long window brings thousands of rows.
+        merged: dict[tuple[Dimension, datetime | None, str], tuple[int, ...]] = {}
+        buckets: dict[datetime, datetime] = {}
         if projects and wanted:
-            for segment in segments(start, end, days=size != HOUR):
+            for segment in segments(start, end, coarsest=size or WEEK):
                 for dim, when, value, sums in await self._segment_rows(projects, segment, wanted, size is not None):
-                    key = bucket_of(when, size) if when is not None and size is not None else None
-                    merged[dim].setdefault((key, value), Totals()).add(sums)
-        out: dict[Dimension, list[RollupRow]] = {}
-        for dim, groups in merged.items():
-            rows = [RollupRow(when, _decode(value), totals.figures()) for (when, value), totals in groups.items()]
+                    if when is not None and size is not None:
+                        when = buckets.get(when) or buckets.setdefault(when, bucket_of(when, size))
+                    key = (dim, when, value)
+                    row = tuple(int(v) for v in sums)  # PostgreSQL sums bigints as numeric
+                    acc = merged.get(key)
+                    merged[key] = row if acc is None else tuple(map(add, acc, row))
+        out: dict[Dimension, list[RollupRow]] = {dim: [] for dim in wanted}
+        for (dim, when, value), sums in merged.items():
+            totals = Totals()
+            totals.add(sums)
+            out[dim].append(RollupRow(when, _decode(value), totals.figures()))
+        for rows in out.values():
             rows.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
-            out[dim] = rows
         return out
 
     async def _segment_rows(
@@ -117,7 +132,7 @@ class DashboardQueries(SQLRows):
             f"AND span = ? AND dim IN ({_marks(dims)}) AND bucket_start >= ? AND bucket_start < ? GROUP BY {group}",
             [*projects, segment.source, *(d.value for d in dims), *bounds],
         )
-        return [(Dimension(r[0]), self._read_time(r[1]) if bucketed else None, r[2], r[3:]) for r in rows]
+        return [(_DIMENSIONS[r[0]], self._read_time(r[1]) if bucketed else None, r[2], r[3:]) for r in rows]
 
     async def recent_calls(
         self,
@@ -139,14 +154,19 @@ class DashboardQueries(SQLRows):
     ) -> list[CallRecord]:
         where = ["project_id = ?"]
         args: list[Any] = [project]
-        if f.model is not None:
-            provider, _, model = f.model.partition("/")
-            where.append("provider = ? AND model = ?")
-            args += [provider, model]
-        for column, value in (("user_id", f.user), ("thread_id", f.thread), ("label", f.label)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+        # The most selective filter given is the one whose index the list is read from (a thread, then a user,
+        # then a label, then a model); the others are written so that no index applies to them (`|| ''`), so
+        # that a planner without statistics cannot walk a model's million calls to find one user's fifty.
+        chosen = next((name for name in ("thread", "user", "label", "model") if getattr(f, name) is not None), None)
+        for name, columns in (("thread", ["thread_id"]), ("user", ["user_id"]), ("label", ["label"]),
+                              ("model", ["provider", "model"])):  # fmt: skip
+            value = getattr(f, name)
+            if value is None:
+                continue
+            values = value.partition("/")[::2] if name == "model" else (value,)
+            for column, item in zip(columns, values, strict=True):
+                where.append(f"{column} = ?" if name == chosen else f"{column} || '' = ?")
+                args.append(item)
         if f.status == "error":
             where.append(_FAILED)
         elif f.status == "ok":

@@ -35,7 +35,10 @@ __all__ = [
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+WEEK = timedelta(weeks=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Weeks start on Monday (ISO), as the store's week buckets do; 1970-01-05 was one.
+MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
 
 
 class Dimension(enum.StrEnum):
@@ -69,7 +72,8 @@ class Segment:
 
 
 def _floor(when: datetime, size: timedelta) -> datetime:
-    return EPOCH + ((when - EPOCH) // size) * size
+    origin = MONDAY if size == WEEK else EPOCH
+    return origin + ((when - origin) // size) * size
 
 
 def _ceil(when: datetime, size: timedelta) -> datetime:
@@ -77,43 +81,55 @@ def _ceil(when: datetime, size: timedelta) -> datetime:
     return floor if floor == when else floor + size
 
 
-def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Segment]:
-    """``[start, end)`` cut into the calls at its edges, whole hours, and (with ``days``) whole days."""
+def segments(start: datetime, end: datetime, *, coarsest: timedelta = WEEK) -> list[Segment]:
+    """``[start, end)`` cut into the calls at its ragged edges, then whole hours, whole days and whole weeks
+    (Monday to Monday), each as coarse as ``coarsest`` allows: a long window is read from a few weekly rows
+    in the middle and finer ones toward its edges."""
     start, end = utc(start, "start"), utc(end, "end")
     if start >= end:
         return []
-    h1, h2 = _ceil(start, HOUR), _floor(end, HOUR)
-    if h1 >= h2:
-        return [Segment("calls", start, end)]
-    out = [Segment("calls", start, h1)] if start < h1 else []
-    d1, d2 = _ceil(h1, DAY), _floor(h2, DAY)
-    if days and d1 < d2:
-        if h1 < d1:
-            out.append(Segment("hour", h1, d1))
-        out.append(Segment("day", d1, d2))
-        if d2 < h2:
-            out.append(Segment("hour", d2, h2))
-    else:
-        out.append(Segment("hour", h1, h2))
-    if h2 < end:
-        out.append(Segment("calls", h2, end))
-    return out
+    sizes = [(size, name) for size, name in ((HOUR, "hour"), (DAY, "day"), (WEEK, "week")) if size <= coarsest]
+    left: list[Segment] = []
+    right: list[Segment] = []
+    low, high, source = start, end, "calls"
+    for size, name in sizes:
+        inner_low, inner_high = _ceil(low, size), _floor(high, size)
+        if inner_low >= inner_high:
+            break
+        if low < inner_low:
+            left.append(Segment(source, low, inner_low))
+        if inner_high < high:
+            right.append(Segment(source, inner_high, high))
+        low, high, source = inner_low, inner_high, name
+    return [*left, Segment(source, low, high), *reversed(right)]
 
 
 def bucket_of(when: datetime, size: timedelta) -> datetime:
     return _floor(when, size)
 
 
+def _lead(two_digits: int) -> int:
+    # Bins of at most 10%: one per value of the first two digits up to 19, every 2 up to 49, every 5 above.
+    if two_digits < 20:
+        return two_digits
+    return two_digits - two_digits % (2 if two_digits < 50 else 5)
+
+
 def latency_bin(latency_us: int) -> str:
-    """The histogram bin of a latency: its number of digits and its first two digits (``"6:12"``: 120-129 ms)."""
-    text = str(max(0, int(latency_us)))
-    return f"{len(text)}:{text[:2]}"
+    """The histogram bin of a latency: its number of digits and the bin of its first two digits (``"6:12"``:
+    120 to 130 ms, ``"6:25"``: 250 to 300 ms); mirrored by the SQL of ``_rollup_sql.py``."""
+    text = str(int(latency_us))
+    return f"{len(text)}:{_lead(int(text[:2]))}"
 
 
 def _bin_range(value: str) -> tuple[float, float]:
-    digits, _, lead = value.partition(":")
-    scale = 10 ** (int(digits) - len(lead))
-    return int(lead) * scale, (int(lead) + 1) * scale
+    digits, _, lead_text = value.partition(":")
+    lead = int(lead_text)
+    if int(digits) < 2:
+        return lead, lead + 1
+    width = 1 if lead < 20 else 2 if lead < 50 else 5
+    scale = 10 ** (int(digits) - 2)
+    return lead * scale, (lead + width) * scale
 
 
 def percentile(histogram: Iterable[tuple[str, int]], fraction: float) -> float | None:
