@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,10 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
+from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
+from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
+from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
@@ -33,6 +36,7 @@ from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
 from relaygate.routing.shared import RedisMetricsSync
+from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
@@ -66,9 +70,14 @@ class Gateway:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         rng: random.Random | None = None,
+        dialects: Sequence[Dialect] = (),
     ) -> None:
-        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable."""
+        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable. ``dialects`` are
+        inbound APIs served besides the built-in ones (see :mod:`relaygate.dialects`)."""
         self.settings = settings if settings is not None else Settings()
+        # Every secret of the configuration, scrubbed from relayed provider errors, spans and logs.
+        self.secrets = Secrets(configured_secrets(self.settings))
+        install_log_filter(self.secrets)
         telemetry_settings = self.settings.telemetry
         # Without providers given here, spans go to the global TracerProvider: the host's, or the one
         # `relaygate serve` installs, or OpenTelemetry's no-op when nobody set one.
@@ -118,12 +127,16 @@ class Gateway:
         )
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
-        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
+        # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
+        self.dialects: list[Dialect] = [ResponsesDialect(ledger=self.ledger), *dialects]
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
-        # known before the key is checked against it; the management API answers its own routes and
-        # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
-        # worst case before the guards and the proxy see it, and settle it once they are done; guards sit
-        # right around the proxy, so that what they let through (or redact) is exactly what goes upstream.
+        # known before the key is checked against it; the dialects translate everything that leaves (auth's
+        # refusals included) and serve their own routes once the key is checked; the management API answers
+        # its own routes and passes model calls on; the ledger records what limits and guards refuse; limits
+        # hold a call's worst case before the guards and the proxy see it, and settle it once they are done;
+        # guards sit right around the proxy, so that what they let through (or redact) is exactly what goes
+        # upstream.
         stack: ASGIApp = self.proxy
         stack = GuardsMiddleware(
             stack, guards=self.guards, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry
@@ -138,12 +151,14 @@ class Gateway:
                 providers=self.providers,
                 projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
             )
+        stack = DialectRoutes(stack)
         stack = AuthMiddleware(
             stack,
             keys=self.keys,
             admin_key_digest=key_digest(admin_key) if admin_key else None,
             admin_prefixes=ADMIN_PREFIXES,
         )
+        stack = DialectMiddleware(stack, dialects=self.dialects)
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry)
         # The dashboard answers /ui itself, outside the API's key check (it signs in by cookie) and outside
@@ -180,7 +195,12 @@ class Gateway:
 
     @staticmethod
     def _limiter(
-        settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook, guards: Guards
+        settings: Settings,
+        router: ModelRouter,
+        ledger: Ledger | None,
+        prices: PriceBook,
+        guards: Guards,
+        telemetry: Telemetry | None,
     ) -> Limiter | None:
         projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
         if not projects:
@@ -194,6 +214,7 @@ class Gateway:
             prices=prices,
             guard_calls=guards.model_calls,
             prefix=prefix,
+            meter=telemetry.meter if telemetry is not None else None,
         )
 
     @classmethod
@@ -216,7 +237,15 @@ class Gateway:
                 "relaygate is serving before its start-up ran: connection pools open on first use and are never "
                 "closed. Mounted apps need the host to run gateway.lifespan (see README.md, 'Mounting in your app')."
             )
-        await self.stack(scope, receive, send)
+        ctx = get_context(scope)
+        # A host that gave the request secrets of its own before handing it over keeps them.
+        ctx.secrets = self.secrets.extended(ctx.secrets.known) if ctx.secrets.known else self.secrets
+        # The log filter finds the request's own secrets (RequestContext.add_secret) through this.
+        token = REQUEST_SECRETS.set(ctx)
+        try:
+            await self.stack(scope, receive, send)
+        finally:
+            REQUEST_SECRETS.reset(token)
 
     @property
     def started(self) -> bool:

@@ -23,7 +23,7 @@ from relaygate.store import (
     ThreadCursor,
 )
 from relaygate.store._sql import CALL_COLUMNS, SQLStore
-from relaygate.store.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from relaygate.store.migrations import DASHBOARD_MIGRATION, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from relaygate.store.rollups import DAY, HOUR, Segment, latency_bin, percentile, segments
 from tests.store.conftest import T0, StoreFactory
 from tests.store.test_store import CALLS, EVER, MESSAGES, expected_figures, load
@@ -31,6 +31,8 @@ from tests.store.test_store import CALLS, EVER, MESSAGES, expected_figures, load
 pytestmark = pytest.mark.anyio
 
 PROJECTS = ["proj-a", "proj-b"]
+# The steps before the one that adds the roll-ups.
+ROLLUPS_STEP = next(m.version for m in SQLITE_MIGRATIONS if m.description == DASHBOARD_MIGRATION) - 1
 # Aligned and ragged windows, short and over several days, inside and around the data.
 WINDOWS = [
     EVER,
@@ -254,10 +256,10 @@ async def test_calls_stored_before_the_rollups_are_rolled_up_by_the_migration(
     store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as before:
-        before.setattr("relaygate.store.sqlite.SQLITE_MIGRATIONS", SQLITE_MIGRATIONS[:2])
-        before.setattr("relaygate.store.postgres.POSTGRES_MIGRATIONS", POSTGRES_MIGRATIONS[:2])
+        before.setattr("relaygate.store.sqlite.SQLITE_MIGRATIONS", SQLITE_MIGRATIONS[:ROLLUPS_STEP])
+        before.setattr("relaygate.store.postgres.POSTGRES_MIGRATIONS", POSTGRES_MIGRATIONS[:ROLLUPS_STEP])
         async with store_factory() as old:
-            assert await old.schema_version() == 2 and isinstance(old, SQLStore)
+            assert await old.schema_version() == ROLLUPS_STEP and isinstance(old, SQLStore)
             rows = [old._call_row(c) for c in CALLS]
             marks = ", ".join("?" for _ in rows[0])
             await old._transaction([(f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({marks})", rows)])

@@ -4,6 +4,7 @@ request's OpenTelemetry span."""
 from __future__ import annotations
 
 import os
+import traceback
 import uuid
 
 from opentelemetry import context as otel_context
@@ -16,6 +17,9 @@ from relaygate.errors import InvalidRequestError, send_error
 from relaygate.telemetry import Telemetry
 
 __all__ = ["TracingMiddleware"]
+
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 MAX_ID_LENGTH = 256
 
@@ -101,7 +105,16 @@ class TracingMiddleware:
             await self.app(scope, receive, send_with_ids)
         except BaseException as exc:
             if owned and span.is_recording():
-                span.record_exception(exc)
+                # The exception's text and stack as the SDK would record them, without the request's secrets.
+                secrets = ctx.secrets
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                span.record_exception(
+                    exc,
+                    attributes={
+                        EXCEPTION_MESSAGE: secrets.scrub(str(exc)),
+                        EXCEPTION_STACKTRACE: secrets.scrub(stack),
+                    },
+                )
             status = status or 500
             raise
         finally:
@@ -125,6 +138,11 @@ _FIXED_ROUTES = frozenset(
         "usage/models",
         "pricing",
         "admin/models",
+        # The inbound dialects' model calls (relaygate.dialects).
+        "responses",
+        "messages",
+        "messages/count_tokens",
+        "images",
     }
 )
 
@@ -147,6 +165,10 @@ def _route_template(path: str) -> str | None:
         template = "models/{model}"
     elif segments[0] == "threads" and len(segments) > 2 and segments[-1] in ("messages", "cost"):
         template = f"threads/{{thread_id}}/{segments[-1]}"
+    elif segments[0] == "responses" and len(segments) == 2 and head[-1:] == ["v1"]:
+        template = "responses/{response_id}"
+    elif segments[0] == "responses" and len(segments) == 3 and segments[2] == "input_items" and head[-1:] == ["v1"]:
+        template = "responses/{response_id}/input_items"
     elif segments[0] == "projects" and len(segments) == 3 and segments[2] == "custom_prices":
         template = "projects/{project_id}/custom_prices"
     else:

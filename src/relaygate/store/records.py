@@ -169,6 +169,9 @@ class CallRecord:
     # call was routed or retried, each attempt ({provider, model, status, error, duration_ms}, ...).
     guards: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # The provider billed beyond what the limits reserved for the call (usage above max_tokens); the call
+    # is recorded at what it billed.
+    overbilled: bool = False
 
     def __post_init__(self) -> None:
         # Frozen: normalising needs object.__setattr__.
@@ -215,6 +218,26 @@ class MessageRecord:
     @property
     def cost_nanos(self) -> int | None:
         return usd_to_nanos(self.cost_usd)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResponse:
+    """A Responses API response kept for ``previous_response_id`` and ``GET /v1/responses/{id}``.
+
+    ``response`` is the response object as the client got it; ``input_items`` the whole input it answered,
+    the earlier turns of a ``previous_response_id`` chain included, so that the next turn needs this row only.
+    """
+
+    id: str
+    project_id: str
+    created_at: datetime
+    model: str
+    input_items: list[Any]
+    response: dict[str, Any]
+    previous_response_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
 
 
 @dataclass(frozen=True, slots=True)
