@@ -25,7 +25,9 @@ def sign_in(base_url: str) -> httpx.Response:
     form = httpx.get(f"{base_url}/ui/login")
     assert 'action="/llm/ui/login"' in form.text
     token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-    return httpx.post(f"{base_url}/ui/login", data={"csrf": token, "key": "rg-serve-admin-key"}, cookies=form.cookies)
+    # Cookies by value: they are set for /llm/ui, the path the proxy's clients see, not the stripped one used here.
+    login = {"relaygate_ui_login": form.cookies["relaygate_ui_login"]}
+    return httpx.post(f"{base_url}/ui/login", data={"csrf": token, "key": "rg-serve-admin-key"}, cookies=login)
 
 
 def test_a_sign_in_holds_on_every_worker_behind_a_prefix(tmp_path: Path) -> None:
