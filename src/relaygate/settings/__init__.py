@@ -5,7 +5,7 @@ the well-known provider key variables, ``OTEL_*`` and ``RELAYGATE_CONFIG``). Eve
 a :class:`Settings` object.
 """
 
-from relaygate.settings.base import DEFAULT_BASE_URLS, ENV_PROVIDERS, NAME_PATTERN, ConfigError, ProviderKind
+from relaygate.settings.base import DEFAULT_BASE_URLS, NAME_PATTERN, ConfigError, ProviderKind
 from relaygate.settings.guards import REDACTING_GUARDS, GuardOptions, GuardSettings, GuardType
 from relaygate.settings.loading import (
     CONFIG_ENV_VAR,
@@ -15,6 +15,7 @@ from relaygate.settings.loading import (
     set_config_path,
     share_ui_session_secret,
 )
+from relaygate.settings.presets import ALIASES, PRESETS, ImagesApi, Preset, configured_name, known_provider, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings, Timeouts
 from relaygate.settings.root import Settings
@@ -35,13 +36,14 @@ from relaygate.settings.service import ServerSettings, TelemetrySettings
 from relaygate.settings.ui import UiSettings
 
 __all__ = [
+    "ALIASES",
     "CONFIG_ENV_VAR",
     "DEFAULT_BASE_URLS",
     "DEFAULT_CONFIG_FILE",
     "DYNAMIC_MODEL",
-    "ENV_PROVIDERS",
     "FIXED_FIELDS",
     "NAME_PATTERN",
+    "PRESETS",
     "REDACTING_GUARDS",
     "ROUTER_PREFIX",
     "UI_SECRET_ENV_VAR",
@@ -50,7 +52,9 @@ __all__ = [
     "GuardOptions",
     "GuardSettings",
     "GuardType",
+    "ImagesApi",
     "Metric",
+    "Preset",
     "ProjectSettings",
     "ProviderKind",
     "ProviderSettings",
@@ -65,7 +69,10 @@ __all__ = [
     "Timeouts",
     "UiSettings",
     "VirtualModelSettings",
+    "configured_name",
+    "known_provider",
     "load_settings",
+    "preset",
     "set_config_path",
     "share_ui_session_secret",
 ]
