@@ -22,6 +22,7 @@ from relaygate.settings.routing import (
     VirtualModelSettings,
 )
 from relaygate.settings.service import ServerSettings, TelemetrySettings
+from relaygate.settings.ui import UiSettings
 
 __all__ = ["Settings"]
 
@@ -59,6 +60,8 @@ class Settings(SettingsModel):
     # Retries of every request; a virtual model may override fields of it.
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    # The dashboard at /ui.
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @field_validator("providers", mode="before")
     @classmethod
