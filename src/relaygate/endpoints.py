@@ -93,8 +93,11 @@ MODELS = Route(
     "List models",
     "Models",
     description=(
-        "The models the gateway can call: each provider's (`provider/model`), the config's virtual models "
-        "and those an admin registered, with their prices where the gateway knows them."
+        "The models the gateway can call: each provider's (`provider/model`), the config's virtual models, "
+        "its `model_aliases` and those an admin registered, with their prices where the gateway knows them. Asked "
+        "with an `anthropic-version` header (the anthropic SDKs send one), the same models in Anthropic's list "
+        "shape (`data` of `{type: model, id, display_name, created_at}`, `first_id`, `last_id`, `has_more`; "
+        "`limit`, `after_id`, `before_id`)."
     ),
     answer=ModelList,
 )

@@ -7,13 +7,14 @@ a final ``data: {"error": ...}`` event (:func:`sse_error_frame`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
-from starlette.types import Send
+from starlette.types import Scope, Send
 from typing_extensions import TypedDict
 
 __all__ = [
+    "Refuse",
     "AuthenticationError",
     "ClientDisconnected",
     "DeadlineExceededError",
@@ -37,6 +38,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "error_frame",
     "send_error",
+    "send_refusal",
     "sse_error_frame",
 ]
 
@@ -207,6 +209,16 @@ def error_frame(error: GatewayError) -> bytes:
 
 def sse_error_frame(error: GatewayError) -> bytes:
     return b"data: " + error_frame(error) + b"\n\n"
+
+
+# How a layer sends a refusal it makes before the request reaches the app (see send_refusal).
+Refuse = Callable[[Scope, Send, GatewayError, Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+async def send_refusal(scope: Scope, send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """The default :data:`Refuse`: :func:`send_error`, whatever the path (the gateway gives the outer layers
+    :meth:`relaygate.dialects.DialectMiddleware.refuse`, which answers a dialect's routes in its shape)."""
+    await send_error(send, error, headers)
 
 
 async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:

@@ -17,6 +17,7 @@ from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
+from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
@@ -108,6 +109,7 @@ class Gateway:
             breaker=self.settings.breaker,
             rng=rng,
             prices=self.prices,
+            aliases=self.settings.model_aliases,
             presets=preset_provider,
         )
         counters = self.settings.counters
@@ -137,6 +139,9 @@ class Gateway:
         self.dialects: list[Dialect] = [
             ResponsesDialect(ledger=self.ledger),
             ImagesDialect(providers=self.providers),
+            MessagesDialect(
+                router=self.router, model_entries=self.proxy.model_entries, max_body_bytes=self.settings.max_body_bytes
+            ),
             *dialects,
         ]
         byok_projects = frozenset(project.id for project in self.settings.projects if project.byok)
@@ -173,13 +178,13 @@ class Gateway:
             public_paths=[route.path for route in stack_routes(stack) if route.access == "public"],
             admin_prefixes=ADMIN_PREFIXES,
         )
-        stack = DialectMiddleware(stack, dialects=self.dialects)
+        stack = dialect_layer = DialectMiddleware(stack, dialects=self.dialects)
         # Every route the stack serves, from the layers that dispatch on them: the OpenAPI document, the
         # paths that need no key and the spans' names all come from this one list.
         self.routes = RouteTable(stack_routes(stack))
         self.openapi = OpenApiDocument(self.routes)
-        stack = ProjectScopeMiddleware(stack)
-        stack = TracingMiddleware(stack, telemetry=self.telemetry, routes=self.routes)
+        stack = ProjectScopeMiddleware(stack, refuse=dialect_layer.refuse)
+        stack = TracingMiddleware(stack, telemetry=self.telemetry, routes=self.routes, refuse=dialect_layer.refuse)
         # The dashboard answers /ui itself, outside the API's key check (it signs in by cookie) and outside
         # tracing (its pages are not model calls).
         stack = UiApp(

@@ -212,17 +212,18 @@ class ProxyApp:
             await self.fallback.finish(ctx, opened)
 
     async def _models(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
-        await send_json(send, 200, orjson.dumps({"object": "list", "data": await self._model_entries(ctx)}))
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": await self.model_entries(ctx)}))
 
     async def _model(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         wanted = route_path(scope).rstrip("/")[len(MODELS_PREFIX) :]
-        for entry in await self._model_entries(ctx):
+        for entry in await self.model_entries(ctx):
             if entry["id"] == wanted:
                 await send_json(send, 200, orjson.dumps(entry))
                 return
         raise NotFoundError(f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
 
-    async def _model_entries(self, ctx: RequestContext) -> list[dict[str, Any]]:
+    async def model_entries(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        """The entries of ``GET /v1/models``: virtual models, aliases, the providers' models, registered models."""
         virtual = [
             {
                 "id": model.name,
@@ -236,6 +237,18 @@ class ProxyApp:
                 **({"description": model.description} if model.description else {}),
             }
             for model in self.router.virtual.values()
+        ]
+        # Aliases that name a model (patterns name none); see relaygate.routing.aliases.
+        aliases = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "relaygate",
+                "provider": "relaygate",
+                "alias_of": to,
+            }
+            for name, to in self.router.aliases.exact.items()
         ]
         providers = list(self.router.providers.values())
         listed: list[list[str]] = [[] for _ in providers]
@@ -259,7 +272,7 @@ class ProxyApp:
             for model in models
         ]
         registered = self.catalog.registered(ctx.project_id) if self.catalog is not None else []
-        return virtual + entries + registered
+        return virtual + aliases + entries + registered
 
     def _pricing(self, provider: Provider, model: str, ctx: RequestContext) -> dict[str, Any]:
         pricing = self.catalog.pricing(provider, model, ctx.project_id) if self.catalog is not None else None

@@ -73,6 +73,9 @@ class Route:
     v1_alias: bool = False
     # Whether the document shows its /{project_id}/v1/... form (admin routes have no project).
     scoped: bool = True
+    # The type of the route's error bodies when they are not the gateway's own (an inbound dialect answers its
+    # errors in its API's shape: Anthropic's for the Messages API); None: relaygate.errors.ErrorBody.
+    error_body: Any = None
 
     @property
     def params(self) -> list[str]:

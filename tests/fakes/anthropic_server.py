@@ -18,7 +18,12 @@ the model name:
 - ``truncated``: a stream that stops after some text, without ``message_delta`` or ``message_stop``;
 - ``gated``: streams the first text, then waits (up to 5 s) for :attr:`FakeAnthropic.gate` before the rest;
 - ``endless``: streams a text delta every 20 ms until the client goes away, and records that it went;
-- ``not-json``: a 200 whose body is an HTML page, as a misbehaving proxy in front of Anthropic might send.
+- ``not-json``: a 200 whose body is an HTML page, as a misbehaving proxy in front of Anthropic might send;
+- ``thinking``: a ``thinking`` block with its ``signature`` (streamed as ``thinking_delta`` and
+  ``signature_delta``), then the text reply.
+
+``POST /v1/messages/count_tokens`` checks the request as ``/v1/messages`` does (``max_tokens`` aside) and
+answers ``{"input_tokens": count_of(request)}``; ``status-<code>`` answers that status there too.
 
 Every response carries ``request-id: req_fake``. A wrong ``x-api-key`` is a 401 ``authentication_error``.
 """
@@ -43,6 +48,8 @@ REQUEST_ID = b"req_fake"
 # Anthropic leaves cache reads and writes out of input_tokens.
 USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 5, "cache_read_input_tokens": 30, "output_tokens": 9}
 WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}
+THINKING = "The user greets me; I greet them back."
+SIGNATURE = "sig-fake-EqQBCgIYAhIM"
 JSON_ANSWER = {"answer": 42}
 
 ALLOWED_FIELDS = frozenset(
@@ -62,6 +69,7 @@ ALLOWED_FIELDS = frozenset(
         "output_config",
         "thinking",
         "service_tier",
+        "context_management",
     }
 )
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -107,10 +115,13 @@ class FakeAnthropic:
             ]
             await _json(send, 200, {"data": entries, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
             return
+        if scope["path"] == "/v1/messages/count_tokens" and scope["method"] == "POST":
+            await _count_tokens(data, send)
+            return
         if scope["path"] != "/v1/messages" or scope["method"] != "POST":
             await _error(send, 404, f"no route {scope['method']} {scope['path']}")
             return
-        problem = check_request(data)
+        problem = check_request(data, betas=headers.get("anthropic-beta", ""))
         if problem is not None:
             await _error(send, 400, problem)
             return
@@ -210,6 +221,8 @@ def _message(request: dict[str, Any]) -> dict[str, Any]:
         content = [{"type": "text", "text": SPLIT_TEXT}]
     elif model.startswith("stop-"):
         stop_reason = model.removeprefix("stop-")
+    elif model == "thinking":
+        content = [{"type": "thinking", "thinking": THINKING, "signature": SIGNATURE}, *content]
     return {
         "id": "msg_fake01",
         "type": "message",
@@ -237,6 +250,16 @@ def stream_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             text = block["text"]
             for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
                 events.append(("content_block_delta", _text_delta(index, piece)))
+        elif block["type"] == "thinking":
+            opening: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+            )
+            for delta in (
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ):
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         else:
             opening = {**block, "input": {}}
             events.append(
@@ -281,16 +304,37 @@ def _awkward_pieces(raw: bytes) -> list[bytes]:
     return [raw[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
-def check_request(data: Any) -> str | None:
-    """What Anthropic would refuse in ``data``, as its error message; None when it would take it."""
+def count_of(request: dict[str, Any]) -> int:
+    """What the fake's count_tokens answers for ``request``: not an estimate any formula of the gateway's makes."""
+    return 1000 + 7 * len(request["messages"])
+
+
+async def _count_tokens(data: Any, send: Send) -> None:
+    problem = check_request(data, counting=True)
+    if problem is not None:
+        await _error(send, 400, problem)
+        return
+    if data["model"].startswith("status-"):
+        status = int(data["model"].removeprefix("status-"))
+        await _error(send, status, f"fake failure {status}")
+        return
+    await _json(send, 200, {"input_tokens": count_of(data)})
+
+
+def check_request(data: Any, *, counting: bool = False, betas: str = "") -> str | None:
+    """What Anthropic would refuse in ``data``, as its error message; None when it would take it. ``counting``:
+    a count_tokens request, which has no ``max_tokens`` nor ``stream``. ``betas`` (the ``anthropic-beta``
+    header): with ``mid-conversation-system-...`` (Claude Code sends it), ``system`` messages may stand
+    between the others."""
     if not isinstance(data, dict):
         return "body must be a JSON object"
-    unknown = sorted(set(data) - ALLOWED_FIELDS)
+    allowed = ALLOWED_FIELDS - {"max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k", "metadata"}
+    unknown = sorted(set(data) - (allowed if counting else ALLOWED_FIELDS))
     if unknown:
         return f"{unknown[0]}: Extra inputs are not permitted"
     if not isinstance(data.get("model"), str):
         return "model: Field required"
-    if not isinstance(data.get("max_tokens"), int) or data["max_tokens"] < 1:
+    if not counting and (not isinstance(data.get("max_tokens"), int) or data["max_tokens"] < 1):
         return "max_tokens: Field required"
     temperature = data.get("temperature")
     if temperature is not None and not 0 <= temperature <= 1:
@@ -308,6 +352,8 @@ def check_request(data: Any) -> str | None:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
+    if "mid-conversation-system" in betas:
+        messages = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
     has_tool_blocks = False
     for i, message in enumerate(messages):
         role = message.get("role")
@@ -366,6 +412,8 @@ def _check_block(block: Any, role: str) -> str | None:
             return "source: invalid image source"
         allowed = IMAGE_TYPES if kind == "image" else {"application/pdf"}
         return None if source.get("media_type") in allowed else f"source.media_type: {source.get('media_type')}"
+    if kind == "thinking" and role == "assistant":
+        return None if block.get("signature") else "thinking: signature required"
     if kind == "tool_use" and role == "assistant":
         return None if isinstance(block.get("input"), dict) and block.get("id") else "tool_use: invalid"
     if kind == "tool_result" and role == "user":

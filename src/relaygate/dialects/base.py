@@ -50,12 +50,17 @@ class DialectRoute:
     (``/v1/chat/completions``, ``/v1/images/generations``): the layers inside see the request there, so the
     ledger, limits and guards treat it as that call. A route without one is answered by the dialect itself
     (:meth:`Exchange.serve`), after auth, with the caller's project on the context.
+
+    ``header`` (lower case) makes the route the dialect's only for requests carrying that header: a path
+    another API serves too (``GET /v1/models`` asked with ``anthropic-version``); others pass on untouched.
+    Such a route needs no ``doc``: the route it shares the path with documents it.
     """
 
     method: str
     path: str
     canonical: str | None = None
     name: str = ""
+    header: bytes | None = None
     # What the OpenAPI document says of it (see relaygate.routes); a route without one is refused at start-up.
     doc: Route | None = None
 
@@ -161,6 +166,11 @@ class Exchange(ABC):
     @abstractmethod
     def stream(self) -> StreamTranslator:
         """A translator for this request's stream."""
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """Headers of the dialect's own added to every response of the request (a request id header its
+        clients read), errors and served routes included."""
+        return []
 
     @abstractmethod
     def error(self, status: int, error: JSON) -> tuple[int, bytes]:

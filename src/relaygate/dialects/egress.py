@@ -68,7 +68,8 @@ class Egress:
             if message["status"] == 200 and self.exchange.calls and _is_stream(message):
                 self._translator = self.exchange.stream()
                 self._decoder = SSEDecoder()
-                await self._send(message)
+                extra = self.exchange.response_headers()
+                await self._send({**message, "headers": [*message.get("headers", ()), *extra]} if extra else message)
             else:
                 self._start = message
             return
@@ -90,6 +91,7 @@ class Egress:
         status, body = await self._whole(start["status"], raw)
         headers = [(key, value) for key, value in start.get("headers", ()) if key not in (b"content-length",)]
         headers.append((b"content-length", str(len(body)).encode()))
+        headers.extend(self.exchange.response_headers())
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
 

@@ -20,6 +20,8 @@ __all__ = ["DialectMiddleware", "DialectRoutes"]
 
 logger = logging.getLogger("relaygate.dialects")
 
+_SCOPED = re.compile(r"^/[^/]+(/v1/.*)$", re.DOTALL)
+
 
 class DialectMiddleware:
     """Serves the registered dialects' routes on the one canonical stack.
@@ -42,7 +44,10 @@ class DialectMiddleware:
         self.matchers = [
             (re.compile(f"^{route.path}/?$"), route, dialect) for dialect in dialects for route in dialect.routes
         ]
-        undocumented = [f"{d.name}: {r.method} {r.path}" for d in dialects for r in d.routes if r.doc is None]
+        # A route taken only with a header (DialectRoute.header) answers a path another route documents.
+        undocumented = [
+            f"{d.name}: {r.method} {r.path}" for d in dialects for r in d.routes if r.doc is None and r.header is None
+        ]
         if undocumented:
             raise ValueError(f"dialect routes without doc= (a relaygate.routes.Route): {', '.join(undocumented)}")
         # What the OpenAPI document shows (relaygate.routes.stack_routes collects it).
@@ -55,22 +60,8 @@ class DialectMiddleware:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if not path.startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
         method = scope["method"]
-        found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
-        allowed: list[str] = []
-        for pattern, route, dialect in self.matchers:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            if route.method == method:
-                found = (route, dialect, match.groupdict())
-                break
-            if found is None and not allowed:
-                found = (route, dialect, match.groupdict())
-            allowed.append(route.method)
+        found, allowed = self._match(scope, path)
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -88,6 +79,47 @@ class DialectMiddleware:
         if exchange.calls and exchange.refused is None and route.canonical is not None:
             scope = _moved(scope, path, route.canonical)
         await self.app(scope, receive, Egress(exchange, send))
+
+    def _match(self, scope: Scope, path: str) -> tuple[tuple[DialectRoute, Dialect, dict[str, str]] | None, list[str]]:
+        """The dialect route of ``path`` (one of another method when none has the request's), and the methods
+        the path has."""
+        if not self.matchers or not path.startswith(self.prefixes):
+            return None, []
+        method = scope["method"]
+        found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
+        allowed: list[str] = []
+        for pattern, route, dialect in self.matchers:
+            match = pattern.match(path)
+            if match is None or (route.header is not None and not _has_header(scope, route.header)):
+                continue
+            if route.method == method:
+                return (route, dialect, match.groupdict()), allowed
+            if found is None and not allowed:
+                found = (route, dialect, match.groupdict())
+            allowed.append(route.method)
+        return found, allowed
+
+    async def refuse(
+        self, scope: Scope, send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        """Send ``error``, a refusal by a layer outside this one (a malformed tracing header, a project named
+        twice), in the shape of the dialect whose route the path is; in the gateway's own otherwise. The
+        path may still hold its ``/{project_id}`` prefix. Give it to those layers as their ``refuse``."""
+        path = route_path(scope)
+        scoped = _SCOPED.match(path)
+        if scoped is not None:
+            path = scoped.group(1)  # below a /{project_id} prefix, valid or not
+        found, _ = self._match(scope, path)
+        if found is None:
+            await send_error(send, error, headers)
+            return
+        route, dialect, params = found
+        exchange = dialect.exchange(get_context(scope), route, params)
+        status, body = exchange.error(error.status, dict(error.body()["error"]))
+        start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        start_headers += [*error.headers, *headers, *exchange.response_headers()]
+        await send({"type": "http.response.start", "status": status, "headers": start_headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class DialectRoutes:
@@ -123,6 +155,10 @@ class DialectRoutes:
             logger.exception("dialect %s: %s %s failed", exchange.dialect.name, scope["method"], scope["path"])
             if not started:
                 await send_error(send, ServerError("The gateway could not answer this request.", status=503))
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
 
 
 def _literal_head(pattern: str) -> str:

@@ -9,11 +9,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate._asgi import header, route_path
 from relaygate.context import get_context
-from relaygate.errors import InvalidRequestError, send_error
+from relaygate.errors import InvalidRequestError, NotFoundError, Refuse, send_refusal
 
 __all__ = ["ProjectScopeMiddleware"]
 
 _PROJECT_PATH = re.compile(r"^/([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(/v1(?:/.*)?)$")
+# Any first segment before /v1: a project id, or something no route has.
+_ANY_PROJECT_PATH = re.compile(r"^/([^/]+)(/v1(?:/.*)?)$", re.DOTALL)
 
 
 class ProjectScopeMiddleware:
@@ -26,8 +28,9 @@ class ProjectScopeMiddleware:
     exactly one project.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, refuse: Refuse = send_refusal) -> None:
         self.app = app
+        self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,14 +40,20 @@ class ProjectScopeMiddleware:
         from_header = header(scope, b"x-project-id")
         path = route_path(scope)
         match = _PROJECT_PATH.match(path)
-        from_path = match.group(1) if match and match.group(1) != "v1" else None
+        if (match is None or match.group(1) == "v1") and _ANY_PROJECT_PATH.match(path) is not None:
+            # /v1/v1/... or /<not a project id>/v1/...: no route is there. Refused here rather than by the proxy,
+            # so that a dialect's route answers in its shape (see DialectMiddleware.refuse).
+            missing = NotFoundError(f"Invalid URL ({scope['method']} {scope['path']}).", code="unknown_url")
+            await self.refuse(scope, send, missing, [])
+            return
+        from_path = match.group(1) if match else None
         if from_path is not None and from_header is not None and from_path != from_header:
             error = InvalidRequestError(
                 f"The project in the path ('{from_path}') and in X-Project-Id ('{from_header}') differ.",
                 param="X-Project-Id",
                 code="project_mismatch",
             )
-            await send_error(send, error)
+            await self.refuse(scope, send, error, [])
             return
         ctx.project_id = from_path or from_header or None
         if from_path is not None and match is not None:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate._asgi import route_path
 from relaygate.context import get_context
-from relaygate.errors import InvalidRequestError, send_error
+from relaygate.errors import InvalidRequestError, Refuse, send_refusal
 from relaygate.routes import RouteTable, stack_routes
 from relaygate.telemetry import Telemetry
 from relaygate.telemetry.names import HTTP_ROUTE
@@ -47,9 +47,18 @@ class TracingMiddleware:
     and is renamed after it when the host named it after the raw path or the mount point.
     """
 
-    def __init__(self, app: ASGIApp, *, telemetry: Telemetry | None = None, routes: RouteTable | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        telemetry: Telemetry | None = None,
+        routes: RouteTable | None = None,
+        refuse: Refuse = send_refusal,
+    ) -> None:
         self.app = app
         self.telemetry = telemetry
+        # How a refusal is sent: the gateway gives the dialects', which answer on their routes in their shape.
+        self.refuse = refuse
         # Read, not served: named apart from the ``routes`` that stack_routes collects.
         self.templates = routes if routes is not None else RouteTable(stack_routes(app))
 
@@ -94,7 +103,7 @@ class TracingMiddleware:
             error = InvalidRequestError(
                 f"Header {invalid} must be 1 to {MAX_ID_LENGTH} characters long.", param=invalid, code="invalid_header"
             )
-            await send_error(send, error, [(b"x-trace-id", ctx.trace_id.encode())])
+            await self.refuse(scope, send, error, [(b"x-trace-id", ctx.trace_id.encode())])
             if self.telemetry is not None and span is not None:
                 self.telemetry.end_request(span, owned, ctx, 400)
             return

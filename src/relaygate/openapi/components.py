@@ -7,6 +7,7 @@ from typing import Any
 __all__ = [
     "ERROR_RESPONSES",
     "MODEL_CALL_HEADERS",
+    "OTHER_ERRORS",
     "PARAMETERS",
     "PATH_PARAMETERS",
     "PROJECT_PARAMETER",
@@ -218,10 +219,19 @@ ERROR_RESPONSES: Json = {
     for name, description, extra in _ERRORS.values()
 }
 ERROR_NAMES = {status: name for status, (name, _, _) in _ERRORS.items()}
+# Statuses only a route with errors of its own shape answers (Route.error_body).
+OTHER_ERRORS: dict[int, Json] = {
+    529: {
+        "description": "Anthropic's overload status (`overloaded_error`): the provider is overloaded, or every "
+        "target is cooling down; retry later.",
+        "headers": headers_of((*TRACE_HEADERS, "Retry-After")),
+    },
+}
 
 TAGS: dict[str, str] = {
     "Model calls": "OpenAI-compatible calls routed to any provider, through guards, limits, the ledger and tracing.",
     "Models": "The models the gateway can call.",
+    "Messages API": "Anthropic's Messages API (the anthropic SDKs, Claude Code) in front of every provider.",
     "Threads": "Conversations recorded by the ledger (calls sent with X-Thread-Id).",
     "Analytics": "Cost, tokens and calls over time, from the ledger.",
     "Usage": "Totals of the project's usage, from the ledger.",

@@ -53,7 +53,7 @@ class _Schemas:
         seen: set[tuple[int, str]] = {(id(ErrorBody), "serialization")}
         for route in routes:
             types = ((route.body, "validation"), (route.query, "validation"), (route.answer, "serialization"))
-            for tp, mode in (*types, (route.streams, "serialization")):
+            for tp, mode in (*types, (route.streams, "serialization"), (route.error_body, "serialization")):
                 if tp is not None and (id(tp), mode) not in seen:
                     seen.add((id(tp), mode))
                     inputs.append((tp, mode, TypeAdapter(tp)))  # type: ignore[arg-type]
@@ -133,7 +133,13 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
         content["text/event-stream"] = {"schema": _event_schema(schemas.of(route.streams, "serialization"))}
     responses: Json = {"200": {"description": "OK", "headers": c.headers_of(ok_headers), "content": content}}
     for status in _statuses(route, project_path=project_path):
-        responses[str(status)] = {"$ref": f"#/components/responses/{c.ERROR_NAMES[status]}"}
+        if route.error_body is None:
+            responses[str(status)] = {"$ref": f"#/components/responses/{c.ERROR_NAMES[status]}"}
+        else:  # the same answer in the route's own error shape
+            known = c.ERROR_NAMES.get(status)
+            shared: Json = c.ERROR_RESPONSES[known] if known is not None else c.OTHER_ERRORS.get(status, {})
+            schema = schemas.of(route.error_body, "serialization")
+            responses[str(status)] = {**shared, "content": {"application/json": {"schema": schema}}}
     operation["responses"] = responses
     return operation
 

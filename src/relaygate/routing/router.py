@@ -1,6 +1,8 @@
 """Model names to plans: ``provider/model``, a bare name for the default provider, or a virtual model.
 
-A requested model is, in this order:
+A requested model is first looked up among the config's ``model_aliases`` (:mod:`.aliases`): an alias is
+routed as the name it stands for, and its targets' routes keep the name the client asked for. Then it is,
+in this order:
 
 1. ``router/dynamic``: the request's own ``router`` object (:mod:`.request`); when the object has a
    ``name``, its targets' routes say ``router/<name>`` as the requested model, so that the ledger and
@@ -31,6 +33,7 @@ from relaygate.context import RequestContext, Route
 from relaygate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
 from relaygate.pricing import PriceBook
 from relaygate.providers.base import Provider
+from relaygate.routing.aliases import Aliases
 from relaygate.routing.breaker import CircuitBreaker
 from relaygate.routing.conditions import Facts, parse_when
 from relaygate.routing.metrics import TargetMetrics
@@ -76,9 +79,11 @@ class ModelRouter:
         rng: random.Random | None = None,
         metrics: TargetMetrics | None = None,
         prices: PriceBook | None = None,
+        aliases: Mapping[str, str] | None = None,
         presets: Callable[[Preset], Provider] | None = None,
     ) -> None:
         self.providers = dict(providers)
+        self.aliases = Aliases(aliases or {})
         self.make_preset = presets
         # Providers made from presets for requests that bring their own key, once each (closed with the others).
         self.preset_providers: dict[str, Provider] = {}
@@ -136,7 +141,8 @@ class ModelRouter:
                 code="provider_not_configured",
             )
         return ModelNotFoundError(
-            f"The model '{requested}' does not exist. Name models as provider/model; "
+            f"The model '{requested}' does not exist. Name models as provider/model (or map the name in "
+            "model_aliases); "
             f"the providers are: {', '.join(sorted(self.providers))}.",
             param=param,
         )
@@ -150,10 +156,11 @@ class ModelRouter:
         headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> Plan:
         """The targets to try for ``requested``, in order, and the retry settings that bound the attempts."""
-        virtual = self._virtual(requested, body)
+        routed = self.aliased(requested)
+        virtual = self._virtual(routed, body)
         if virtual is None:
             caller_key = ctx is not None and ctx.caller_key is not None
-            return Plan((Target(self.resolve(requested, caller_key=caller_key)),), self.retry)
+            return Plan((_asked(Target(self.resolve(routed, caller_key=caller_key)), requested),), self.retry)
 
         def facts() -> Facts:
             return Facts(
@@ -164,17 +171,28 @@ class ModelRouter:
             )
 
         targets = order(virtual, rng=self.rng, metrics=self.metrics, price_of=self._price_of, facts=facts)
+        if routed != requested:
+            targets = tuple(_asked(target, requested) for target in targets)
         return Plan(targets, virtual.retry)
+
+    def aliased(self, requested: str) -> str:
+        """The name ``requested`` is routed as: its alias's target, or itself (see :mod:`.aliases`)."""
+        if not self.aliases:
+            return requested
+        prefix, slash, name = requested.partition("/")
+        known = requested in self.virtual or (slash and (prefix == ROUTER_PREFIX or self.provider(prefix) is not None))
+        return self.aliases.lookup(requested, patterns=not known) or requested
 
     def reachable(
         self, requested: str, body: Mapping[str, Any], *, ctx: RequestContext | None = None
     ) -> tuple[Target, ...]:
         """Every target a request for ``requested`` may be sent to: a virtual model's targets and those of all
         its routes, whichever its strategy tries first or falls back to. What the limits reserve for."""
-        virtual = self._virtual(requested, body)
+        routed = self.aliased(requested)
+        virtual = self._virtual(routed, body)
         if virtual is None:
             caller_key = ctx is not None and ctx.caller_key is not None
-            return (Target(self.resolve(requested, caller_key=caller_key)),)
+            return (_asked(Target(self.resolve(routed, caller_key=caller_key)), requested),)
         return virtual.all_targets()
 
     def target_keys(self) -> list[str]:
@@ -252,6 +270,13 @@ class ModelRouter:
         if price is None or price.input is None:
             return None
         return float(price.input + (price.output or 0))
+
+
+def _asked(target: Target, requested: str) -> Target:
+    """``target`` as the answer to a request for ``requested`` (the name the client sent, an alias)."""
+    if target.route.requested == requested:
+        return target
+    return replace(target, route=replace(target.route, requested=requested))
 
 
 def _normalised(weights: Sequence[float]) -> tuple[float, ...]:

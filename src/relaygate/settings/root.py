@@ -52,6 +52,11 @@ class Settings(SettingsModel):
     guard_options: GuardOptions = Field(default_factory=GuardOptions)
     # Virtual models: a name clients ask for (``smart`` or ``router/smart``) routed to provider models.
     models: dict[str, VirtualModelSettings] = Field(default_factory=dict)
+    # Model names clients send (Claude Code's ``claude-sonnet-4-5``) -> what the gateway routes them to: a
+    # provider/model, a virtual model, or a bare name for default_provider. A name also stands for its dated
+    # snapshots (``claude-sonnet-4-5-20250929``); one ending in ``*`` for every name it starts (``claude-*``,
+    # ``*``), the longest winning. See relaygate.routing.aliases.
+    model_aliases: dict[str, str] = Field(default_factory=dict)
     # Retries of every request; a virtual model may override fields of it.
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
@@ -175,6 +180,23 @@ class Settings(SettingsModel):
                 problem = self.target_problem(target.model)
                 if problem:
                     problems.append(f"models.{name}.{where}: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _aliases_route_somewhere(self) -> Settings:
+        problems = []
+        for name, target in self.model_aliases.items():
+            if not name or not name.isprintable() or "*" in name[:-1]:
+                problems.append(f"model_aliases.{name}: a name is printable, and holds '*' only at its end")
+                continue
+            _, slash, virtual = target.partition("/")
+            if target in self.models or (slash and target.startswith(ROUTER_PREFIX + "/") and virtual in self.models):
+                continue
+            problem = self.target_problem(target)
+            if problem:
+                problems.append(f"model_aliases.{name}: {problem}")
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaygate.errors import InvalidRequestError
+from relaygate.providers.anthropic.mapping import MEDIA_TYPE_ALIASES, media_block
 from relaygate.providers.media import image_url, is_data_url, parse_data_url
 from relaygate.providers.params import invalid, named_function, tool_arguments
 
@@ -24,9 +25,6 @@ __all__ = ["conversation"]
 
 JSON = dict[str, Any]
 
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-DOCUMENT_TYPES = frozenset({"application/pdf"})
-MEDIA_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 FIRST_TURN_PLACEHOLDER = "."
 
 USER_PARTS = frozenset({"text", "image_url", "file"})
@@ -167,11 +165,9 @@ def _data_url(url: str, where: str) -> tuple[str, str]:
 
 
 def _media_block(media_type: str, data: str, where: str) -> JSON:
-    source = {"type": "base64", "media_type": media_type, "data": data}
-    if media_type in IMAGE_TYPES:
-        return {"type": "image", "source": source}
-    if media_type in DOCUMENT_TYPES:
-        return {"type": "document", "source": source}
+    block = media_block(media_type, data)
+    if block is not None:
+        return block
     raise InvalidRequestError(
         f"Unsupported image type '{media_type}': Anthropic models accept image/jpeg, image/png, image/gif, "
         "image/webp and application/pdf.",

@@ -1,9 +1,10 @@
 """Anthropic's errors in OpenAI's shape, from an error answer or a mid-stream ``error`` event.
 
 Anthropic answers ``{"type": "error", "error": {"type", "message"}}``; its error type picks the OpenAI
-type and code (:data:`ERROR_KINDS`). Its own overload status, 529, becomes the 503 that OpenAI clients
-know (the SDKs retry both). The ``error_code`` in ``error.details`` of a spend limit reached, which
-retrying will not clear, is kept as the code, and Anthropic's ``request-id`` goes on as ``x-request-id``.
+type and code (``ERROR_KINDS`` of :mod:`.mapping`). Its own overload status, 529, becomes the 503 that
+OpenAI clients know (the SDKs retry both). The ``error_code`` in ``error.details`` of a spend limit
+reached, which retrying will not clear, is kept as the code, and Anthropic's ``request-id`` goes on as
+``x-request-id``.
 """
 
 from __future__ import annotations
@@ -14,25 +15,10 @@ from typing import Any
 import orjson
 
 from relaygate.errors import UpstreamError
+from relaygate.providers.anthropic.mapping import ERROR_KINDS, OVERLOADED_STATUS
 from relaygate.providers.errors import stream_error, upstream_error
 
 __all__ = ["ERROR_KINDS", "anthropic_error", "stream_failure"]
-
-# Anthropic error type: the OpenAI error type and code it becomes.
-ERROR_KINDS: dict[str, tuple[str, str | None]] = {
-    "invalid_request_error": ("invalid_request_error", None),
-    "authentication_error": ("invalid_request_error", "provider_auth_error"),
-    "permission_error": ("permission_error", "provider_auth_error"),
-    "not_found_error": ("invalid_request_error", "model_not_found"),
-    "request_too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit_error": ("rate_limit_error", "rate_limit_exceeded"),
-    "billing_error": ("insufficient_quota", "insufficient_quota"),
-    "api_error": ("server_error", None),
-    "overloaded_error": ("server_error", "overloaded"),
-    "timeout_error": ("timeout_error", "upstream_timeout"),
-}
-# Anthropic's own status for overload; OpenAI clients know 503 (both are retried by the SDKs).
-OVERLOADED_STATUS = 529
 
 
 def anthropic_error(provider: str, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:

@@ -21,6 +21,7 @@ from typing import Any
 
 from relaygate.errors import InvalidRequestError
 from relaygate.providers.anthropic.conversation import conversation
+from relaygate.providers.anthropic.mapping import TOOL_CHOICES
 from relaygate.providers.params import (
     function_tools,
     invalid,
@@ -146,12 +147,8 @@ def _tools(tools: Any) -> list[JSON]:
 def _tool_choice(choice: Any, has_tools: bool) -> JSON | None:
     if choice is None:
         return None
-    if choice == "auto":
-        mapped: JSON = {"type": "auto"}
-    elif choice == "none":
-        mapped = {"type": "none"}
-    elif choice == "required":
-        mapped = {"type": "any"}
+    if isinstance(choice, str) and choice in TOOL_CHOICES:
+        mapped: JSON = {"type": TOOL_CHOICES[choice]}
     elif isinstance(choice, dict) and choice.get("type") == "function":
         mapped = {"type": "tool", "name": named_function(choice, "tool_choice")[1]}
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from relaygate.context import RequestContext
 from relaygate.errors import UpstreamError, sse_error_frame
 from relaygate.providers.anthropic.errors import stream_failure
-from relaygate.providers.anthropic.responses import finish_reason, openai_usage
+from relaygate.providers.anthropic.mapping import finish_reason, openai_usage
 from relaygate.providers.streaming import DONE_FRAME, ChunkMapper
 from relaygate.sse import SSEEvent
 
