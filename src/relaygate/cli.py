@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import logging.config
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -93,6 +94,9 @@ def _serve(args: argparse.Namespace) -> int:
         "log_config": _log_config(),
         "timeout_graceful_shutdown": 30,
     }
+    # uvicorn sets logging up only once it runs; what the gateway logs before then (where spans and
+    # metrics go, with one worker) would be lost without this.
+    logging.config.dictConfig(options["log_config"])
     gateway = _build(settings)
     if gateway is None:
         return 2
