@@ -148,7 +148,8 @@ def _explain(settings: Settings) -> None:
     if not settings.providers:
         print(
             "relaygate: no provider is configured, so only the built-in mock provider answers (model mock/echo).\n"
-            "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers (see README.md).",
+            "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers "
+            "(see docs/guides/providers.md).",
             file=sys.stderr,
         )
 
@@ -158,7 +159,7 @@ def shared_limits_warning(settings: Settings, workers: int) -> str | None:
     if workers > 1 and settings.counters is None and any(p.limits is not None for p in settings.projects):
         return (
             f"relaygate: limits are counted in process, so each of the {workers} workers allows the whole of every "
-            "limit; set counters: redis://host:6379/0 to share them (see README.md, 'Limits and budgets')."
+            "limit; set counters: redis://host:6379/0 to share them (see docs/guides/scaling.md)."
         )
     return None
 

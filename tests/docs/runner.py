@@ -11,6 +11,7 @@ to the repository's ``examples/``), with the environment of a shell the page's b
 - a block with a ``title`` is a file: written into the scratch directory (a YAML one also checked);
 - a ``server`` block starts in the background on a free port.
 
+``http://127.0.0.1:4318``, the OTLP port of a collector, is a real OTLP receiver (``tests/otlp.py``).
 ``http://127.0.0.1:PORT`` (or ``localhost:PORT``) in a block is the server a ``server`` block started
 with ``--port PORT``; for 8080, ``relaygate serve``'s default port, it is ``relaygate serve`` started
 by the runner in the scratch directory if no block started one, and started again whenever a block
@@ -20,6 +21,7 @@ is the one the tests run in.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.docs.snippets import Block, SnippetError
+from tests.otlp import OtlpReceiver
 
 __all__ = ["PageRun"]
 
@@ -41,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("python_worker.py")
 DEFAULT_PORT = 8080
 UVICORN_PORT = 8000
+# An OpenTelemetry collector's OTLP/HTTP port: a block that sends there reaches a real receiver instead.
+OTLP_HTTP_PORT = 4318
 BLOCK_TIMEOUT = 120.0
 SERVER_START_TIMEOUT = 30.0
 STATUS_MARK = "@@snippet-status"
@@ -67,7 +72,9 @@ class Server:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(15)
+                # Not the whole graceful shutdown: a gateway flushing spans to a collector that is not
+                # there would retry for many seconds, and nothing of it is checked here.
+                self.process.wait(3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
@@ -82,6 +89,7 @@ class PageRun:
         self.answers: IO[str] | None = None
         self.worker_log = workdir / ".snippets-python.log"
         self.ran = 0
+        self.collector: OtlpReceiver | None = None
         (workdir / "examples").symlink_to(ROOT / "examples")
 
     def run(self, blocks: list[Block]) -> None:
@@ -97,6 +105,9 @@ class PageRun:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
+        if self.collector is not None:
+            self.collector.stop()
+            self.collector = None
         if self.worker is not None:
             assert self.worker.stdin is not None
             self.worker.stdin.close()
@@ -227,10 +238,10 @@ class PageRun:
         if found:
             documented = int(found.group(1))
             command = _PORT_FLAG.sub(f"--port {port}", command)
-        elif "relaygate serve" in command:
-            documented, command = DEFAULT_PORT, f"{command} --port {port}"
-        elif "uvicorn" in command:
-            documented, command = UVICORN_PORT, f"{command} --port {port}"
+        elif "relaygate serve" in command:  # the flag goes right after the command, before any comment
+            documented, command = DEFAULT_PORT, command.replace("relaygate serve", f"relaygate serve --port {port}", 1)
+        elif re.search(r"\buvicorn\b", command):
+            documented, command = UVICORN_PORT, re.sub(r"\buvicorn\b", f"uvicorn --port {port}", command, count=1)
         else:
             raise SnippetError(f"{block.where}: a server block names its port with --port")
         self._start(self._localized(command), documented, port, default=False, where=block.where)
@@ -256,9 +267,14 @@ class PageRun:
             if process.poll() is not None:
                 raise SnippetError(f"{where}: the server exited with {process.returncode}:{self._tail(log)}")
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                # An HTTP answer, not just a connection: with --workers the parent listens before any worker
+                # is up. Any status will do (a host app may have no /health).
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                connection.request("GET", "/health")
+                connection.getresponse().read()
+                connection.close()
                 return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline:
                     raise SnippetError(f"{where}: nothing listens on the server's port{self._tail(log)}") from None
                 time.sleep(0.05)
@@ -271,6 +287,10 @@ class PageRun:
             self._start(f"relaygate serve --port {port}", DEFAULT_PORT, port, default=True, where="(runner)")
         for documented, server in self.servers.items():
             code = re.sub(rf"(127\.0\.0\.1|localhost):{documented}\b", f"127.0.0.1:{server.port}", code)
+        if re.search(rf"(127\.0\.0\.1|localhost):{OTLP_HTTP_PORT}\b", code):
+            if self.collector is None:
+                self.collector = OtlpReceiver().start()
+            code = re.sub(rf"https?://(127\.0\.0\.1|localhost):{OTLP_HTTP_PORT}\b", self.collector.endpoint, code)
         return code
 
     @staticmethod

@@ -32,7 +32,7 @@ DYNAMIC_MODEL = "dynamic"
 
 
 class RetrySettings(SettingsModel):
-    """How a request is retried and sent on to its next target (see README.md, "Routing, fallbacks and retries").
+    """How a request is retried and sent on to its next target (docs/guides/routing.md).
 
     An attempt that fails with 429, 408, 409, a 5xx, a timeout or a refused connection is followed by
     another, on the next target that is not cooling down, or on the same target after a backoff.
