@@ -50,11 +50,12 @@ def free_port() -> int:
 
 @contextmanager
 def relaygate_serve(
-    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, log: Path | None = None
 ) -> Iterator[str]:
     """Run the real ``relaygate serve`` command; yields its base URL once /health answers.
 
-    Without ``cwd`` it runs in a scratch directory, where its default ledger file goes.
+    Without ``cwd`` it runs in a scratch directory, where its default ledger file goes. With ``log``, its
+    output (stdout and stderr: everything it logs) is kept in that file.
     """
     scratch = tempfile.TemporaryDirectory() if cwd is None else None
     cwd = Path(scratch.name) if scratch is not None else cwd
@@ -62,15 +63,15 @@ def relaygate_serve(
     command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), *args]
     process_env = {**os.environ, **(env or {})}
     # Output goes to a file, not a pipe: a pipe nobody reads blocks the server once it fills up.
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    output = tempfile.TemporaryFile() if log is None else log.open("w+b")
+    process = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"relaygate serve exited with {process.returncode}:\n{log.read().decode()}")
+                output.seek(0)
+                raise RuntimeError(f"relaygate serve exited with {process.returncode}:\n{output.read().decode()}")
             try:
                 if httpx.get(base_url + "/health", timeout=0.5).status_code == 200:
                     break
@@ -87,6 +88,6 @@ def relaygate_serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+        output.close()
         if scratch is not None:
             scratch.cleanup()

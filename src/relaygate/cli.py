@@ -198,6 +198,10 @@ def _log_config() -> dict[str, Any]:
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["relaygate"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # Every line the server writes (uvicorn's tracebacks too) goes through the gateways' secret scrubber.
+    config["filters"] = {**config.get("filters", {}), "relaygate_secrets": {"()": "relaygate.secrets.log_filter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), "relaygate_secrets"]
     return config
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import Scope
 
+from relaygate.secrets import NO_SECRETS, Secrets
+
 if TYPE_CHECKING:
     from relaygate.errors import GatewayError
     from relaygate.guards.results import GuardResult
@@ -182,6 +184,20 @@ class RequestContext:
     # the refusal that replaced the answer. The ledger keeps what the client got in the thread.
     answer_redacted: str | None = None
     answer_refusal: str | None = None
+    # What is scrubbed from the provider text this request relays, its spans and its log lines: the
+    # gateway's secrets (set by the Gateway), and those the request adds (add_secret). See relaygate.secrets.
+    secrets: Secrets = NO_SECRETS
+    # Set by the limits when the provider billed beyond the call's reservation (usage above max_tokens).
+    overbilled: bool = False
+
+    def add_secret(self, *values: str) -> None:
+        """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and
+        log lines like the gateway's."""
+        self.secrets = self.secrets.extended(values)
+
+    def scrub(self, error: GatewayError) -> GatewayError:
+        """``error`` without any secret of this request (in place; error paths only)."""
+        return self.secrets.scrub_error(error)
 
     def record_response(self, body: dict[str, Any]) -> bool:
         """Note a whole answer and tell the observers; ``True`` when ``body`` was changed (its usage priced)."""

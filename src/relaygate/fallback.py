@@ -1,16 +1,24 @@
 """The attempts of one request: its plan's targets called until one answers, with retries and backoff.
 
 For each attempt, the target is the first in the plan's order (from just after the last one tried,
-going round) that is not cooling down (its circuit breaker), not out of this request (it refused the
-gateway's credentials, or asked for a longer wait than ``retry.max_retry_after``) and can start before
-the deadline; among those, the one that is ready soonest. A target that failed waits before it is
-tried again: its backoff, or its ``Retry-After`` when that is longer. Moving to another target does
-not wait. What is retried is decided in :mod:`relaygate.routing.retry`.
+going round) that has attempts left (``retry.max_attempts`` of its own: every target of a virtual
+model is tried at least once), is not cooling down (its circuit breaker), not out of this request (it
+refused the gateway's credentials, or asked for a longer wait than ``retry.max_retry_after``) and can
+start before the deadline; among those, the one that is ready soonest. A target that failed waits
+before it is tried again: its backoff, or its ``Retry-After`` when that is longer. Moving to another
+target does not wait. What is retried is decided in :mod:`relaygate.routing.retry`.
+
+A rate limit (429) is the provider saying "later", not failing: it opens no circuit breaker. When no
+attempt is left and every target tried was rate limited, the client gets the 429 of the target ready
+soonest, its ``Retry-After`` counted from now (:meth:`Fallback._last_word`), so that its SDK waits just
+that long; otherwise it gets the last failure.
 
 A whole answer is an attempt's from sending to the last byte read; a stream's ends at its first chunk:
 until then nothing has reached the client, so another target can still answer. After that a failure
 ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
-that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span.
+that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own CLIENT span. A failed
+attempt's error is scrubbed of the request's secrets (:mod:`relaygate.secrets`) before anything
+records or relays it.
 
 ``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
 running when it passes is cut off there (a stream only until its first chunk: after that the stream is
@@ -21,6 +29,7 @@ time counts against the target's latency and time to first token.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -56,6 +65,7 @@ ERROR_EVENT = b'data: {"error"'
 # Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
 # of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
 PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
+RETRY_AFTER_HEADERS = frozenset({b"retry-after", b"retry-after-ms"})
 # The response headers that say where a request was routed (see route_headers).
 ROUTE_HEADERS = frozenset({b"x-model-name", b"x-provider-name", b"x-relaygate-attempts"})
 
@@ -114,7 +124,8 @@ class Fallback:
                         first = await anext(frames, b"")
                 except TimeoutError:
                     raise UpstreamTimeoutError(
-                        f"Provider '{provider.name}' sent nothing within {provider.first_chunk_timeout:g} s."
+                        f"upstream '{provider.name}' timed out: nothing streamed within "
+                        f"{provider.first_chunk_timeout:g} s (timeouts.first_chunk)."
                     ) from None
                 failure = _provider_failure(first, provider.name) if ctx.error is not None else None
                 if failure is not None:
@@ -154,10 +165,10 @@ class Fallback:
         self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any], call: Call[T], *, stream: bool
     ) -> tuple[Target, T]:
         retry, breaker = plan.retry, self.router.breaker
-        tries = _Tries(deadline=self.clock() + retry.deadline)
+        tries = _Tries(deadline=self.clock() + retry.deadline, per_target=retry.max_attempts)
         error: GatewayError | None = None
-        position = made = 0
-        while made < retry.max_attempts:
+        position = 0
+        while True:
             picked = self._pick(plan.targets, position, tries)
             if picked is None:
                 break
@@ -168,13 +179,13 @@ class Fallback:
                 except BaseException:
                     breaker.released(target.key)
                     raise
-            made += 1
+            tries.made[index] = tries.made.get(index, 0) + 1
             if ctx.attempts:
                 ctx.attempts[-1].retried = True
             ctx.reset_response()
             ctx.route = target.route
             sent = target.body(body)
-            span = self._span(ctx, target, endpoint, sent, stream=stream, number=made)
+            span = self._span(ctx, target, endpoint, sent, stream=stream, number=len(ctx.attempts) + 1)
             attempt = Attempt(provider=target.route.provider.name, model=target.route.model)
             ctx.attempts.append(attempt)
             started = self.clock()
@@ -182,6 +193,9 @@ class Fallback:
                 with anyio.move_on_after(tries.deadline - started) as bounded:
                     result = await call(target, sent, span)
             except GatewayError as failure:
+                # Provider text goes no further (codes into the ledger and spans, messages to the client)
+                # before its secrets are out.
+                ctx.scrub(failure)
                 attempt.duration = self.clock() - started
                 attempt.status, attempt.error = _outcome(failure)
                 span.fail(ctx, attempt.error)
@@ -200,7 +214,23 @@ class Fallback:
             return target, result
         if error is None:
             raise self._nothing_tried(ctx, plan)
-        raise error from None
+        raise self._last_word(ctx, plan, error, tries) from None
+
+    def _last_word(self, ctx: RequestContext, plan: Plan, error: GatewayError, tries: _Tries) -> GatewayError:
+        """The error the client gets once no attempt is left: the last one, or, when every target tried was
+        rate limited, the 429 of the target ready soonest, its ``Retry-After`` counted from now, so that the
+        client's SDK waits just that long before it retries."""
+        if not tries.limited or set(tries.limited) != tries.failed:
+            return error
+        said = [(key, failure, at) for key, (failure, at) in tries.limited.items() if at is not None]
+        if not said:
+            return error  # no target said when: nothing better to tell than the last answer
+        key, soonest, ready_at = min(said, key=lambda item: item[2])
+        wait = max(0, math.ceil(ready_at - self.clock()))
+        kept = [(name, value) for name, value in soonest.headers if name.lower() not in RETRY_AFTER_HEADERS]
+        soonest.headers = [*kept, (b"retry-after", str(wait).encode())]
+        ctx.route = next(target.route for target in plan.targets if target.key == key)
+        return soonest
 
     def _cut(
         self, ctx: RequestContext, target: Target, attempt: Attempt, span: _Span, retry: RetrySettings
@@ -248,16 +278,25 @@ class Fallback:
             else:
                 breaker.released(key)
             return False
-        breaker.failed(key)
+        asked = retry_after(failure)
+        now = self.clock()
+        tries.failed.add(key)
+        if failure.status == 429 and judged is Verdict.RETRY:
+            # A rate limit is the provider saying "later", not failing: it opens no breaker (whose 503 would
+            # read as a server error to SDKs), and it is remembered for the request's last word.
+            breaker.released(key)
+            tries.limited[key] = (failure, None if asked is None else now + asked)
+        else:
+            breaker.failed(key)
+            tries.limited.pop(key, None)
         # Its time counts against the target's latency and ttft: a failure is no quick answer.
         self.router.metrics.record(key, failed=True, elapsed=elapsed)
         tries.failures[key] = tries.failures.get(key, 0) + 1
-        asked = retry_after(failure)
         if judged is Verdict.NEXT or (asked is not None and asked > retry.max_retry_after):
             tries.out.add(key)
         else:
             wait = max(backoff(retry, tries.failures[key], self.router.rng), asked or 0.0)
-            tries.ready_at[key] = self.clock() + wait
+            tries.ready_at[key] = now + wait
         return True
 
     def _pick(self, targets: tuple[Target, ...], position: int, tries: _Tries) -> tuple[int, Target, float] | None:
@@ -267,6 +306,8 @@ class Fallback:
         best: tuple[int, Target, float] | None = None
         for index in _round(len(targets), position):
             target = targets[index]
+            if tries.made.get(index, 0) >= tries.per_target:
+                continue
             if target.key in tries.out or not self.router.breaker.available(target.key):
                 continue
             wait = max(0.0, tries.ready_at.get(target.key, 0.0) - now)
@@ -297,13 +338,18 @@ class Fallback:
 
 @dataclass(slots=True)
 class _Tries:
-    """One request's record of its targets: when each may be tried again, how often each failed,
-    which are out of the request, and the deadline."""
+    """One request's record of its targets: the attempts made on each (by its place in the plan: a model
+    listed twice is two targets), when each may be tried again, how often each failed, which are out of
+    the request, which were rate limited last time (and until when), and the deadline."""
 
     deadline: float
+    per_target: int
+    made: dict[int, int] = field(default_factory=dict)
     ready_at: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     out: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    limited: dict[str, tuple[GatewayError, float | None]] = field(default_factory=dict)
 
 
 class _NoSpan:

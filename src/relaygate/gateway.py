@@ -13,6 +13,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate.api import ApiApp
+from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
@@ -33,6 +34,7 @@ from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
 from relaygate.routing.shared import RedisMetricsSync
+from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
@@ -68,6 +70,9 @@ class Gateway:
     ) -> None:
         """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable."""
         self.settings = settings if settings is not None else Settings()
+        # Every secret of the configuration, scrubbed from relayed provider errors, spans and logs.
+        self.secrets = Secrets(configured_secrets(self.settings))
+        install_log_filter(self.secrets)
         telemetry_settings = self.settings.telemetry
         # Without providers given here, spans go to the global TracerProvider: the host's, or the one
         # `relaygate serve` installs, or OpenTelemetry's no-op when nobody set one.
@@ -117,7 +122,7 @@ class Gateway:
         )
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
-        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the management API answers its own routes and
         # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
@@ -164,7 +169,12 @@ class Gateway:
 
     @staticmethod
     def _limiter(
-        settings: Settings, router: ModelRouter, ledger: Ledger | None, prices: PriceBook, guards: Guards
+        settings: Settings,
+        router: ModelRouter,
+        ledger: Ledger | None,
+        prices: PriceBook,
+        guards: Guards,
+        telemetry: Telemetry | None,
     ) -> Limiter | None:
         projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
         if not projects:
@@ -178,6 +188,7 @@ class Gateway:
             prices=prices,
             guard_calls=guards.model_calls,
             prefix=prefix,
+            meter=telemetry.meter if telemetry is not None else None,
         )
 
     @classmethod
@@ -200,7 +211,15 @@ class Gateway:
                 "relaygate is serving before its start-up ran: connection pools open on first use and are never "
                 "closed. Mounted apps need the host to run gateway.lifespan (see docs/guides/mounting.md)."
             )
-        await self.stack(scope, receive, send)
+        ctx = get_context(scope)
+        # A host that gave the request secrets of its own before handing it over keeps them.
+        ctx.secrets = self.secrets.extended(ctx.secrets.known) if ctx.secrets.known else self.secrets
+        # The log filter finds the request's own secrets (RequestContext.add_secret) through this.
+        token = REQUEST_SECRETS.set(ctx)
+        try:
+            await self.stack(scope, receive, send)
+        finally:
+            REQUEST_SECRETS.reset(token)
 
     @property
     def started(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -92,6 +94,7 @@ class ProxyApp:
             handler = self._handler(scope)
             await handler(scope, receive, send_tracked, ctx)
         except GatewayError as error:
+            ctx.scrub(error)
             ctx.error = ctx.error or error.code or error.type
             if not status:
                 await send_error(send_tracked, error, _routed(ctx))
@@ -132,19 +135,20 @@ class ProxyApp:
         if request.stream:
             await self._stream(receive, send, ctx, plan, body, usage_chunk=request.wants_usage_chunk)
         else:
-            await self._whole(send, ctx, plan, "chat", body)
+            await self._whole(receive, send, ctx, plan, "chat", body)
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(EmbeddingRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._plan(scope, ctx, "embeddings", request.model, body), "embeddings", body)
+        plan = self._plan(scope, ctx, "embeddings", request.model, body)
+        await self._whole(receive, send, ctx, plan, "embeddings", body)
 
     async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ImageGenerationRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
+        await self._whole(receive, send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
 
     def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
         ctx.endpoint = endpoint
@@ -160,9 +164,21 @@ class ProxyApp:
             ctx.user = extra.user.model_dump(exclude_none=True)
 
     async def _whole(
-        self, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
+        self, receive: Receive, send: Send, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any]
     ) -> None:
-        _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
+        # A client that leaves while the answer is awaited cancels the upstream call and its retries. The
+        # watcher is a bare task, not a task group: it costs a whole answer a few microseconds, not tens.
+        with anyio.CancelScope() as scope:
+            watcher = asyncio.ensure_future(receive())
+            watcher.add_done_callback(functools.partial(_on_disconnect, scope=scope, ctx=ctx))
+            try:
+                _, answer = await self.fallback.whole(ctx, plan, endpoint, body)
+            finally:
+                watcher.cancel()
+        if scope.cancelled_caught:
+            raise ClientDisconnected()
+        # Only after the watcher stopped: servers answer receive() with a disconnect once the response is
+        # complete, which it must not take for a client that left.
         await send_json(send, 200, answer, route_headers(ctx))
 
     async def _stream(
@@ -267,6 +283,7 @@ async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestCo
         ctx.error = "client_disconnected"  # servers of ASGI spec 2.4 raise it from send()
         return False
     except GatewayError as error:
+        ctx.scrub(error)
         ctx.error = error.code or error.type
         await send({"type": "http.response.body", "body": sse_error_frame(error), "more_body": True})
     except Exception:
@@ -275,6 +292,15 @@ async def _relay(send: Send, frames: AsyncGenerator[bytes, None], ctx: RequestCo
         failure = ServerError("The gateway failed while relaying the stream.")
         await send({"type": "http.response.body", "body": sse_error_frame(failure), "more_body": True})
     return True
+
+
+def _on_disconnect(watcher: asyncio.Future[Message], *, scope: anyio.CancelScope, ctx: RequestContext) -> None:
+    """The watcher of a whole answer's ``receive()`` is done: a client that left cancels the call."""
+    if watcher.cancelled() or watcher.exception() is not None:
+        return
+    if watcher.result()["type"] == "http.disconnect":
+        ctx.error = "client_disconnected"
+        scope.cancel()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ctx: RequestContext) -> None:

@@ -4,12 +4,16 @@ It is aiohttp underneath: on this project's 2-core benchmark machine a bare pass
 req/s with aiohttp against ~2,000 with httpx over an aiohttp transport and ~700 with stock httpx
 (encode/httpx#3215). Everything above this module sees only :class:`UpstreamRequest`,
 :class:`UpstreamResponse` and relaygate's own errors: transport errors are mapped here, once, to
-:class:`UpstreamTimeoutError` (504) and :class:`UpstreamConnectionError` (502).
+:class:`UpstreamTimeoutError` (504) and :class:`UpstreamConnectionError` (502), whose messages name the
+provider and say what happened (refused, reset, cut off mid-answer, timed out); the upstream's address
+goes to the log only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +26,8 @@ from relaygate.errors import UpstreamConnectionError, UpstreamError, UpstreamTim
 from relaygate.settings import Timeouts
 
 __all__ = ["AiohttpClient", "UpstreamClient", "UpstreamRequest", "UpstreamResponse"]
+
+logger = logging.getLogger("relaygate.upstream")
 
 # Only W3C trace context leaves for the provider: the global propagators usually include baggage,
 # and nothing of a caller's baggage (thread, user, key) is any provider's business.
@@ -63,23 +69,75 @@ class UpstreamClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _map_error(exc: BaseException, url: str) -> UpstreamError:
-    if isinstance(exc, TimeoutError):  # aiohttp's timeout errors subclass TimeoutError
-        return UpstreamTimeoutError(f"The upstream at {_origin(url)} did not answer in time.")
-    return UpstreamConnectionError(f"Could not reach the upstream at {_origin(url)}: {type(exc).__name__}.")
+def _map_error(exc: BaseException, request: _Sent, *, answering: bool) -> UpstreamError:
+    """A transport failure as the client's error: which upstream, and what happened to the call.
+
+    ``answering``: the response headers had arrived (the body was being read). The address goes to the
+    log only (scrubbed there like any log line): it is the operator's business, not every caller's.
+    """
+    what, timed_out = _what_happened(exc, request.timeouts, answering=answering)
+    logger.warning(
+        "upstream '%s' at %s: %s (%s: %s)", request.name, _origin(request.url), what, type(exc).__name__, exc
+    )
+    message = f"upstream '{request.name}' {what}."
+    return UpstreamTimeoutError(message) if timed_out else UpstreamConnectionError(message)
+
+
+def _what_happened(exc: BaseException, timeouts: Timeouts, *, answering: bool) -> tuple[str, bool]:
+    """What a transport error says happened, and whether it was a timeout."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"timed out connecting: no connection within {timeouts.connect:g} s (timeouts.connect)", True
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return f"timed out: nothing arrived for {timeouts.read:g} s (timeouts.read)", True
+    if isinstance(exc, TimeoutError):  # aiohttp's other timeout errors subclass TimeoutError too
+        return "timed out", True
+    if isinstance(exc, aiohttp.ClientPayloadError) or (answering and isinstance(exc, aiohttp.ServerDisconnectedError)):
+        return "was cut off mid-answer: the connection closed before the body was complete", False
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "closed the connection without answering", False
+    if _errno(exc) == errno.ECONNRESET or isinstance(exc, ConnectionResetError):
+        return "reset the connection" + (" mid-answer" if answering else ""), False
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "could not be reached: the TLS handshake failed", False
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "could not be reached: its host name does not resolve", False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if _errno(exc) == errno.ECONNREFUSED:
+            return "refused the connection", False
+        return "could not be reached", False
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "answered with a malformed HTTP response", False
+    return f"failed ({type(exc).__name__})", False
+
+
+def _errno(exc: BaseException) -> int | None:
+    for error in (exc, getattr(exc, "os_error", None), exc.__cause__, exc.__context__):
+        number = getattr(error, "errno", None)
+        if isinstance(number, int):
+            return number
+    return None
 
 
 def _origin(url: str) -> str:
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
+    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What an error needs to say of the request it happened to."""
+
+    name: str
+    url: str
+    timeouts: Timeouts
 
 
 class _AiohttpResponse:
-    __slots__ = ("_response", "_url", "headers", "status")
+    __slots__ = ("_response", "_sent", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, sent: _Sent) -> None:
         self._response = response
-        self._url = url
+        self._sent = sent
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -87,14 +145,14 @@ class _AiohttpResponse:
         try:
             return await self._response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _map_error(exc, self._url) from exc
+            raise _map_error(exc, self._sent, answering=True) from exc
 
     async def iter_raw(self) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _map_error(exc, self._url) from exc
+            raise _map_error(exc, self._sent, answering=True) from exc
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():
@@ -107,7 +165,11 @@ class _AiohttpResponse:
 class AiohttpClient:
     """One pooled client per provider; the session is opened on first use or by :meth:`start`."""
 
-    def __init__(self, *, timeouts: Timeouts | None = None, max_connections: int = 1000) -> None:
+    def __init__(
+        self, *, timeouts: Timeouts | None = None, max_connections: int = 1000, name: str = "upstream"
+    ) -> None:
+        """``name`` is the provider's: errors say which upstream failed by it."""
+        self.name = name
         self._timeouts = timeouts or Timeouts()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -132,13 +194,14 @@ class AiohttpClient:
         if trace.get_current_span().get_span_context().is_valid:
             headers = dict(headers)
             TRACE_CONTEXT.inject(headers)
+        sent = _Sent(self.name, request.url, self._timeouts)
         try:
             response = await self._session.request(
                 request.method, request.url, headers=headers, data=request.content, allow_redirects=False
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _map_error(exc, request.url) from exc
-        return _AiohttpResponse(response, request.url)
+            raise _map_error(exc, sent, answering=False) from exc
+        return _AiohttpResponse(response, sent)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -235,16 +235,21 @@ async def test_a_database_of_the_first_schema_is_upgraded_keeping_its_calls(
         async with store_factory() as old:
             assert await old.schema_version() == 1
             assert isinstance(old, SQLStore)
-            old_columns = ", ".join(CALL_COLUMNS.split(", ")[:-2])
-            row = old._call_row(make_call())[:-2]
+            # The first schema's columns: those later migrations added (guards, attempts, overbilled) come last.
+            first = len(CALL_COLUMNS.split(", ")) - 3
+            old_columns = ", ".join(CALL_COLUMNS.split(", ")[:first])
+            row = old._call_row(make_call())[:first]
             await old._transaction([(f"INSERT INTO calls ({old_columns}) VALUES ({', '.join('?' * len(row))})", [row])])
     async with store_factory() as upgraded:
         assert await upgraded.schema_version() == len(SQLITE_MIGRATIONS)
         assert (await upgraded.usage_total("proj-a", *EVER)).calls == 1
-        call = make_call(guards=[{"id": "g", "passed": False}], attempts=[{"provider": "a", "status": 500}])
+        call = make_call(
+            guards=[{"id": "g", "passed": False}], attempts=[{"provider": "a", "status": 500}], overbilled=True
+        )
         await upgraded.write([call])
         stored = await upgraded.get_call("proj-a", call.id)
         assert stored is not None and stored.guards == call.guards and stored.attempts == call.attempts
+        assert stored.overbilled is True
 
 
 async def test_a_schema_newer_than_the_code_is_refused(store: Store, store_factory: StoreFactory) -> None:

@@ -56,6 +56,7 @@ async def chat(
             f"its model '{route.requested}' did not answer within {timeout:g} s", upstream=True, **_who(route)
         ) from None
     except GatewayError as exc:
+        ctx.scrub(exc)
         status, error = exc.status, exc.code or exc.type
         raise GuardFailure(
             f"its model '{route.requested}' failed ({exc.status} {exc.code or exc.type})", upstream=True, **_who(route)
@@ -64,8 +65,10 @@ async def chat(
         call.record_end(status or 499, error)
 
 
-async def post_json(provider: Provider, path: str, payload: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    """POST ``payload`` to ``path`` of an OpenAI-compatible provider; its JSON answer."""
+async def post_json(
+    provider: Provider, path: str, payload: dict[str, Any], *, timeout: float, ctx: RequestContext
+) -> dict[str, Any]:
+    """POST ``payload`` to ``path`` of an OpenAI-compatible provider for ``ctx``'s request; its JSON answer."""
     try:
         with anyio.fail_after(timeout):
             response = await provider.post(provider.base_url + path, payload)
@@ -75,6 +78,7 @@ async def post_json(provider: Provider, path: str, payload: dict[str, Any], *, t
             f"provider '{provider.name}' did not answer {path} within {timeout:g} s", upstream=True
         ) from None
     except GatewayError as exc:
+        ctx.scrub(exc)
         raise GuardFailure(
             f"provider '{provider.name}' failed on {path} ({exc.status} {exc.code or exc.type})", upstream=True
         ) from None

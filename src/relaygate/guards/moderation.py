@@ -53,6 +53,7 @@ class ModerationGuard(Guard):
             "/moderations",
             {"model": self.parameters.model, "input": inputs},
             timeout=self.parameters.timeout,
+            ctx=ctx,
         )
         results = answer.get("results")
         if not isinstance(results, list) or not all(isinstance(result, dict) for result in results):

@@ -106,6 +106,7 @@ def call_record(
             }
             for attempt in ctx.attempts
         ],
+        overbilled=ctx.overbilled,
     )
 
 

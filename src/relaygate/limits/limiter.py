@@ -40,12 +40,15 @@ from relaygate.limits.estimate import StreamTally
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
 from relaygate.limits.scopes import MINUTE, Item, Scope, applicable
-from relaygate.limits.worst import WorstCase, worst_case
+from relaygate.limits.worst import TargetWorst, WorstCase, worst_case
 from relaygate.pricing import PriceBook
 from relaygate.routing import ModelRouter
 from relaygate.store import SpendKind
+from relaygate.telemetry import names
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Meter
+
     from relaygate.guards.base import GuardModelCall
     from relaygate.ledger import Ledger
 
@@ -92,6 +95,7 @@ class Limiter:
         guard_calls: GuardCalls | None = None,
         prefix: str = "relaygate",
         clock: Callable[[], float] = time.time,
+        meter: Meter | None = None,
     ) -> None:
         self.projects = dict(projects)
         self.counters = counters
@@ -103,6 +107,15 @@ class Limiter:
         self.clock = clock
         # Budget counters being loaded from the ledger by this process: concurrent calls wait for one load.
         self._loading: dict[str, anyio.Event] = {}
+        self._overbilled: Counter | None = (
+            meter.create_counter(
+                names.METRIC_OVERBILLED,
+                unit="{call}",
+                description="Calls a provider billed beyond their reservation (usage above max_tokens)",
+            )
+            if meter is not None
+            else None
+        )
 
     async def start(self) -> None:
         await self.counters.start()
@@ -215,6 +228,8 @@ class Limiter:
         """Move the counters from the reservation to what the call used; never raises."""
         served = admission.worst.served_by(ctx.route)
         tokens, nanos = settlement.used(ctx, served, self.ledger, stream=admission.stream, tally=admission.tally)
+        if served is not None and settlement.overbilled(ctx, served, self.ledger):
+            self._flag_overbilled(ctx, served)
         adjustments = []
         for item in admission.items:
             charge = item.charge
@@ -232,6 +247,29 @@ class Limiter:
             await self.counters.adjust(adjustments, self.clock())
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
+
+    def _flag_overbilled(self, ctx: RequestContext, served: TargetWorst) -> None:
+        """A provider billed beyond the reservation: counted at what it billed (settle moves the counters
+        there, however far over the limit), flagged on the call's record and in a metric, and logged."""
+        ctx.overbilled = True
+        usage = ctx.usage
+        logger.warning(
+            "limits: %s billed beyond the reservation of a call of project %s: %s output tokens for %s reserved, "
+            "cost $%s for $%s reserved",
+            served.key,
+            ctx.project_id,
+            usage.completion_tokens if usage is not None else "?",
+            served.estimate.output_tokens,
+            ctx.cost_usd,
+            served.nanos / 1e9,
+        )
+        if self._overbilled is not None:
+            attributes = {
+                names.PROJECT_ID: ctx.project_id or "",
+                names.ROUTE_PROVIDER: served.route.provider.name,
+                names.REQUEST_MODEL: served.route.model,
+            }
+            self._overbilled.add(1, attributes)
 
 
 def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:

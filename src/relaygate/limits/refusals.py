@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from relaygate.counters.base import EPSILON
 from relaygate.errors import GatewayError, QuotaExceededError, RateLimitError
 from relaygate.limits.scopes import MINUTE, Item
 
-__all__ = ["Headers", "duration", "rate_headers", "refusal", "usd_text"]
+__all__ = ["Headers", "budget_message", "duration", "rate_headers", "refusal", "usd_text"]
 
 Headers = list[tuple[bytes, bytes]]
+
+_NANOS = Decimal(1_000_000_000)
+_MICRO = Decimal("0.000001")
 
 
 def refusal(items: Sequence[Item], levels: Sequence[float], refused: Sequence[int], now: float) -> GatewayError:
@@ -19,11 +23,12 @@ def refusal(items: Sequence[Item], levels: Sequence[float], refused: Sequence[in
     headers = rate_headers(items, levels, charged=False)
     budgets = [i for i in refused if items[i].unit == "usd"]
     if budgets:
-        item = items[budgets[0]]
+        # The budget with the least left is the one to name: a spent one before one the call is too big for.
+        index = min(budgets, key=lambda i: items[i].charge.limit - levels[i])
+        item = items[index]
         assert item.period is not None
         return QuotaExceededError(
-            f"{item.scope.label}: {item.name} {usd_text(Decimal(item.value))} reached.",
-            headers=[*headers, *_retry(item.period.left(now), retry=False)],
+            budget_message(item, levels[index]), headers=[*headers, *_retry(item.period.left(now), retry=False)]
         )
     waits = {i: _wait(items[i], levels[i]) for i in refused}
     index = max(waits, key=lambda i: waits[i])
@@ -39,6 +44,26 @@ def refusal(items: Sequence[Item], levels: Sequence[float], refused: Sequence[in
         type=unit,
         headers=[*headers, *_retry(waits[index])],
     )
+
+
+def budget_message(item: Item, level: float) -> str:
+    """Why a budget refused the call: it is spent, or what is left of it is less than the call may cost
+    (its worst case, which without max_tokens is the model's whole output cap)."""
+    budget = f"{item.scope.label}: {item.name} {usd_text(Decimal(item.value))}"
+    left = math.floor(item.charge.limit - level + EPSILON)
+    if left < _NANOS * _MICRO:  # less than a micro-dollar: nothing worth the name
+        return f"{budget} reached."
+    return (
+        f"{budget}: this call may cost up to ${_usd(item.charge.amount, ROUND_CEILING)} (its worst case: the prompt "
+        f"and max_tokens, or the model's output cap, at the price of the dearest model it may reach), and "
+        f"${_usd(left, ROUND_FLOOR)} of the budget is left. A lower max_tokens lowers the worst case."
+    )
+
+
+def _usd(nanos: int, rounding: str) -> str:
+    """Nano-dollars as dollars to the micro-dollar, rounded the way that keeps the message true."""
+    micros = (Decimal(nanos) / _NANOS).quantize(_MICRO, rounding=rounding)
+    return usd_text(max(micros, _MICRO))
 
 
 def _wait(item: Item, level: float) -> float:

@@ -18,7 +18,7 @@ from relaygate.store import nanos_to_usd, usd_to_nanos
 if TYPE_CHECKING:
     from relaygate.ledger import Ledger
 
-__all__ = ["used", "without_usage"]
+__all__ = ["overbilled", "used", "without_usage"]
 
 
 def used(
@@ -67,6 +67,21 @@ def without_usage(
         streamed = min(tally.output_tokens, worst.output_tokens) if tally is not None else 0
         return worst.prompt_tokens + streamed, token_cost(worst.prompt_tokens, streamed, served.price) or 0
     return served.tokens, served.nanos
+
+
+def overbilled(ctx: RequestContext, served: TargetWorst, ledger: Ledger | None) -> bool:
+    """Whether the provider billed the call beyond its reservation on the model that served it: more output
+    tokens than it reserved (max_tokens, or the model's cap), or a cost above the reserved one."""
+    usage = ctx.usage
+    if usage is None:
+        return False
+    reserved = served.estimate.output_tokens
+    if reserved and usage.completion_tokens > reserved:
+        return True
+    if not served.nanos:
+        return False  # no budget: no cost was reserved
+    cost = _priced(ctx, ledger)
+    return cost is not None and (usd_to_nanos(cost) or 0) > served.nanos
 
 
 def _priced(ctx: RequestContext, ledger: Ledger | None) -> float | None:

@@ -4,6 +4,7 @@ request's OpenTelemetry span."""
 from __future__ import annotations
 
 import os
+import traceback
 import uuid
 
 from opentelemetry import context as otel_context
@@ -16,6 +17,9 @@ from relaygate.errors import InvalidRequestError, send_error
 from relaygate.telemetry import Telemetry
 
 __all__ = ["TracingMiddleware"]
+
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 MAX_ID_LENGTH = 256
 
@@ -101,7 +105,16 @@ class TracingMiddleware:
             await self.app(scope, receive, send_with_ids)
         except BaseException as exc:
             if owned and span.is_recording():
-                span.record_exception(exc)
+                # The exception's text and stack as the SDK would record them, without the request's secrets.
+                secrets = ctx.secrets
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                span.record_exception(
+                    exc,
+                    attributes={
+                        EXCEPTION_MESSAGE: secrets.scrub(str(exc)),
+                        EXCEPTION_STACKTRACE: secrets.scrub(stack),
+                    },
+                )
             status = status or 500
             raise
         finally:

@@ -42,7 +42,7 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
         if provider.kind == "mock":
             providers[name] = MockProvider(name, provider)
         else:
-            client = AiohttpClient(timeouts=provider.timeouts, max_connections=provider.max_connections)
+            client = AiohttpClient(timeouts=provider.timeouts, max_connections=provider.max_connections, name=name)
             providers[name] = ADAPTERS[provider.kind](name, provider, client)
     if MOCK_PROVIDER not in providers:
         providers[MOCK_PROVIDER] = MockProvider(MOCK_PROVIDER, ProviderSettings(kind="mock"))

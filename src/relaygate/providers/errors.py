@@ -14,7 +14,7 @@ import orjson
 
 from relaygate.errors import UpstreamError
 
-__all__ = ["KEPT_ERROR_HEADERS", "stream_error", "upstream_error"]
+__all__ = ["KEPT_ERROR_HEADERS", "not_a_stream", "stream_error", "upstream_error"]
 
 # Headers of an upstream error worth handing to the client: OpenAI SDKs honour them when retrying.
 KEPT_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
@@ -29,6 +29,25 @@ def stream_error(provider: str, error: Any) -> UpstreamError:
         type=_text(error.get("type")),
         param=_text(error.get("param")),
         code=_text(error.get("code")),
+    )
+
+
+def not_a_stream(provider: str, content_type: str, head: bytes) -> UpstreamError:
+    """A streamed request answered with a success status and a body holding no event (``head`` is its
+    start): an HTML error page, a JSON error, nothing. The provider failed (502), whatever its status said."""
+    kind = content_type.partition(";")[0].strip() or "no content type"
+    detail = ""
+    try:
+        data = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and data.get("error"):
+        detail = ": " + upstream_error(provider, 502, {}, head).message
+    elif not head.strip():
+        kind = "an empty body"
+    return UpstreamError(
+        f"upstream '{provider}' answered a streamed request with a body that is not an event stream ({kind}){detail}",
+        code="upstream_invalid_stream",
     )
 
 
@@ -53,7 +72,7 @@ def upstream_error(provider: str, status: int, headers: Any, raw: bytes) -> Upst
             message = error
     if not message:
         text = raw.decode("utf-8", errors="replace").strip()
-        message = text[:1000] if text else f"Provider '{provider}' answered with status {status}."
+        message = _excerpt(text) if text else f"Provider '{provider}' answered with status {status}."
     if status in (401, 403):
         # The client's own key was fine: it is the gateway's provider credential that failed.
         message = f"Provider '{provider}' refused the gateway's credentials: {message}"
@@ -73,6 +92,16 @@ def upstream_error(provider: str, status: int, headers: Any, raw: bytes) -> Upst
         code=code,
         headers=kept,
     )
+
+
+def _excerpt(text: str, limit: int = 1000) -> str:
+    """At most ``limit`` characters of ``text``, cut between words: a credential cut in two would no longer
+    be recognised as one when the text is scrubbed (relaygate.secrets)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    return head[:cut].rstrip() + " ..." if cut > 0 else "(a body of " + str(len(text)) + " characters)"
 
 
 def _text(value: Any) -> str | None:

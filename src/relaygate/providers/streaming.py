@@ -27,7 +27,7 @@ import orjson
 
 from relaygate.context import RequestContext, StreamStopped
 from relaygate.errors import UpstreamError, sse_error_frame
-from relaygate.providers.errors import stream_error
+from relaygate.providers.errors import not_a_stream, stream_error
 from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
 from relaygate.upstream import UpstreamResponse
 
@@ -37,6 +37,8 @@ logger = logging.getLogger("relaygate.providers")
 
 DONE_FRAME = frame(DONE)
 DRAIN_TIMEOUT = 1.0
+# A body that is not an event stream is given up on after this much of it without an event.
+NOT_A_STREAM_BYTES = 64 * 1024
 
 JSON = dict[str, Any]
 
@@ -67,6 +69,7 @@ class StreamMapper(ABC):
                 continue
             error = self.error_in(payload, event)
             if error is not None:
+                self.ctx.scrub(error)  # the provider's words reach the client: not its secrets
                 self.ctx.error = error.code or error.type
                 return out + sse_error_frame(error), True
             try:
@@ -136,12 +139,26 @@ class StreamMapper(ABC):
 
 
 async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenerator[bytes, None]:
-    """The frames ``mapper`` makes of ``response``'s events, yielded as each network read arrives."""
+    """The frames ``mapper`` makes of ``response``'s events, yielded as each network read arrives.
+
+    A body that holds no event at all (an HTML error page, a JSON error, nothing) is no stream: it raises
+    the provider's failure (:func:`~relaygate.providers.errors.not_a_stream`, a 502) before any frame, so
+    that the request falls back or fails instead of passing for an empty answer. When the body does not
+    even claim to be an event stream, that is decided once :data:`NOT_A_STREAM_BYTES` came without an event.
+    """
     decoder = SSEDecoder()
+    # The body's start while no event has come: what a body that is no stream said.
+    head = b""
+    streaming = False
     try:
         async with aclosing(response.iter_raw()) as chunks:
             async for raw in chunks:
-                out, ended = mapper.feed(decoder.feed(raw))
+                events = decoder.feed(raw)
+                if not streaming:
+                    streaming = bool(events)
+                    if not streaming:
+                        head = _head(response, mapper, head + raw)
+                out, ended = mapper.feed(events)
                 if out:
                     yield out
                 if ended:
@@ -150,10 +167,28 @@ async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenera
                         async for _ in chunks:
                             pass
                     return
-        out, ended = mapper.feed(decoder.close())
+        events = decoder.close()
+        if not streaming and not events:
+            raise not_a_stream(mapper.provider, _content_type(response), head)
+        out, ended = mapper.feed(events)
         yield out if ended else out + mapper.finish()
     finally:
         mapper.on_close()
+
+
+def _head(response: UpstreamResponse, mapper: StreamMapper, head: bytes) -> bytes:
+    """``head`` kept for the error of a body without events; raises that error once a body that does not
+    say it is an event stream has sent :data:`NOT_A_STREAM_BYTES` without one."""
+    if len(head) > NOT_A_STREAM_BYTES:
+        content_type = _content_type(response)
+        if "event-stream" not in content_type:
+            raise not_a_stream(mapper.provider, content_type, head)
+        return head[:NOT_A_STREAM_BYTES]
+    return head
+
+
+def _content_type(response: UpstreamResponse) -> str:
+    return str(response.headers.get("content-type") or "")
 
 
 class ChunkMapper(StreamMapper):

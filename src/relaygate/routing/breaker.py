@@ -1,8 +1,9 @@
 """A circuit breaker per target (``provider/model``), shared by every request of the process.
 
 Closed, a target takes every request. After ``failures`` consecutive failed attempts (failures of the
-kinds that are retried: 429, 5xx, timeouts, refused connections) it opens and is skipped by every
-strategy for ``cooldown`` seconds. Then it is half-open: the first request to reach it is its trial,
+kinds that are retried: 5xx, timeouts, refused connections; not a 429, which says "later", not
+"failing": its client is better served by its Retry-After than by a 503) it opens and is skipped by
+every strategy for ``cooldown`` seconds. Then it is half-open: the first request to reach it is its trial,
 and the others keep skipping it while the trial runs. A trial that succeeds closes the breaker; one
 that fails opens it for another cooldown; one that is abandoned (the client left) frees the trial for
 the next request. The state lives in this process only (see docs/guides/scaling.md: not shared through Redis).

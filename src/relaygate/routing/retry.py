@@ -1,7 +1,8 @@
 """Which failures are tried again, how long to wait first, and what a provider's ``Retry-After`` says.
 
 - **Again** (the same target after a backoff, or the next target at once): 408, 409, 429, every 5xx
-  (Anthropic's 529 arrives here as 503), timeouts (504) and connections that fail (502).
+  (Anthropic's 529 arrives here as 503), timeouts (504) and connections that fail (502). A 429 waits its
+  ``Retry-After`` first (when it is no longer than ``retry.max_retry_after``) and opens no breaker.
 - **Another target only**: the provider refuses the gateway's own credentials or quota
   (``provider_auth_error``, ``insufficient_quota``), or says ``x-should-retry: false``: waiting will not
   change that target's answer, but another provider may answer.

@@ -32,17 +32,21 @@ DYNAMIC_MODEL = "dynamic"
 
 
 class RetrySettings(SettingsModel):
-    """How a request is retried and sent on to its next target (docs/guides/routing.md).
+    """How a request is retried and sent on to its next target (see docs/guides/routing.md).
 
     An attempt that fails with 429, 408, 409, a 5xx, a timeout or a refused connection is followed by
-    another, on the next target that is not cooling down, or on the same target after a backoff.
+    another, on the next target that is not cooling down, or on the same target after a backoff. Every
+    target of a virtual model gets at least one attempt: ``max_attempts`` counts the attempts of each
+    target, never of the whole request, so listing a fallback always means it is tried.
     """
 
-    # Upstream calls per request in all, over every target: 3 gives a plain provider/model two retries.
+    # Upstream calls per target (each target of a virtual model gets as many): 3 gives a plain
+    # provider/model two retries, and a virtual model of four targets up to twelve calls in all, each
+    # target reached at least once, in order, before any is retried. The deadline bounds them all.
     max_attempts: int = Field(3, ge=1, le=10)
     # Seconds from the first attempt; no attempt starts, and no wait is begun, that would end after it,
     # and an attempt still running when it passes (a stream: before its first chunk) is cut off there:
-    # the client gets a 504 deadline_exceeded.
+    # the client gets a 504 deadline_exceeded (or, when every target tried was rate limited, their 429).
     deadline: float = Field(60.0, gt=0, le=3600)
     # The first wait before a target is tried again; it doubles on each failure of that target, up to
     # max_backoff, and is jittered (half of it fixed, half random) so that clients do not retry in step.
@@ -50,8 +54,10 @@ class RetrySettings(SettingsModel):
     # The longest wait before a target is tried again.
     max_backoff: float = Field(8.0, ge=0, le=300)
     # A provider's Retry-After is waited for up to this many seconds; a longer one takes the target out
-    # of this request (the next target answers, or the client gets the 429 with its Retry-After).
-    max_retry_after: float = Field(30.0, ge=0, le=3600)
+    # of this request. When every target tried is rate limited, the client gets a 429 at once, with the
+    # soonest Retry-After of them counted from now, so that its SDK's own retry waits just that long.
+    # Rate limits (429) never open a target's circuit breaker: they say "later", not "failing".
+    max_retry_after: float = Field(5.0, ge=0, le=3600)
 
 
 class BreakerSettings(SettingsModel):

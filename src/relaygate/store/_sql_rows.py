@@ -40,7 +40,7 @@ CALL_COLUMNS = (
     "id, project_id, trace_id, thread_id, run_id, label, tags, key_id, user_id, user_name, user_tags, "
     "requested_model, model, provider, provider_kind, endpoint, stream, prompt_tokens, completion_tokens, "
     "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, error, latency_us, "
-    "ttft_us, started_at, ended_at, guards, attempts"
+    "ttft_us, started_at, ended_at, guards, attempts, overbilled"
 )
 MESSAGE_COLUMNS = (
     "id, project_id, thread_id, call_id, position, created_at, role, content, tool_calls, tool_call_id, model, "
@@ -276,6 +276,7 @@ class SQLRows(Store):
             self._bind_time(c.ended_at),
             _dumps(c.guards),
             _dumps(c.attempts),
+            c.overbilled,
         )
 
     def _read_call(self, r: Sequence[Any]) -> CallRecord:
@@ -313,6 +314,7 @@ class SQLRows(Store):
             ended_at=self._read_time(r[29]),
             guards=loads(r[30]),
             attempts=loads(r[31]),
+            overbilled=bool(r[32]),
         )
 
     def _message_row(self, m: MessageRecord) -> tuple[Any, ...]:

@@ -152,6 +152,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'",
         ),
     ),
+    Migration(
+        3,
+        "calls a provider billed beyond their reservation",
+        ("ALTER TABLE calls ADD COLUMN overbilled INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -262,6 +267,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE calls ADD COLUMN guards JSON NOT NULL DEFAULT '[]'",
             "ALTER TABLE calls ADD COLUMN attempts JSON NOT NULL DEFAULT '[]'",
         ),
+    ),
+    Migration(
+        3,
+        "calls a provider billed beyond their reservation",
+        ("ALTER TABLE calls ADD COLUMN overbilled BOOLEAN NOT NULL DEFAULT false",),
     ),
 )
 

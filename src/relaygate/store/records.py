@@ -169,6 +169,9 @@ class CallRecord:
     # call was routed or retried, each attempt ({provider, model, status, error, duration_ms}, ...).
     guards: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # The provider billed beyond what the limits reserved for the call (usage above max_tokens); the call
+    # is recorded at what it billed.
+    overbilled: bool = False
 
     def __post_init__(self) -> None:
         # Frozen: normalising needs object.__setattr__.

@@ -66,6 +66,8 @@ ROUTE_PROVIDER = "relaygate.route.provider"
 ATTEMPT = "relaygate.attempt"
 COST_USD = "relaygate.cost.usd"
 ERROR_CODE = "relaygate.error"
+# Calls a provider billed beyond what the limits reserved for them (usage above max_tokens).
+METRIC_OVERBILLED = "relaygate.limits.overbilled"
 
 # Guards: on the request's span, the ids that ran, failed (a violation or a redaction) and errored, and
 # one event per guard run with the rest. Reasons never quote what was found.

@@ -56,7 +56,8 @@ class Telemetry:
         from relaygate import __version__
 
         self.tracer = trace.get_tracer(INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(INSTRUMENTATION, __version__, meter_provider=meter_provider)
+        # Other parts record their own instruments on it (the limits' overbilled calls).
+        self.meter = meter = metrics.get_meter(INSTRUMENTATION, __version__, meter_provider=meter_provider)
         self.token_usage = meter.create_histogram(
             names.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used by a GenAI call",
             explicit_bucket_boundaries_advisory=names.TOKEN_BUCKETS,
