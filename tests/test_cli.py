@@ -13,6 +13,7 @@ import pytest
 
 from relaygate.cli import main
 from relaygate.keys import KeyRing, hash_key
+from tests.otlp import OtlpReceiver
 from tests.servers import free_port, relaygate_serve
 
 
@@ -123,12 +124,14 @@ def test_the_start_up_log_says_where_spans_and_metrics_go_without_credentials(tm
     env = {
         **QUIET_OTEL,
         "RELAYGATE_CONFIG": "",
-        # Nothing listens there: the gateway still starts, and only the log is read.
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://collector:s3cret@127.0.0.1:{free_port()}",
         "OTEL_METRICS_EXPORTER": "none",
     }
-    for workers in ("1", "2"):
-        log = _serve_log(tmp_path, env, "--workers", workers)
+    with OtlpReceiver() as collector:
+        # The receiver takes the spans, so that shutdown's flush is quick; only the log is read.
+        host_and_port = collector.endpoint.removeprefix("http://")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://collector:s3cret@{host_and_port}"
+        logs = [_serve_log(tmp_path, env, "--workers", workers) for workers in ("1", "2")]
+    for log in logs:
         assert "telemetry: spans go to http://***@127.0.0.1:" in log and "/v1/traces (OTLP http/protobuf)" in log, log
         assert "telemetry: metrics go nowhere (OTEL_METRICS_EXPORTER=none" in log, log
         assert "s3cret" not in log
