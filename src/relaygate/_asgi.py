@@ -87,8 +87,15 @@ async def send_json(send: Send, status: int, body: bytes, headers: Headers | Non
 
 
 async def read_json_body(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:
-    """The request's JSON object, read and parsed once per request and kept on the context."""
+    """The request's JSON object, read and parsed once per request and kept on the context.
+
+    A model call that came in another dialect (``ctx.dialect``) is read here too: the dialect turns its body
+    into the canonical chat request, which is what every layer inside sees. It happens at the first read,
+    after auth, and a bad body is a :class:`~relaygate.errors.GatewayError` like any other.
+    """
     ctx = get_context(scope)
     if ctx.body is None:
-        ctx.body = parse_json_object(await read_body(scope, receive, limit))
+        raw = await read_body(scope, receive, limit)
+        dialect = ctx.dialect
+        ctx.body = await dialect.canonical(raw) if dialect is not None and dialect.calls else parse_json_object(raw)
     return ctx.body

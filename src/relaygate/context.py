@@ -19,6 +19,7 @@ from starlette.types import Scope
 from relaygate.secrets import NO_SECRETS, Secrets
 
 if TYPE_CHECKING:
+    from relaygate.dialects.base import Exchange
     from relaygate.errors import GatewayError
     from relaygate.guards.results import GuardResult
     from relaygate.keys import ApiKey
@@ -184,6 +185,12 @@ class RequestContext:
     # the refusal that replaced the answer. The ledger keeps what the client got in the thread.
     answer_redacted: str | None = None
     answer_refusal: str | None = None
+    # The inbound dialect's side of a request that came in another API than Chat Completions (the
+    # Responses API, Anthropic's Messages, ...): see relaygate.dialects. ``None`` for a chat call.
+    dialect: Exchange | None = None
+    # Set by a layer that must see or change the call in its canonical form: a redacting input guard, output
+    # guards. A dialect's native pass-through (the caller's own body sent upstream) is then off for the request.
+    canonical_only: bool = False
     # What is scrubbed from the provider text this request relays, its spans and its log lines: the
     # gateway's secrets (set by the Gateway), and those the request adds (add_secret). See relaygate.secrets.
     secrets: Secrets = NO_SECRETS

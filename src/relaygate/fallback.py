@@ -13,6 +13,10 @@ attempt is left and every target tried was rate limited, the client gets the 429
 soonest, its ``Retry-After`` counted from now (:meth:`Fallback._last_word`), so that its SDK waits just
 that long; otherwise it gets the last failure.
 
+An inbound dialect (``ctx.dialect``) is asked before each attempt whether the target speaks it
+(:meth:`~relaygate.dialects.base.Exchange.attempt`): then the caller's own request goes upstream and its
+answer comes back as the provider wrote it, the canonical answer recorded on the context all the same.
+
 A whole answer is an attempt's from sending to the last byte read; a stream's ends at its first chunk:
 until then nothing has reached the client, so another target can still answer. After that a failure
 ends the stream with a final ``data: {"error": ...}`` event (see :mod:`relaygate.proxy`). The attempt
@@ -50,6 +54,7 @@ from relaygate.errors import (
 )
 from relaygate.providers.base import Endpoint, read_all
 from relaygate.providers.errors import stream_error
+from relaygate.providers.streaming import relay_native
 from relaygate.routing import ModelRouter, Plan, Target
 from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
 from relaygate.settings import RetrySettings
@@ -97,10 +102,14 @@ class Fallback:
 
         async def call(target: Target, sent: dict[str, Any], span: _Span) -> bytes:
             provider = target.route.provider
+            native = ctx.dialect.attempt(target) if ctx.dialect is not None else None
             with span.current():
-                response = await provider.open(endpoint, sent, target.route.model, stream=False)
+                if native is None:
+                    response = await provider.open(endpoint, sent, target.route.model, stream=False)
+                else:
+                    response = await provider.open_native(native)
             raw = await read_all(response)
-            return provider.response_body(endpoint, raw, ctx)
+            return provider.response_body(endpoint, raw, ctx) if native is None else native.answer(raw, ctx)
 
         target, answer = await self._run(ctx, plan, endpoint, body, call, stream=False)
         took = ctx.attempts[-1].duration
@@ -117,10 +126,17 @@ class Fallback:
             frames: AsyncGenerator[bytes, None] | None = None
             try:
                 try:
+                    native = ctx.dialect.attempt(target) if ctx.dialect is not None else None
                     with anyio.fail_after(provider.first_chunk_timeout):
                         with span.current():
-                            response = await provider.open("chat", sent, target.route.model, stream=True)
-                        frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
+                            if native is None:
+                                response = await provider.open("chat", sent, target.route.model, stream=True)
+                            else:
+                                response = await provider.open_native(native)
+                        if native is None:
+                            frames = provider.stream_frames(response, ctx, usage_chunk=usage_chunk)
+                        else:
+                            frames = relay_native(response, native.mapper(ctx))
                         first = await anext(frames, b"")
                 except TimeoutError:
                     raise UpstreamTimeoutError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relaygate.api import ApiApp
 from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
+from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
+from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
 from relaygate.ledger import Ledger
@@ -67,8 +69,10 @@ class Gateway:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         rng: random.Random | None = None,
+        dialects: Sequence[Dialect] = (),
     ) -> None:
-        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable."""
+        """``rng`` drives routing choices and retry jitter; a seeded one makes them repeatable. ``dialects`` are
+        inbound APIs served besides the built-in ones (see :mod:`relaygate.dialects`)."""
         self.settings = settings if settings is not None else Settings()
         # Every secret of the configuration, scrubbed from relayed provider errors, spans and logs.
         self.secrets = Secrets(configured_secrets(self.settings))
@@ -123,11 +127,15 @@ class Gateway:
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
+        # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
+        self.dialects: list[Dialect] = [ResponsesDialect(ledger=self.ledger), *dialects]
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
-        # known before the key is checked against it; the management API answers its own routes and
-        # passes model calls on; the ledger records what limits and guards refuse; limits hold a call's
-        # worst case before the guards and the proxy see it, and settle it once they are done; guards sit
-        # right around the proxy, so that what they let through (or redact) is exactly what goes upstream.
+        # known before the key is checked against it; the dialects translate everything that leaves (auth's
+        # refusals included) and serve their own routes once the key is checked; the management API answers
+        # its own routes and passes model calls on; the ledger records what limits and guards refuse; limits
+        # hold a call's worst case before the guards and the proxy see it, and settle it once they are done;
+        # guards sit right around the proxy, so that what they let through (or redact) is exactly what goes
+        # upstream.
         stack: ASGIApp = self.proxy
         stack = GuardsMiddleware(
             stack, guards=self.guards, max_body_bytes=self.settings.max_body_bytes, telemetry=self.telemetry
@@ -142,12 +150,14 @@ class Gateway:
                 providers=self.providers,
                 projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
             )
+        stack = DialectRoutes(stack)
         stack = AuthMiddleware(
             stack,
             keys=self.keys,
             admin_key_digest=key_digest(admin_key) if admin_key else None,
             admin_prefixes=ADMIN_PREFIXES,
         )
+        stack = DialectMiddleware(stack, dialects=self.dialects)
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry)
         self.stack = stack

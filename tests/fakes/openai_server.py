@@ -23,6 +23,9 @@ after which the name behaves as above: ``"500"`` (any status, with an OpenAI err
 ``"429:2"`` (a status with ``Retry-After: 2``), ``"hang"`` (answers after 5 s, past any test timeout),
 ``"error-first"`` (a 200 stream whose first event is an error) or ``"ok"``.
 
+``agent`` plays an agent (tool calls, then an answer; structured outputs) and ``POST /v1/responses`` is the
+Responses API itself: see ``tests/fakes/openai_agent.py``.
+
 ``POST /v1/moderations`` flags inputs holding one of ``MODERATION_FLAGS`` (category ``violence``).
 """
 
@@ -39,6 +42,7 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from tests.fakes.openai_agent import agent_chunks, agent_message, responses_answer, responses_events
 from tests.fakes.recording import Seen, read_request, tick_until_disconnect
 
 REPLY = "Hello from the fake upstream"
@@ -123,6 +127,29 @@ class FakeOpenAI:
         if path == "/v1/moderations":
             await _json(send, 200, _moderation(data))
             return
+        if path == "/v1/responses":
+            if model == "html":
+                await _raw(send, 200, b"<html><body>Gateway Timeout</body></html>", b"text/html")
+            elif data.get("stream"):
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+                )
+                for name, payload in responses_events(data):
+                    frame = b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await _json(send, 200, responses_answer(data))
+            return
+        if path == "/v1/chat/completions" and model.startswith("agent"):
+            if data.get("stream"):
+                await self._agent_stream(data, send)
+            else:
+                message, finish = agent_message(data)
+                body = _completion(data)
+                body["choices"] = [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
+                await _json(send, 200, body)
+            return
         if path == "/v1/chat/completions" and model.startswith(("echo", "judge")):
             content = _judge(data) if model.startswith("judge") else _last_user_text(data)
             if data.get("stream"):
@@ -143,6 +170,18 @@ class FakeOpenAI:
             )
         else:
             await _json(send, 404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+
+    async def _agent_stream(self, data: dict[str, Any], send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        base = {"id": "chatcmpl-agent", "object": "chat.completion.chunk", "created": 1, "model": data["model"]}
+        frames = [{**base, "choices": [{"index": 0, **delta}]} for delta in agent_chunks(data)]
+        if (data.get("stream_options") or {}).get("include_usage"):
+            frames.append({**base, "choices": [], "usage": _usage()})
+        for payload in frames:
+            await send(
+                {"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n", "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     async def _stream(self, data: dict[str, Any], receive: Receive, send: Send, content: str | None = None) -> None:
         model = data["model"]

@@ -22,6 +22,7 @@ class Seen:
     headers: dict[str, str]
     body: Any
     query: dict[str, list[str]] = field(default_factory=dict)
+    raw: bytes = b""
 
 
 async def read_request(scope: Scope, receive: Receive, *, empty: Any = None) -> Seen:
@@ -34,7 +35,7 @@ async def read_request(scope: Scope, receive: Receive, *, empty: Any = None) -> 
             break
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     query = parse_qs(scope["query_string"].decode())
-    return Seen(scope["method"], scope["path"], headers, orjson.loads(raw) if raw else empty, query)
+    return Seen(scope["method"], scope["path"], headers, orjson.loads(raw) if raw else empty, query, raw)
 
 
 async def tick_until_disconnect(

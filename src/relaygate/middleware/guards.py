@@ -82,6 +82,9 @@ class GuardsMiddleware:
             await self.app(scope, receive, send)
             return
         outputs = selection.output if endpoint == "chat" else ()
+        if outputs:
+            # They judge (and may rewrite) the canonical answer: no native pass-through of a dialect's request.
+            ctx.canonical_only = True
         traced = False
 
         async def send_traced(message: Message) -> None:
@@ -108,6 +111,8 @@ class GuardsMiddleware:
         redacted = await self.guards.run(guards, texts.strings, ctx, on_redact=texts.redact)
         if redacted is not texts.strings:
             texts.write()
+            # What goes upstream is the redacted canonical request, not a dialect's own body.
+            ctx.canonical_only = True
 
     async def _whole(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, guards: tuple[Guard, ...]

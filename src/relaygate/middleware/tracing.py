@@ -138,6 +138,11 @@ _FIXED_ROUTES = frozenset(
         "usage/models",
         "pricing",
         "admin/models",
+        # The inbound dialects' model calls (relaygate.dialects).
+        "responses",
+        "messages",
+        "messages/count_tokens",
+        "images",
     }
 )
 
@@ -160,6 +165,10 @@ def _route_template(path: str) -> str | None:
         template = "models/{model}"
     elif segments[0] == "threads" and len(segments) > 2 and segments[-1] in ("messages", "cost"):
         template = f"threads/{{thread_id}}/{segments[-1]}"
+    elif segments[0] == "responses" and len(segments) == 2 and head[-1:] == ["v1"]:
+        template = "responses/{response_id}"
+    elif segments[0] == "responses" and len(segments) == 3 and segments[2] == "input_items" and head[-1:] == ["v1"]:
+        template = "responses/{response_id}/input_items"
     elif segments[0] == "projects" and len(segments) == 3 and segments[2] == "custom_prices":
         template = "projects/{project_id}/custom_prices"
     else:

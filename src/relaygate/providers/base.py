@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -24,6 +24,9 @@ from relaygate.providers.errors import upstream_error
 from relaygate.providers.listing import ModelList
 from relaygate.settings import DEFAULT_BASE_URLS, ProviderSettings
 from relaygate.upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
+
+if TYPE_CHECKING:
+    from relaygate.dialects.base import NativeRequest
 
 __all__ = ["Endpoint", "Provider", "json_answer", "read_all"]
 
@@ -79,6 +82,11 @@ class Provider(ABC):
     ) -> AsyncGenerator[bytes, None]:
         """OpenAI SSE frames for an upstream stream, ending with ``data: [DONE]`` or an error frame."""
 
+    async def open_native(self, native: NativeRequest) -> UpstreamResponse:
+        """Send a request in an inbound dialect the provider speaks itself (see relaygate.dialects), with
+        the provider's credentials; the response once its status is a success, else its error raised."""
+        return await self.post(self.base_url + native.path, native.body, headers=native.headers, content=native.content)
+
     async def start(self) -> None:
         await self.client.start()
 
@@ -95,9 +103,19 @@ class Provider(ABC):
         """The provider's error answer as an OpenAI-shaped error."""
         return upstream_error(self.name, status, headers, raw)
 
-    async def post(self, url: str, payload: dict[str, Any]) -> UpstreamResponse:
-        """POST ``payload`` as JSON; the response once its status is a success, else its error raised."""
-        response = await self.client.send(UpstreamRequest("POST", url, self.headers, orjson.dumps(payload)))
+    async def post(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> UpstreamResponse:
+        """POST ``payload`` as JSON (or ``content``, the same already serialized), ``headers`` added to the
+        provider's own; the response once its status is a success, else its error raised."""
+        sent = self.headers if not headers else {**self.headers, **headers}
+        data = orjson.dumps(payload) if content is None else content
+        response = await self.client.send(UpstreamRequest("POST", url, sent, data))
         if response.status >= 400:
             raise self.error_for(response.status, response.headers, await read_all(response))
         return response

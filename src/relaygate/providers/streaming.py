@@ -31,7 +31,7 @@ from relaygate.providers.errors import not_a_stream, stream_error
 from relaygate.sse import DONE, SSEDecoder, SSEEvent, frame
 from relaygate.upstream import UpstreamResponse
 
-__all__ = ["DONE_FRAME", "DRAIN_TIMEOUT", "ChunkMapper", "StreamMapper", "relay"]
+__all__ = ["DONE_FRAME", "DRAIN_TIMEOUT", "ChunkMapper", "StreamMapper", "relay", "relay_native"]
 
 logger = logging.getLogger("relaygate.providers")
 
@@ -172,6 +172,40 @@ async def relay(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenera
             raise not_a_stream(mapper.provider, _content_type(response), head)
         out, ended = mapper.feed(events)
         yield out if ended else out + mapper.finish()
+    finally:
+        mapper.on_close()
+
+
+async def relay_native(response: UpstreamResponse, mapper: StreamMapper) -> AsyncGenerator[bytes, None]:
+    """The upstream's own bytes, yielded as each read arrives, while ``mapper`` reads their events into
+    canonical chunks recorded on the context (its frames are dropped): a stream in an inbound dialect the
+    provider speaks itself (see :mod:`relaygate.dialects`). A body without events is no stream, as for
+    :func:`relay`: its bytes are held until the first event, and a body that ends without one raises."""
+    decoder = SSEDecoder()
+    head = b""
+    streaming = ended = False
+    try:
+        async with aclosing(response.iter_raw()) as chunks:
+            async for raw in chunks:
+                events = decoder.feed(raw)
+                if not streaming:
+                    streaming = bool(events)
+                    if not streaming:
+                        head = _head(response, mapper, head + raw)
+                        continue
+                    raw, head = head + raw, b""
+                if not ended:
+                    _, ended = mapper.feed(events)
+                yield raw
+        events = decoder.close()
+        if not streaming and not events:
+            raise not_a_stream(mapper.provider, _content_type(response), head)
+        if head:
+            yield head
+        if not ended:
+            _, ended = mapper.feed(events)
+            if not ended:
+                mapper.finish()
     finally:
         mapper.on_close()
 

@@ -44,6 +44,9 @@ class ProviderSettings(SettingsModel):
     stream_usage: bool = True
     # mock only: seconds between streamed chunks.
     chunk_delay: float = Field(0.0, ge=0)
+    # openai only: POST /v1/responses calls go to the upstream's own /responses endpoint as they came (model
+    # name aside), so that built-in tools and reasoning items pass through; off: they are translated to chat.
+    native_responses: bool = False
     # anthropic only: max_tokens when the request sets none (Anthropic requires it).
     default_max_tokens: int = Field(4096, ge=1)
 

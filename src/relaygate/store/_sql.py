@@ -30,6 +30,7 @@ from relaygate.store._sql_rows import (
     SQLRows,
     Totals,
     check_page,
+    dumps,
     figures_of,
     loads,
     sort_key,
@@ -50,11 +51,15 @@ from relaygate.store.records import (
     RecordRejectedError,
     SpendKind,
     SpendScope,
+    StoredResponse,
     SummaryRow,
     ThreadSummary,
 )
 
 __all__ = ["CALL_COLUMNS", "SQLStore", "numbered_placeholders", "title_of"]
+
+RESPONSE_COLUMNS = "id, project_id, created_at, model, previous_response_id, input_items, response"
+INSERT_RESPONSE = f"INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 
 
 class SQLStore(SQLRows):
@@ -288,6 +293,43 @@ class SQLStore(SQLRows):
         for r in sorted(rows, key=lambda r: (str(r[0]), str(r[1]))):
             out.setdefault(r[0], {})[r[1]] = self._read_prices(r[2:])
         return out
+
+    # -- stored responses (the Responses API's conversation state) ----------------------------------------
+
+    async def save_response(self, response: StoredResponse) -> None:
+        row = (
+            response.id,
+            response.project_id,
+            self._bind_time(response.created_at),
+            sql_text(response.model),
+            response.previous_response_id,
+            dumps(response.input_items),
+            dumps(response.response),
+        )
+        await self._transaction([(INSERT_RESPONSE, [row])])
+
+    async def get_response(self, project_id: str, response_id: str) -> StoredResponse | None:
+        rows = await self._fetch(
+            f"SELECT {RESPONSE_COLUMNS} FROM responses WHERE project_id = ? AND id = ?", [project_id, response_id]
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return StoredResponse(
+            id=r[0],
+            project_id=r[1],
+            created_at=self._read_time(r[2]),
+            model=r[3],
+            previous_response_id=r[4],
+            input_items=loads(r[5]),
+            response=loads(r[6]),
+        )
+
+    async def delete_response(self, project_id: str, response_id: str) -> bool:
+        where, args = "WHERE project_id = ? AND id = ?", [project_id, response_id]
+        found = await self._fetch(f"SELECT COUNT(*) FROM responses {where}", args)
+        await self._transaction([(f"DELETE FROM responses {where}", [args])])
+        return bool(found[0][0])
 
 
 def _product(values: list[list[str | None]]) -> list[tuple[str | None, ...]]:

@@ -104,6 +104,9 @@ def _dumps(value: Any, *, sort_keys: bool = False) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
 
 
+dumps = _dumps
+
+
 def loads(value: Any) -> Any:
     return None if value is None else orjson.loads(value)
 

@@ -25,6 +25,7 @@ from relaygate.store.records import (
     SchemaVersionError,
     SpendKind,
     SpendScope,
+    StoredResponse,
     StoreError,
     SummaryRow,
     ThreadSummary,
@@ -50,6 +51,7 @@ __all__ = [
     "SpendScope",
     "Store",
     "StoreError",
+    "StoredResponse",
     "SummaryRow",
     "ThreadSummary",
     "nanos_to_usd",
@@ -160,3 +162,17 @@ class Store(ABC):
     @abstractmethod
     async def all_custom_prices(self) -> dict[str, dict[str, ModelPrices]]:
         """Every project's custom prices, by project id (for a gateway's price book at start)."""
+
+    # --- Responses API conversation state (relaygate.dialects.responses) -----------------------------------
+
+    @abstractmethod
+    async def save_response(self, response: StoredResponse) -> None:
+        """Store a response; one already stored under its id is kept as it is."""
+
+    @abstractmethod
+    async def get_response(self, project_id: str, response_id: str) -> StoredResponse | None:
+        """The project's response of that id; ``None`` when it has none (another project's included)."""
+
+    @abstractmethod
+    async def delete_response(self, project_id: str, response_id: str) -> bool:
+        """Delete the project's response of that id; whether there was one."""

@@ -157,6 +157,24 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "calls a provider billed beyond their reservation",
         ("ALTER TABLE calls ADD COLUMN overbilled INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        4,
+        "stored responses of the Responses API",
+        (
+            """
+            CREATE TABLE responses (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                model TEXT NOT NULL,
+                previous_response_id TEXT,
+                input_items TEXT NOT NULL,
+                response TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -272,6 +290,25 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         3,
         "calls a provider billed beyond their reservation",
         ("ALTER TABLE calls ADD COLUMN overbilled BOOLEAN NOT NULL DEFAULT false",),
+    ),
+    Migration(
+        4,
+        "stored responses of the Responses API",
+        (
+            """
+            CREATE TABLE responses (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                project_id TEXT COLLATE "C" NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                model TEXT COLLATE "C" NOT NULL,
+                previous_response_id TEXT COLLATE "C",
+                -- json, not jsonb: kept as the client sent and got it (key order, \\u0000 and all).
+                input_items JSON NOT NULL,
+                response JSON NOT NULL
+            )
+            """,
+            "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
+        ),
     ),
 )
 

@@ -220,6 +220,26 @@ class MessageRecord:
         return usd_to_nanos(self.cost_usd)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResponse:
+    """A Responses API response kept for ``previous_response_id`` and ``GET /v1/responses/{id}``.
+
+    ``response`` is the response object as the client got it; ``input_items`` the whole input it answered,
+    the earlier turns of a ``previous_response_id`` chain included, so that the next turn needs this row only.
+    """
+
+    id: str
+    project_id: str
+    created_at: datetime
+    model: str
+    input_items: list[Any]
+    response: dict[str, Any]
+    previous_response_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
     """Aggregates over a set of calls. Averages are ``None`` when there is nothing to average."""

@@ -1,0 +1,132 @@
+"""The dialects in the stack: :class:`DialectMiddleware` at the edge, :class:`DialectRoutes` inside auth."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relaygate._asgi import route_path
+from relaygate.context import get_context
+from relaygate.dialects.base import Dialect, DialectRoute
+from relaygate.dialects.egress import Egress
+from relaygate.errors import ClientDisconnected, GatewayError, MethodNotAllowedError, ServerError, send_error
+
+__all__ = ["DialectMiddleware", "DialectRoutes"]
+
+logger = logging.getLogger("relaygate.dialects")
+
+
+class DialectMiddleware:
+    """Serves the registered dialects' routes on the one canonical stack.
+
+    Sits inside :class:`~relaygate.middleware.projects.ProjectScopeMiddleware` (it sees ``/v1/...`` paths)
+    and outside :class:`~relaygate.middleware.auth.AuthMiddleware`, so that everything the request gets back
+    leaves in the caller's dialect, auth's 401 and 403 included. For a request on one of a dialect's routes
+    it puts the dialect's :class:`~relaygate.dialects.base.Exchange` on the context (``ctx.dialect``), lets
+    the dialect adapt the request for auth (:meth:`~relaygate.dialects.base.Dialect.prepare`), and wraps
+    ``send`` in an :class:`~relaygate.dialects.egress.Egress` that translates answers, streams and errors.
+
+    A model call's path becomes its canonical endpoint's (``/v1/chat/completions``): the ledger, limits,
+    guards and proxy inside take it for that call, and ``read_json_body`` asks the exchange for the
+    canonical body when the first of them reads it, after auth. Routes the dialect answers itself are
+    served by :class:`DialectRoutes`, right inside auth. Other requests pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, *, dialects: Sequence[Dialect]) -> None:
+        self.app = app
+        self.routes = [
+            (re.compile(f"^{route.path}/?$"), route, dialect) for dialect in dialects for route in dialect.routes
+        ]
+        # A cheap first test: most requests are chat calls on no dialect's route.
+        self.prefixes = tuple({_literal_head(route.path) for _, route, _ in self.routes})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.routes:
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        if not path.startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
+        allowed: list[str] = []
+        for pattern, route, dialect in self.routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if route.method == method:
+                found = (route, dialect, match.groupdict())
+                break
+            if found is None and not allowed:
+                found = (route, dialect, match.groupdict())
+            allowed.append(route.method)
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        route, dialect, params = found
+        ctx = get_context(scope)
+        exchange = dialect.exchange(ctx, route, params)
+        ctx.dialect = exchange
+        if route.method != method:
+            methods = ", ".join(dict.fromkeys(allowed))
+            exchange.refused = MethodNotAllowedError(
+                f"Method {method} is not allowed for {scope['path']}; use {methods}.",
+                headers=[(b"allow", methods.encode())],
+            )
+        scope = dialect.prepare(scope)
+        if exchange.calls and exchange.refused is None and route.canonical is not None:
+            scope = _moved(scope, path, route.canonical)
+        await self.app(scope, receive, Egress(exchange, send))
+
+
+class DialectRoutes:
+    """Right inside auth: answers the routes a dialect serves itself (``ctx.dialect`` set by
+    :class:`DialectMiddleware`, without a canonical endpoint), once the caller's key and project are known.
+    Everything else passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = get_context(scope).dialect if scope["type"] == "http" else None
+        if exchange is None or (exchange.calls and exchange.refused is None):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            if exchange.refused is not None:
+                raise exchange.refused
+            await exchange.serve(scope, receive, send_tracked)
+        except GatewayError as error:
+            if not started:
+                await send_error(send, error)
+        except (ClientDisconnected, OSError):
+            return
+        except Exception:
+            logger.exception("dialect %s: %s %s failed", exchange.dialect.name, scope["method"], scope["path"])
+            if not started:
+                await send_error(send, ServerError("The gateway could not answer this request.", status=503))
+
+
+def _literal_head(pattern: str) -> str:
+    """The literal start of a route's pattern (``/v1/responses`` of ``/v1/responses/(?P<id>...)``)."""
+    head = re.match(r"[A-Za-z0-9_/\-]*", pattern)
+    return head.group(0) if head else ""
+
+
+def _moved(scope: Scope, path: str, to: str) -> Scope:
+    """``scope`` with its route path ``path`` replaced by ``to``, below the same mount point."""
+    mount_prefix = scope["path"][: len(scope["path"]) - len(path)]
+    new_path = mount_prefix + to
+    return {**scope, "path": new_path, "raw_path": quote(new_path).encode()}
