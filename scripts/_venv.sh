@@ -55,15 +55,26 @@ if ! _rg_installed; then
       _rg_target=".[$(echo $_rg_extras | tr ' ' ',')]"
       _rg_say "installing relaygate with its extras ($_rg_extras) into .venv (pip install -e '$_rg_target')"
     fi
-    if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e "$_rg_target" \
-      >.venv/pip.log 2>&1; then
+    .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e "$_rg_target" \
+      >.venv/pip.log 2>&1 &
+    _rg_pip=$!
+    _rg_ticks=0
+    while kill -0 "$_rg_pip" 2>/dev/null; do  # a line every 15 s, so that a slow network does not look stuck
+      sleep 1
+      _rg_ticks=$((_rg_ticks + 1))
+      if [ $((_rg_ticks % 15)) = 0 ]; then
+        _rg_say "still installing ($((SECONDS - _rg_started)) s so far; pip's output goes to .venv/pip.log)"
+      fi
+    done
+    if ! wait "$_rg_pip"; then
       tail -n 30 .venv/pip.log >&2
       _rg_say "the install failed; the whole log is in .venv/pip.log"
       exit 1
     fi
     printf '%s\n' $_rg_previous $_rg_extras | sort -u >"$_rg_stamp.tmp"
     mv "$_rg_stamp.tmp" "$_rg_stamp"
-    _rg_say "installed in $((SECONDS - _rg_started)) s ($(du -sm .venv | cut -f1) MB in .venv); later runs skip this"
+    _rg_count=$(grep -m1 '^Successfully installed' .venv/pip.log | wc -w)
+    _rg_say "installed $((_rg_count > 2 ? _rg_count - 2 : 0)) packages in $((SECONDS - _rg_started)) s ($(du -sm .venv | cut -f1) MB in .venv); later runs skip this"
   fi
   exec 9>&-  # release the lock: what the caller runs next must not hold it
 fi
