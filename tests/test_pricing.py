@@ -135,7 +135,7 @@ def test_the_shipped_yaml_validates_entirely_through_the_models() -> None:
         ("openai:\n  gpt-out-only: {output: 2}\n", "openai.gpt-out-only: token prices need an input price"),
         ("openai:\n  gpt-empty: {}\n", "openai.gpt-empty: a price needs input"),
         ("openai:\n  GPT-Caps: {input: 1}\n", "openai.GPT-Caps: String should match pattern"),
-        ("openia:\n  gpt-4o: {input: 1}\n", "openia: Input should be 'openai', 'anthropic' or 'gemini'"),
+        ("openia:\n  gpt-4o: {input: 1}\n", "openia: Input should be 'openai', 'anthropic', 'gemini' or 'together'"),
         (
             "openai:\n  img:\n    images: {default_quality: ultra, prices: {low: {'*': 0.01}}}\n",
             "openai.img.images: no price for the default quality 'ultra'",

@@ -10,6 +10,7 @@ chunk's frame goes out; without one, the stream path does nothing more than chec
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SCOPE_KEY",
     "Attempt",
+    "CallerKey",
     "OutputFilter",
     "RequestContext",
     "ResponseObserver",
@@ -50,13 +52,18 @@ class Usage:
     # Prompt tokens written to a provider's cache (Anthropic bills them above plain input).
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # Image tokens among the prompt (an image to edit) and the output (generated images), where the provider
+    # tells them apart: gpt-image-1 and Gemini bill them at rates of their own.
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any]) -> Usage:
-        prompt = usage.get("prompt_tokens") or 0
-        completion = usage.get("completion_tokens") or 0
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
+        """Chat Completions' usage, or the Images API's (``input_tokens``, ``output_tokens`` and their details)."""
+        prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+        completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+        prompt_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
+        completion_details = _details(usage, "completion_tokens_details", "output_tokens_details")
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
@@ -64,7 +71,21 @@ class Usage:
             cached_tokens=prompt_details.get("cached_tokens") or 0,
             cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
             reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+            input_image_tokens=_count(prompt_details.get("image_tokens")),
+            output_image_tokens=_count(completion_details.get("image_tokens")),
         )
+
+
+def _details(usage: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        details = usage.get(name)
+        if isinstance(details, dict):
+            return details
+    return {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +112,24 @@ class Attempt:
     duration: float = 0.0
     # Whether another attempt followed this one.
     retried: bool = False
+
+
+class CallerKey:
+    """A caller's own provider key, for one request (``LB-LLM-Key``; see :mod:`relaygate.middleware.byok`).
+
+    It goes upstream as the provider's credential and nowhere else: it is one of the request's secrets
+    (scrubbed from errors, spans and logs), and its ``repr`` shows only the :attr:`fingerprint` (the first
+    8 hex digits of its SHA-256), which is what the ledger records of it.
+    """
+
+    __slots__ = ("fingerprint", "value")
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.fingerprint = hashlib.sha256(value.encode()).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"CallerKey(fingerprint={self.fingerprint!r})"
 
 
 class ModelCatalog(Protocol):
@@ -196,6 +235,8 @@ class RequestContext:
     secrets: Secrets = NO_SECRETS
     # Set by the limits when the provider billed beyond the call's reservation (usage above max_tokens).
     overbilled: bool = False
+    # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
+    caller_key: CallerKey | None = None
 
     def add_secret(self, *values: str) -> None:
         """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and

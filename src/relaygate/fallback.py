@@ -24,6 +24,9 @@ that answers is ``ctx.route``; all are in ``ctx.attempts`` and each has its own 
 attempt's error is scrubbed of the request's secrets (:mod:`relaygate.secrets`) before anything
 records or relays it.
 
+A request that brings the caller's own provider key (``ctx.caller_key``) sends it as the credential of
+every attempt (:mod:`relaygate.routing.caller_keys`).
+
 ``retry.deadline`` bounds the attempts themselves, not only when one may start: an attempt still
 running when it passes is cut off there (a stream only until its first chunk: after that the stream is
 the client's), and the client gets a 504 ``deadline_exceeded``. A cut attempt is not counted as its
@@ -56,6 +59,7 @@ from relaygate.providers.base import Endpoint, read_all
 from relaygate.providers.errors import stream_error
 from relaygate.providers.streaming import relay_native
 from relaygate.routing import ModelRouter, Plan, Target
+from relaygate.routing.caller_keys import check_one_provider, provider_for
 from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
 from relaygate.settings import RetrySettings
 from relaygate.telemetry import AttemptSpan, Telemetry
@@ -101,7 +105,7 @@ class Fallback:
         """The OpenAI body of the first target that answers."""
 
         async def call(target: Target, sent: dict[str, Any], span: _Span) -> bytes:
-            provider = target.route.provider
+            provider = provider_for(ctx, target)
             native = ctx.dialect.attempt(target) if ctx.dialect is not None else None
             with span.current():
                 if native is None:
@@ -120,7 +124,7 @@ class Fallback:
         """The first target's stream to send its first chunk; the caller must :meth:`finish` it."""
 
         async def call(target: Target, sent: dict[str, Any], span: _Span) -> OpenStream:
-            provider = target.route.provider
+            provider = provider_for(ctx, target)
             started = self.clock()
             response: UpstreamResponse | None = None
             frames: AsyncGenerator[bytes, None] | None = None
@@ -180,6 +184,8 @@ class Fallback:
     async def _run(
         self, ctx: RequestContext, plan: Plan, endpoint: Endpoint, body: dict[str, Any], call: Call[T], *, stream: bool
     ) -> tuple[Target, T]:
+        if ctx.caller_key is not None:
+            check_one_provider(plan)
         retry, breaker = plan.retry, self.router.breaker
         tries = _Tries(deadline=self.clock() + retry.deadline, per_target=retry.max_attempts)
         error: GatewayError | None = None

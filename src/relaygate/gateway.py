@@ -16,6 +16,7 @@ from relaygate.api import ApiApp
 from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
 from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
+from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest
@@ -30,8 +31,9 @@ from relaygate.middleware import (
     TracingMiddleware,
 )
 from relaygate.middleware.auth import OPEN_PROJECT
+from relaygate.middleware.byok import ProviderKeyMiddleware
 from relaygate.pricing import PriceBook
-from relaygate.providers import build_providers
+from relaygate.providers import build_providers, preset_provider
 from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routing import ModelRouter
@@ -103,6 +105,7 @@ class Gateway:
             breaker=self.settings.breaker,
             rng=rng,
             prices=self.prices,
+            presets=preset_provider,
         )
         counters = self.settings.counters
         # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
@@ -128,11 +131,17 @@ class Gateway:
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
         self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
-        self.dialects: list[Dialect] = [ResponsesDialect(ledger=self.ledger), *dialects]
+        self.dialects: list[Dialect] = [
+            ResponsesDialect(ledger=self.ledger),
+            ImagesDialect(providers=self.providers),
+            *dialects,
+        ]
+        byok_projects = frozenset(project.id for project in self.settings.projects if project.byok)
         # The stack, outermost first: tracing sees every answer, refusals included; the project is
         # known before the key is checked against it; the dialects translate everything that leaves (auth's
         # refusals included) and serve their own routes once the key is checked; the management API answers
-        # its own routes and passes model calls on; the ledger records what limits and guards refuse; limits
+        # its own routes and passes model calls on (a caller's own provider key is taken off the request right
+        # inside auth, once its project is known); the ledger records what limits and guards refuse; limits
         # hold a call's worst case before the guards and the proxy see it, and settle it once they are done;
         # guards sit right around the proxy, so that what they let through (or redact) is exactly what goes
         # upstream.
@@ -151,6 +160,7 @@ class Gateway:
                 projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
             )
         stack = DialectRoutes(stack)
+        stack = ProviderKeyMiddleware(stack, allows=lambda project_id: project_id in byok_projects)
         stack = AuthMiddleware(
             stack,
             keys=self.keys,
@@ -280,7 +290,7 @@ class Gateway:
         if self.ledger is not None:
             # Every call accepted so far is written before the process goes.
             await self.ledger.close()
-        for provider in self.providers.values():
+        for provider in [*self.providers.values(), *self.router.preset_providers.values()]:
             await provider.aclose()
         if self.export is not None:
             # Queued spans are exported before the process goes; a slow collector costs the

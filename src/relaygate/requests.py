@@ -81,10 +81,19 @@ class EmbeddingRequest(_Request):
 
 
 class ImageGenerationRequest(_Request):
+    """OpenAI's image request, and what Langbase's and Together's add: ``width`` and ``height`` (instead of
+    ``size``), ``steps`` and ``image_url`` (the image to start from). The adapters map them per provider."""
+
     model: str = Field(min_length=1)
     prompt: str = Field(min_length=1)
     n: int | None = Field(None, ge=1, le=10)
     response_format: Literal["url", "b64_json"] | None = None
+    size: str | None = None
+    quality: str | None = None
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
+    steps: int | None = Field(None, ge=1, le=1000)
+    image_url: str | None = Field(None, min_length=1)
     extra: ExtraOptions | None = None
 
 

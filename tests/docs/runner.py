@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from relaygate.settings import PRESETS
 from tests.docs.snippets import Block, SnippetError
 from tests.otlp import OtlpReceiver
 
@@ -50,7 +51,7 @@ BLOCK_TIMEOUT = 120.0
 SERVER_START_TIMEOUT = 30.0
 STATUS_MARK = "@@snippet-status"
 # What the reader's environment must not bring into a page: provider keys, a config, telemetry.
-CLEARED = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+CLEARED = frozenset(variable for preset in PRESETS.values() for variable in preset.key_variables)
 CLEARED_PREFIXES = ("OTEL_", "RELAYGATE_")
 SHELL_PREAMBLE = f"""set -eo pipefail
 curl() {{ command curl -w '%{{stderr}}\\n{STATUS_MARK} %{{http_code}}\\n' "$@"; }}

@@ -79,6 +79,8 @@ def fake_vector(text: str, dimensions: int) -> list[float]:
 class FakeGemini:
     requests: list[Seen] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    # The API keys it accepts (a caller's own, besides the configured one, in tests of LB-LLM-Key).
+    keys: set[str] = field(default_factory=lambda: {API_KEY})
 
     def last(self, suffix: str = "") -> Seen:
         return [r for r in self.requests if r.path.endswith(suffix)][-1]
@@ -92,7 +94,7 @@ class FakeGemini:
         seen = await read_request(scope, receive)
         headers, query, body, path = seen.headers, seen.query, seen.body, seen.path
         self.requests.append(seen)
-        if headers.get("x-goog-api-key") != API_KEY:
+        if headers.get("x-goog-api-key") not in self.keys:
             await _error(
                 send,
                 400,

@@ -235,8 +235,9 @@ async def test_a_database_of_the_first_schema_is_upgraded_keeping_its_calls(
         async with store_factory() as old:
             assert await old.schema_version() == 1
             assert isinstance(old, SQLStore)
-            # The first schema's columns: those later migrations added (guards, attempts, overbilled) come last.
-            first = len(CALL_COLUMNS.split(", ")) - 3
+            # The first schema's columns: those later migrations added (guards, attempts, overbilled, caller_key)
+            # come last.
+            first = len(CALL_COLUMNS.split(", ")) - 4
             old_columns = ", ".join(CALL_COLUMNS.split(", ")[:first])
             row = old._call_row(make_call())[:first]
             await old._transaction([(f"INSERT INTO calls ({old_columns}) VALUES ({', '.join('?' * len(row))})", [row])])
@@ -244,12 +245,15 @@ async def test_a_database_of_the_first_schema_is_upgraded_keeping_its_calls(
         assert await upgraded.schema_version() == len(SQLITE_MIGRATIONS)
         assert (await upgraded.usage_total("proj-a", *EVER)).calls == 1
         call = make_call(
-            guards=[{"id": "g", "passed": False}], attempts=[{"provider": "a", "status": 500}], overbilled=True
+            guards=[{"id": "g", "passed": False}],
+            attempts=[{"provider": "a", "status": 500}],
+            overbilled=True,
+            caller_key="0a1b2c3d",
         )
         await upgraded.write([call])
         stored = await upgraded.get_call("proj-a", call.id)
         assert stored is not None and stored.guards == call.guards and stored.attempts == call.attempts
-        assert stored.overbilled is True
+        assert stored.overbilled is True and stored.caller_key == "0a1b2c3d"
 
 
 async def test_a_schema_newer_than_the_code_is_refused(store: Store, store_factory: StoreFactory) -> None:

@@ -250,8 +250,8 @@ class ApiApp:
             raise InvalidRequestError(f"Unknown project '{body.project_id}'.", param="project_id", code="invalid_value")
         price = body.price()
         prices = stored_prices(price) if price is not None else ModelPrices()
-        if body.type_prices:
-            prices = dataclasses.replace(prices, per_image=dict(body.type_prices))
+        # Image prices are kept as written (type_prices keyed quality/size, mp_price per megapixel).
+        prices = dataclasses.replace(prices, per_image=body.per_image(), mp_price=body.mp_price)
         entry = await self.ledger.store.register_model(
             ModelEntry(
                 name=body.model_name,

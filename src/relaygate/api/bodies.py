@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from relaygate.errors import InvalidRequestError
+from relaygate.ledger.prices import model_price
 from relaygate.pricing import ModelPrice
-from relaygate.store import Bucket, GroupBy
+from relaygate.store import Bucket, GroupBy, ModelPrices
 
 __all__ = [
     "CustomPrice",
@@ -45,6 +46,7 @@ MAX_PRICE_PER_TOKEN = 1.0
 Price = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)]
 PricePerMillion = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_TOKEN * 1_000_000, allow_inf_nan=False)]
 ImagePrice = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+TypePrices = dict[str, ImagePrice | dict[str, ImagePrice]]
 
 
 class _Body(BaseModel):
@@ -119,8 +121,9 @@ class ModelCreateRequest(_Body):
     input_types: list[str] = Field(default_factory=list)
     output_types: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
-    # USD per image, by "quality/size" or "size".
-    type_prices: dict[str, ImagePrice] | None = None
+    # USD per image, by "quality/size", "size", "quality" or "*" (or nested, {quality: {size: usd}}).
+    type_prices: TypePrices | None = None
+    # USD per megapixel (1024 x 1024 pixels) of generated image.
     mp_price: ImagePrice | None = None
     owner_name: str = ""
     priority: int = 0
@@ -128,7 +131,7 @@ class ModelCreateRequest(_Body):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     def price(self) -> ModelPrice | None:
-        """The model's price, or ``None`` when the request gives none."""
+        """The model's token price, or ``None`` when the request gives none (image prices: :meth:`per_image`)."""
         if self.input_token_price is None:
             if self.output_token_price is not None:
                 raise InvalidRequestError(
@@ -137,27 +140,72 @@ class ModelCreateRequest(_Body):
             return None
         return ModelPrice.per_token(self.input_token_price, self.output_token_price)
 
+    def per_image(self) -> dict[str, float] | None:
+        return flat_type_prices(self.type_prices)
+
 
 class CustomPrice(_Body):
     """One model's custom price in ``POST /projects/{id}/custom_prices``: USD per 1M tokens, as LangDB's
-    ``per_input_token``/``per_output_token`` are (its example of 1.23 is a per-million figure)."""
+    ``per_input_token``/``per_output_token`` are (its example of 1.23 is a per-million figure). An image
+    model may be priced by ``type_prices`` (per image) or ``mp_price`` (per megapixel) instead, or as well."""
 
-    per_input_token: PricePerMillion
-    per_output_token: PricePerMillion
+    per_input_token: PricePerMillion | None = None
+    per_output_token: PricePerMillion | None = None
     per_cached_input_token: PricePerMillion | None = None
     per_cached_input_write_token: PricePerMillion | None = None
+    type_prices: TypePrices | None = None
+    mp_price: ImagePrice | None = None
 
     def price(self) -> ModelPrice:
+        images = self.type_prices is not None or self.mp_price is not None
+        for name in ("per_input_token", "per_output_token"):
+            if getattr(self, name) is None and not images:
+                raise InvalidRequestError(
+                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+                )
+        if self.per_input_token is None and (
+            self.per_output_token is not None or self.per_cached_input_token is not None
+        ):
+            raise InvalidRequestError(
+                "Token prices need per_input_token.", param="per_input_token", code="invalid_value"
+            )
         return ModelPrice.model_validate(
             {
-                "input": str(self.per_input_token),
-                "output": str(self.per_output_token),
-                "cached_input": None if self.per_cached_input_token is None else str(self.per_cached_input_token),
-                "cache_write": (
-                    None if self.per_cached_input_write_token is None else str(self.per_cached_input_write_token)
-                ),
+                "input": _text(self.per_input_token),
+                "output": _text(self.per_output_token),
+                "cached_input": _text(self.per_cached_input_token),
+                "cache_write": _text(self.per_cached_input_write_token),
+                "images": image_prices(flat_type_prices(self.type_prices)),
+                "mp_price": _text(self.mp_price),
             }
         )
+
+
+def flat_type_prices(prices: TypePrices | None) -> dict[str, float] | None:
+    """``type_prices`` keyed ``quality/size`` (or one of the two), however they were written."""
+    if prices is None:
+        return None
+    flat: dict[str, float] = {}
+    for key, value in prices.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}/{size}": usd for size, usd in value.items()})
+        else:
+            flat[key] = value
+    return flat or None
+
+
+def image_prices(per_image: dict[str, float] | None) -> Any:
+    """The per-image table of ``per_image`` as :class:`~relaygate.pricing.ModelPrice` takes it."""
+    if not per_image:
+        return None
+    # The store's reading of the keys is the one rule for them (relaygate.ledger.prices).
+    price = model_price(ModelPrices(per_image=per_image))
+    return price.images if price is not None else None
+
+
+def _text(value: float | None) -> str | None:
+    # str() first so a float such as 1e-05 becomes Decimal("0.00001"), not its binary approximation.
+    return None if value is None else str(value)
 
 
 def _at(us: int | None, when: datetime | None, param: str) -> datetime | None:

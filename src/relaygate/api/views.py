@@ -76,6 +76,11 @@ def price(p: ModelPrice) -> dict[str, Any]:
         "cached_input_price": _number(p.cached_input),
         "cache_write_price": _number(p.cache_write),
     }
+    for name in ("image_input", "image_output"):
+        if getattr(p, name) is not None:
+            out[f"{name}_price"] = _number(getattr(p, name))
+    if p.mp_price is not None:
+        out["mp_price"] = _number(p.mp_price)
     if p.images is not None:
         out["image_prices"] = {
             quality: {size: float(usd) for size, usd in sizes.items()} for quality, sizes in p.images.prices.items()
@@ -112,7 +117,7 @@ def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> dict[str, Any]
         "output_types": m.output_types,
         "tags": m.tags,
         "type_prices": m.prices.per_image,
-        "mp_price": None,
+        "mp_price": m.prices.mp_price,
         "model_name_in_provider": m.model_name_in_provider or m.name,
         "owner_name": m.owner_name,
         "priority": m.priority,

@@ -23,9 +23,10 @@ import anyio
 import anyio.abc
 
 from relaygate.answers import AnswerCollector
+from relaygate.image_sizes import size_label
 from relaygate.ledger.prices import model_price
 from relaygate.ledger.records import call_record, turn_messages
-from relaygate.pricing import ModelPrice, PriceBook, cost_of, image_cost
+from relaygate.pricing import ModelPrice, PriceBook, cost_of, image_call_cost
 from relaygate.store import BatchWriter, ModelEntry, Store
 
 if TYPE_CHECKING:
@@ -47,13 +48,15 @@ class PricedCall:
     ``None`` only while nothing of it is known.
     """
 
-    __slots__ = ("answer", "id", "images", "ledger", "model_cost")
+    __slots__ = ("answer", "id", "images", "ledger", "model_cost", "size")
 
     def __init__(self, ledger: Ledger, *, collect_answer: bool) -> None:
         self.ledger = ledger
         self.id = uuid.uuid4()
         self.answer = AnswerCollector() if collect_answer else None
         self.images: int | None = None
+        # What an image answer says of its images (gpt-image-1 tells the size and quality it chose).
+        self.size: tuple[str | None, str | None] = (None, None)
         self.model_cost: float | None = None
 
     def total(self, ctx: RequestContext) -> float | None:
@@ -66,7 +69,8 @@ class PricedCall:
     def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         if ctx.endpoint == "images" and isinstance(body.get("data"), list):
             self.images = len(body["data"])
-        self.model_cost = self.ledger.price(ctx, images=self.images)
+            self.size = (_str(body.get("size")), _str(body.get("quality")))
+        self.model_cost = self.ledger.price(ctx, images=self.images, answered=self.size)
         self.total(ctx)
         if self.answer is not None:
             self.answer.add_response(body)
@@ -80,7 +84,7 @@ class PricedCall:
 
     def on_end(self, ctx: RequestContext) -> None:
         if self.model_cost is None and ctx.usage is not None:
-            self.model_cost = self.ledger.price(ctx, images=self.images)
+            self.model_cost = self.ledger.price(ctx, images=self.images, answered=self.size)
         self.total(ctx)
 
 
@@ -253,8 +257,17 @@ class Ledger:
         price = self.prices.price(kind, result.model, provider_name=result.provider, project_id=ctx.project_id)
         return cost_of(result.usage, price)
 
-    def price(self, ctx: RequestContext, *, images: int | None = None) -> float | None:
-        """What the call cost, from its usage (or its images) at the project's prices; ``None``: unknown."""
+    def price(
+        self,
+        ctx: RequestContext,
+        *,
+        images: int | None = None,
+        answered: tuple[str | None, str | None] = (None, None),
+    ) -> float | None:
+        """What the call cost, from its usage (or its images) at the project's prices; ``None``: unknown.
+
+        An image call's images are priced at the size and quality its answer reports (``answered``), else at
+        those it asked for (``size``, or ``width`` and ``height``)."""
         route = ctx.route
         if route is None:
             return None
@@ -263,9 +276,9 @@ class Ledger:
         )
         if images is not None and ctx.endpoint == "images":
             body = ctx.body or {}
-            cost = image_cost(price, images, _str(body.get("size")), _str(body.get("quality")))
-            if cost is not None:
-                return cost
+            size = answered[0] if answered[0] not in (None, "auto") else size_label(body) or _str(body.get("size"))
+            quality = answered[1] if answered[1] not in (None, "auto") else _str(body.get("quality"))
+            return image_call_cost(price, ctx.usage, images, size, quality)
         return cost_of(ctx.usage, price)
 
 
@@ -274,9 +287,9 @@ def _priced_call(ctx: RequestContext) -> PricedCall | None:
 
 
 def _pricing(price: ModelPrice) -> dict[str, Any]:
-    """A price as ``GET /v1/models`` shows it: USD per 1M tokens (and per image)."""
+    """A price as ``GET /v1/models`` shows it: USD per 1M tokens (and per image, and per megapixel)."""
     out: dict[str, Any] = {"unit": "USD per 1M tokens"}
-    for name in ("input", "output", "cached_input", "cache_write"):
+    for name in ("input", "output", "cached_input", "cache_write", "image_input", "image_output", "mp_price"):
         value = getattr(price, name)
         if value is not None:
             out[name] = float(value)

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
+from relaygate.image_sizes import parse_size
 from relaygate.pricing import ImagePrices, ModelPrice
 from relaygate.store import ModelPrices
 
@@ -30,18 +31,22 @@ def stored_prices(price: ModelPrice) -> ModelPrices:
         cached_input=_float(price.cached_input),
         cache_write=_float(price.cache_write),
         per_image=per_image,
+        mp_price=_float(price.mp_price),
     )
 
 
 def model_price(prices: ModelPrices) -> ModelPrice | None:
-    """The price the store holds, or ``None`` when it holds nothing usable (no input price, no images)."""
+    """The price the store holds, or ``None`` when it holds nothing usable (no input price, no image price).
+
+    Per-image prices are keyed ``quality/size`` (``hd/1024x1792``), a size alone (``1024x1024``: any
+    quality), a quality alone (``hd``: any size) or ``*``."""
     try:
         images = None
         if prices.per_image:
             table: dict[str, dict[str, Decimal]] = {}
             for key, usd in prices.per_image.items():
-                quality, _, size = key.rpartition("/")
-                table.setdefault(quality or "*", {})[size] = _decimal(usd)
+                quality, _, size = _quality_and_size(key)
+                table.setdefault(quality, {})[size] = _decimal(usd)
             # The dearest option prices a request that leaves quality and size to the model.
             options = [(quality, size) for quality, sizes in table.items() for size in sizes]
             quality, size = max(options, key=lambda option: table[option[0]][option[1]])
@@ -52,9 +57,19 @@ def model_price(prices: ModelPrices) -> ModelPrice | None:
             cached_input=_decimal_or_none(prices.cached_input),
             cache_write=_decimal_or_none(prices.cache_write),
             images=images,
+            mp_price=_decimal_or_none(prices.mp_price),
         )
     except ValidationError:
         return None
+
+
+def _quality_and_size(key: str) -> tuple[str, str, str]:
+    quality, slash, size = key.rpartition("/")
+    if slash:
+        return quality or "*", slash, size
+    if key == "*" or parse_size(key) is not None:
+        return "*", "/", key
+    return key, "/", "*"
 
 
 def _float(value: Decimal | None) -> float | None:

@@ -107,6 +107,7 @@ def call_record(
             for attempt in ctx.attempts
         ],
         overbilled=ctx.overbilled,
+        caller_key=ctx.caller_key.fingerprint if ctx.caller_key is not None else None,
     )
 
 

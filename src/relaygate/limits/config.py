@@ -18,6 +18,7 @@ projects:
       models:                         # by provider/model, as routed
         upstream/gpt-4o: {tokens_per_minute: 50000, usd_per_day: 2, max_output_tokens: 16384}
       unsized_attachment_tokens: 100000   # reserved for each file the gateway cannot size (below)
+      byok_calls: ignore              # calls paid with the caller's own provider key: count | ignore (below)
 ```
 
 Every limit that applies to a call must hold: the project's, its key's, its user's and its model's. A
@@ -27,13 +28,18 @@ A request may attach what the gateway cannot size: a file by its id, a remote do
 video (:mod:`relaygate.limits.attachments`). Under a USD budget such a request is refused (403
 ``unsized_attachment``, naming the part), unless ``unsized_attachment_tokens`` says how many prompt tokens to
 reserve for each such attachment; rate limits alone count it at that figure, or at nothing.
+
+A call may be paid with the caller's own provider key (``LB-LLM-Key``, for a project with ``byok: true``).
+``byok_calls: count`` (the default) holds such calls against the USD budgets like any other; ``ignore`` leaves
+them out of the budgets (the provider bills the caller, not the gateway), both when they are reserved and when
+a budget's spend is loaded from the ledger. Rate limits (requests and tokens per minute) count them either way.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -96,6 +102,9 @@ class ProjectLimits(ModelLimits):
     # Prompt tokens reserved for each attachment the gateway cannot size (a file id, a remote PDF, audio or video);
     # without it such requests are refused under a USD budget.
     unsized_attachment_tokens: int | None = Field(None, ge=1)
+    # Calls paid with the caller's own provider key (LB-LLM-Key, for a project with byok: true): count holds them
+    # against the USD budgets like any other; ignore leaves them out of the budgets (rate limits count them).
+    byok_calls: Literal["count", "ignore"] = "count"
 
     @field_validator("keys")
     @classmethod

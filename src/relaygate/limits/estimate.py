@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from relaygate.image_sizes import size_label
 from relaygate.limits.attachments import IMAGE_TOKENS, part_tokens
 from relaygate.pricing import ModelPrice, image_cost
 
@@ -121,8 +122,10 @@ def token_cost(prompt_tokens: int, output_tokens: int, price: ModelPrice | None)
 
 
 def images_cost(body: dict[str, Any], images: int, price: ModelPrice | None) -> int | None:
-    """Nano-dollars of generating ``images`` at the request's size and quality (the dearest when it says auto)."""
-    size, quality = body.get("size"), body.get("quality")
+    """Nano-dollars of generating ``images`` at the request's size (``size``, or ``width`` and ``height``) and
+    quality, by the model's per-image or per-megapixel price: the dearest option when the request leaves them
+    to the model, 1024 x 1024 per megapixel when it names no size."""
+    size, quality = size_label(body) or body.get("size"), body.get("quality")
     usd = image_cost(
         price, images, size if isinstance(size, str) else None, quality if isinstance(quality, str) else None
     )

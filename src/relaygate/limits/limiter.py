@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -135,10 +135,14 @@ class Limiter:
             # A registered name is limited as the model it is served as, as the proxy routes it.
             model = self.ledger.resolve(ctx.project_id, model) or model
         try:
-            targets = self.router.reachable(model, body)
+            targets = self.router.reachable(model, body, ctx=ctx)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing
         scoped = applicable(limits, ctx, body, [target.route for target in targets])
+        if ctx.caller_key is not None and limits.byok_calls == "ignore":
+            # The caller's own key pays: the budgets are not the gateway's to hold; the rates still are.
+            scoped = [(scope, _rates_only(limit_set)) for scope, limit_set in scoped]
+            scoped = [(scope, limit_set) for scope, limit_set in scoped if not limit_set.empty]
         if not scoped:
             return None
         budgeted = any(limit_set.has_usd for _, limit_set in scoped)
@@ -216,7 +220,11 @@ class Limiter:
         loading = self._loading[key] = anyio.Event()
         try:
             assert self.ledger is not None and item.period is not None  # only loaded budgets are missing
-            spent = await self.ledger.store.spend(item.scope.spend_scope(), item.period.start, item.period.end)
+            scope = item.scope.spend_scope()
+            limits = self.projects.get(item.scope.project_id)
+            if limits is not None and limits.byok_calls == "ignore":
+                scope = replace(scope, caller_keys=False)
+            spent = await self.ledger.store.spend(scope, item.period.start, item.period.end)
             await self.counters.load(key, spent, item.charge.ttl, now)
         finally:
             del self._loading[key]
@@ -270,6 +278,11 @@ class Limiter:
                 names.REQUEST_MODEL: served.route.model,
             }
             self._overbilled.add(1, attributes)
+
+
+def _rates_only(limits: LimitSet) -> LimitSet:
+    """``limits`` without its budgets."""
+    return limits.model_copy(update=dict.fromkeys(USD_LIMITS))
 
 
 def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:

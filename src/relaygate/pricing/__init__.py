@@ -15,7 +15,7 @@ projects' custom prices are handed to the :class:`PriceBook` by whoever owns the
 
 from relaygate.pricing.book import PriceBook
 from relaygate.pricing.catalogue import Catalogue, CatalogueError, CatalogueKind, default_catalogue, load_catalogue
-from relaygate.pricing.cost import cost_of, image_cost
+from relaygate.pricing.cost import cost_of, image_call_cost, image_cost, image_token_cost
 from relaygate.pricing.models import ImagePrices, ModelPrice, PriceEntry, PriceKey, PriceSource, parse_price_key
 
 __all__ = [
@@ -30,7 +30,9 @@ __all__ = [
     "PriceSource",
     "cost_of",
     "default_catalogue",
+    "image_call_cost",
     "image_cost",
+    "image_token_cost",
     "load_catalogue",
     "parse_price_key",
 ]

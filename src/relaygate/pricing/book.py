@@ -1,6 +1,6 @@
 """The price book: which price applies to a call, from four layers where the most specific wins.
 
-1. the shipped catalogue (``prices.yaml``), by provider kind;
+1. the shipped catalogue (``prices.yaml``), by provider kind (or by a preset's name: ``together``);
 2. prices from the config file (``prices:``);
 3. the model registry (``POST /admin/models``), where a model registered for one project prices only that
    project's calls;
@@ -104,11 +104,15 @@ class PriceBook:
                     price = index.get((provider, form))
                     if price is not None:
                         return PriceEntry(provider=provider, model=form, source=source, price=price)
-        found = self._catalogue.find(kind, model)
+        # A preset's own section of the catalogue (together) before its kind's.
+        listed = provider_name if provider_name and provider_name != kind else None
+        found = self._catalogue.find(listed, model) if listed is not None else None
+        if found is None:
+            listed, found = kind, self._catalogue.find(kind, model)
         if found is None:
             return None
         key, price = found
-        return PriceEntry(provider=kind, model=key, source="catalogue", price=price)
+        return PriceEntry(provider=listed, model=key, source="catalogue", price=price)
 
     def price(
         self, kind: str, model: str, provider_name: str | None = None, project_id: str | None = None

@@ -21,9 +21,11 @@ from relaygate.pricing.names import name_forms, prefix_match
 
 __all__ = ["Catalogue", "CatalogueError", "CatalogueKind", "default_catalogue", "load_catalogue"]
 
-CatalogueKind = Literal["openai", "anthropic", "gemini"]
+# Provider kinds, and presets whose models are priced under the preset's name (together: Together's own models,
+# served by a provider of kind openai named "together").
+CatalogueKind = Literal["openai", "anthropic", "gemini", "together"]
 # Lookups lower-case the requested name, so a key with capitals could never be found.
-_ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._:@\-]*$")]
+_ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._:@\-/]*$")]
 _CATALOGUE: TypeAdapter[dict[CatalogueKind, dict[_ModelName, ModelPrice]]] = TypeAdapter(
     dict[CatalogueKind, dict[_ModelName, ModelPrice]]
 )

@@ -83,14 +83,21 @@ class ImagePrices(_Model):
         """One image's price, or ``None`` when this model has no price for that quality and size."""
         quality = (quality or AUTO).lower()
         size = (size or AUTO).lower()
-        sizes = self.prices.get(self.default_quality if quality == AUTO else quality) or self.prices.get(ANY)
-        if sizes is None:
-            return None
-        return sizes.get(self.default_size if size == AUTO else size, sizes.get(ANY))
+        size = self.default_size if size == AUTO else size
+        if quality != AUTO:
+            # A listed quality does not borrow another quality's sizes.
+            sizes = self.prices.get(quality) or self.prices.get(ANY)
+            return sizes.get(size, sizes.get(ANY)) if sizes is not None else None
+        # Left to the model: the default quality's price for the size, else the one listed for any quality.
+        for sizes in (self.prices.get(self.default_quality), self.prices.get(ANY)):
+            found = sizes.get(size, sizes.get(ANY)) if sizes is not None else None
+            if found is not None:
+                return found
+        return None
 
 
 class ModelPrice(_Model):
-    """What one model costs in USD: token prices per 1M tokens, image prices per image.
+    """What one model costs in USD: token prices per 1M tokens, image prices per image or per megapixel.
 
     ``cached_input`` is the price of prompt tokens read from the provider's cache and ``cache_write`` of
     prompt tokens written to it (Anthropic's 5-minute writes, 1.25x input); both fall back to ``input`` when
@@ -99,6 +106,12 @@ class ModelPrice(_Model):
 
     ``max_output_tokens`` is the most the model writes in one answer (reasoning included): the limits
     reserve it for a request that sets no ``max_tokens``. It prices nothing.
+
+    An image model is priced by one of (the first that applies to the call, see
+    :func:`~relaygate.pricing.cost.image_call_cost`): its image tokens (``image_output`` per 1M generated
+    image tokens and ``image_input`` per 1M image tokens read, as gpt-image-1 bills them, when the provider
+    reports the usage), ``images`` (per image by quality and size; the admin API's ``type_prices``), or
+    ``mp_price`` (USD per megapixel of generated image, 1024 x 1024 pixels being one, as Together bills).
     """
 
     # USD per 1M prompt tokens.
@@ -113,6 +126,12 @@ class ModelPrice(_Model):
     cache_write_1h: Usd | None = None
     # USD per generated image, by quality and size.
     images: ImagePrices | None = None
+    # USD per megapixel of generated image (1024 x 1024 pixels being one), as Together bills.
+    mp_price: Usd | None = None
+    # USD per 1M image tokens read (gpt-image-1's input images), when the provider reports them.
+    image_input: Usd | None = None
+    # USD per 1M generated image tokens, when the provider reports them.
+    image_output: Usd | None = None
     # The most the model writes in one answer; the limits reserve it for requests without max_tokens. Prices
     # nothing.
     max_output_tokens: int | None = Field(None, ge=1)
@@ -122,9 +141,17 @@ class ModelPrice(_Model):
         token_prices = (self.output, self.cached_input, self.cache_write, self.cache_write_1h)
         if self.input is None and any(price is not None for price in token_prices):
             raise ValueError("token prices need an input price")
-        if self.input is None and self.images is None:
-            raise ValueError("a price needs input (per 1M tokens) or images (per image)")
+        if self.input is None and self.images is None and self.mp_price is None and self.image_output is None:
+            raise ValueError(
+                "a price needs input (per 1M tokens), images (per image), mp_price (per megapixel) or "
+                "image_output (per 1M image tokens)"
+            )
         return self
+
+    @property
+    def prices_images(self) -> bool:
+        """Whether the price says what a generated image costs (by tokens, image or megapixel)."""
+        return self.images is not None or self.mp_price is not None or self.image_output is not None
 
     @classmethod
     def per_token(cls, input: Decimal | float | str, output: Decimal | float | str | None = None) -> ModelPrice:

@@ -14,7 +14,7 @@ from relaygate.providers.base import Endpoint, Provider
 from relaygate.providers.gemini import GeminiProvider
 from relaygate.providers.mock import MockProvider
 from relaygate.providers.openai import OpenAIProvider
-from relaygate.settings import ProviderSettings, Settings
+from relaygate.settings import Preset, ProviderSettings, Settings
 from relaygate.upstream import AiohttpClient
 
 __all__ = [
@@ -24,7 +24,9 @@ __all__ = [
     "MockProvider",
     "OpenAIProvider",
     "Provider",
+    "build_provider",
     "build_providers",
+    "preset_provider",
 ]
 
 MOCK_PROVIDER = "mock"
@@ -37,13 +39,23 @@ ADAPTERS: dict[str, type[Provider]] = {
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
     """One adapter, with its own pooled client, per configured provider; ``mock`` is always there."""
-    providers: dict[str, Provider] = {}
-    for name, provider in settings.providers.items():
-        if provider.kind == "mock":
-            providers[name] = MockProvider(name, provider)
-        else:
-            client = AiohttpClient(timeouts=provider.timeouts, max_connections=provider.max_connections, name=name)
-            providers[name] = ADAPTERS[provider.kind](name, provider, client)
+    providers = {name: build_provider(name, provider) for name, provider in settings.providers.items()}
     if MOCK_PROVIDER not in providers:
         providers[MOCK_PROVIDER] = MockProvider(MOCK_PROVIDER, ProviderSettings(kind="mock"))
     return providers
+
+
+def build_provider(name: str, settings: ProviderSettings) -> Provider:
+    """The adapter of one provider, with its own pooled client."""
+    if settings.kind == "mock":
+        return MockProvider(name, settings)
+    client = AiohttpClient(timeouts=settings.timeouts, max_connections=settings.max_connections, name=name)
+    return ADAPTERS[settings.kind](name, settings, client)
+
+
+def preset_provider(preset: Preset) -> Provider:
+    """A provider made from a preset alone, without a key: it serves requests that bring their own
+    (see :mod:`relaygate.middleware.byok`)."""
+    return build_provider(
+        preset.name, ProviderSettings(kind=preset.kind, base_url=preset.base_url, images_api=preset.images_api)
+    )

@@ -8,10 +8,15 @@ The proxy owns everything ASGI: reading, sending, time limits, disconnects and e
 credentials (which the config's ``headers`` may override), sending a request and turning an error
 status into the provider's error (:meth:`Provider.error_for`), and the model list, which is the
 configured one or else the upstream's (:meth:`Provider.fetch_models`), cached by :class:`ModelList`.
+
+The headers are prepared once. A request that brings the caller's own provider key gets a view of the
+provider with that key as its credential (:meth:`Provider.keyed`): same pool, same settings, only the
+headers differ.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,9 +33,12 @@ from relaygate.upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 if TYPE_CHECKING:
     from relaygate.dialects.base import NativeRequest
 
-__all__ = ["Endpoint", "Provider", "json_answer", "read_all"]
+__all__ = ["CREDENTIAL_HEADERS", "Endpoint", "Provider", "json_answer", "read_all"]
 
 Endpoint = Literal["chat", "embeddings", "images"]
+# Headers that carry a credential, whoever set them (the adapter, or the config's ``headers``): a keyed view
+# of a provider sends none of the configured ones.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 
 class Provider(ABC):
@@ -48,6 +56,8 @@ class Provider(ABC):
             **self.upstream_headers(),
             **{key.lower(): value for key, value in settings.headers.items()},
         }
+        # Whether this is a view carrying a caller's key (see keyed()).
+        self.caller_keyed = False
         self._model_list = ModelList(name, self.fetch_models)
 
     def accepts(self, model: str) -> bool:
@@ -93,11 +103,28 @@ class Provider(ABC):
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def keyed(self, key: str) -> Provider:
+        """This provider with ``key`` (a caller's own) as its credential instead of the configured one: a
+        shallow view sharing the connection pool and everything else, whose headers carry no configured
+        credential. Made per request; cheap (one dict)."""
+        view = copy.copy(self)
+        view.headers = {
+            **{name: value for name, value in self.headers.items() if name not in CREDENTIAL_HEADERS},
+            **self.credential_headers(key),
+        }
+        view.caller_keyed = True
+        return view
+
     # --- HTTP plumbing for the adapters ----------------------------------------------------------------
+
+    def credential_headers(self, key: str) -> dict[str, str]:
+        """The headers that present ``key`` to the provider (OpenAI's ``Authorization: Bearer``)."""
+        return {"authorization": f"Bearer {key}"}
 
     def upstream_headers(self) -> dict[str, str]:
         """The adapter's own request headers (credentials, API version); the config's ``headers`` override them."""
-        return {}
+        api_key = self.settings.api_key
+        return {} if api_key is None else self.credential_headers(api_key.get_secret_value())
 
     def error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         """The provider's error answer as an OpenAI-shaped error."""
@@ -113,9 +140,14 @@ class Provider(ABC):
     ) -> UpstreamResponse:
         """POST ``payload`` as JSON (or ``content``, the same already serialized), ``headers`` added to the
         provider's own; the response once its status is a success, else its error raised."""
+        return await self.post_bytes(url, orjson.dumps(payload) if content is None else content, headers=headers)
+
+    async def post_bytes(
+        self, url: str, content: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> UpstreamResponse:
+        """POST ``content`` as it is (a multipart form, say: ``headers`` give its content type)."""
         sent = self.headers if not headers else {**self.headers, **headers}
-        data = orjson.dumps(payload) if content is None else content
-        response = await self.client.send(UpstreamRequest("POST", url, sent, data))
+        response = await self.client.send(UpstreamRequest("POST", url, sent, content))
         if response.status >= 400:
             raise self.error_for(response.status, response.headers, await read_all(response))
         return response

@@ -8,6 +8,8 @@ path through the proxy as any real provider, minus the network: the quickstart a
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import hashlib
 import math
 import struct
@@ -80,8 +82,11 @@ class MockUpstream:
         self._chunk_delay = settings.chunk_delay
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        body: dict[str, Any] = orjson.loads(request.content) if request.content else {}
         path = request.url.removeprefix(MOCK_BASE_URL)
+        if path == "/images/edits":
+            fields, image = _form(request)
+            return _Response(200, orjson.dumps(_images(fields, image)))
+        body: dict[str, Any] = orjson.loads(request.content) if request.content else {}
         if path == "/chat/completions":
             if body.get("stream"):
                 return _Response(200, chunks=self._stream(body), content_type="text/event-stream")
@@ -221,15 +226,38 @@ def _vector(text: str, dimensions: int) -> list[float]:
     return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in values]
 
 
-def _images(body: dict[str, Any]) -> dict[str, Any]:
-    n = body.get("n") or 1
-    png = _png(hashlib.sha256(body.get("prompt", "").encode()).digest()[:3])
+def _images(body: dict[str, Any], image: bytes = b"") -> dict[str, Any]:
+    """Solid-colour PNGs whose colour depends on the prompt (and the image edited)."""
+    n = int(body.get("n") or 1)
+    png = _png(hashlib.sha256(str(body.get("prompt", "")).encode() + image).digest()[:3])
     encoded = base64.b64encode(png).decode()
     if body.get("response_format") == "url":
         data = [{"url": "data:image/png;base64," + encoded} for _ in range(n)]
     else:
         data = [{"b64_json": encoded} for _ in range(n)]
-    return {"created": int(time.time()), "data": data}
+    answer: dict[str, Any] = {"created": int(time.time()), "data": data, "output_format": "png"}
+    if isinstance(body.get("size"), str):
+        answer["size"] = body["size"]
+    return answer
+
+
+def _form(request: UpstreamRequest) -> tuple[dict[str, Any], bytes]:
+    """The fields and the image file of a multipart ``/images/edits`` request."""
+    content_type = request.headers.get("content-type", "")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + (request.content or b"")
+    )
+    fields: dict[str, Any] = {}
+    image = b""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_filename():
+            image = data
+        elif isinstance(name, str):
+            fields[name] = data.decode()
+    return fields, image
 
 
 def _png(rgb: bytes, size: int = 8) -> bytes:

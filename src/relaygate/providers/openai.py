@@ -2,7 +2,8 @@
 
 Bodies go out as they came, with the provider prefix taken off the model and the gateway's own fields
 removed. Streams always ask for ``stream_options.include_usage`` so that usage is known; the usage
-chunk is dropped again when the client did not ask for it.
+chunk is dropped again when the client did not ask for it. Image requests go the provider's way
+(OpenAI's Images API, Together's, or chat completions with image output: :mod:`.images`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from relaygate.context import RequestContext
 from relaygate.providers.base import Endpoint, Provider, json_answer
 from relaygate.providers.errors import stream_error, upstream_error
+from relaygate.providers.images import images_answer, open_images
 from relaygate.providers.listing import data_ids
 from relaygate.providers.streaming import StreamMapper, relay
 from relaygate.requests import GATEWAY_FIELDS
@@ -33,10 +35,6 @@ PATHS: dict[Endpoint, str] = {
 class OpenAIProvider(Provider):
     kind = "openai"
 
-    def upstream_headers(self) -> dict[str, str]:
-        api_key = self.settings.api_key
-        return {} if api_key is None else {"authorization": f"Bearer {api_key.get_secret_value()}"}
-
     def upstream_body(self, endpoint: Endpoint, body: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         out = {key: value for key, value in body.items() if key not in GATEWAY_FIELDS}
         out["model"] = model
@@ -48,11 +46,16 @@ class OpenAIProvider(Provider):
         return out
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], model: str, *, stream: bool) -> UpstreamResponse:
+        if endpoint == "images":
+            return await open_images(self, body, model)
         payload = self.upstream_body(endpoint, body, model, stream=stream)
         return await self.post(self.base_url + PATHS[endpoint], payload)
 
     def response_body(self, endpoint: Endpoint, raw: bytes, ctx: RequestContext) -> bytes:
         body = json_answer(raw, self.name)
+        if endpoint == "images" and (translated := images_answer(self, body)) is not None:
+            ctx.record_response(translated)
+            return orjson.dumps(translated)
         return orjson.dumps(body) if ctx.record_response(body) else raw
 
     def stream_frames(

@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from relaygate.reference.comments import field_comments
-from relaygate.settings import CONFIG_ENV_VAR, ENV_PROVIDERS, FIXED_FIELDS, Settings, TargetSettings
+from relaygate.settings import ALIASES, CONFIG_ENV_VAR, FIXED_FIELDS, PRESETS, Settings, TargetSettings
 from relaygate.settings.loading import OTEL_VARIABLES
 
 __all__ = ["Section", "configuration_reference", "environment_reference", "field_description", "settings_sections"]
@@ -152,10 +152,12 @@ def environment_reference() -> str:
     rows = [
         f"| `{CONFIG_ENV_VAR}` | the config file, when `--config` is not given (then `./relaygate.yaml` if present) |"
     ]
-    for name, (variable, kind, base_url) in ENV_PROVIDERS.items():
+    for name, preset in PRESETS.items():
+        variables = " or ".join(f"`{variable}`" for variable in preset.key_variables)
+        aliases = "".join(f", also `{alias}/...`" for alias, target in ALIASES.items() if target == name)
         rows.append(
-            f"| `{variable}` | adds provider `{name}` (kind `{kind}`, `{base_url}`) unless the config names a "
-            f"provider `{name}`: models `{name}/...` |"
+            f"| {variables} | adds the preset provider `{name}` (kind `{preset.kind}`, `{preset.base_url}`): "
+            f"models `{name}/...`{aliases}; a config entry `{name}` without `api_key` takes its key from it |"
         )
     for variable, key in OTEL_VARIABLES.items():
         rows.append(f"| `{variable}` | overrides [`telemetry.{key}`](#telemetry) |")

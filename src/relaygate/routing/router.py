@@ -7,8 +7,14 @@ A requested model is, in this order:
    the traces tell one named router from another;
 2. a virtual model of the config, asked for by its name (``smart``) or as ``router/smart``; a virtual
    model's name therefore wins over the same bare name sent to ``default_provider``;
-3. ``provider/model``, the part before the first ``/`` being a provider's name;
-4. a bare name, sent to ``default_provider`` when there is one.
+3. ``provider/model``, the part before the first ``/`` being a provider's name, or an alias of one
+   (``google`` for ``gemini``: :mod:`relaygate.settings.presets`); a request that brings its own provider
+   key (``ctx.caller_key``) may also name a preset that is not configured (``together/...``), which is
+   then made once, without a key of its own;
+4. a bare name (or one whose prefix names no provider), sent to ``default_provider`` when there is one.
+
+A prefix that names a preset nobody configured is a 400 ``provider_not_configured`` saying how to
+configure it; any other unknown name is a 404 ``model_not_found``.
 
 Names of the first two kinds give a plan of several targets in their strategy's order; the others give
 a plan of one target. Every plan carries the retry settings that bound its attempts.
@@ -36,9 +42,12 @@ from relaygate.settings import (
     ROUTER_PREFIX,
     BreakerSettings,
     ConfigError,
+    Preset,
     RetrySettings,
     TargetSettings,
     VirtualModelSettings,
+    configured_name,
+    preset,
 )
 
 __all__ = ["ModelRouter"]
@@ -51,7 +60,9 @@ class ModelRouter:
 
     ``rng`` drives the percentage, random and optimized strategies and the backoff jitter: pass a
     seeded ``random.Random`` for repeatable routing. ``prices`` prices targets for ``metric: cost``
-    (the shipped catalogue when not given).
+    (the shipped catalogue when not given). ``presets`` makes the provider of a preset that is not
+    configured, for requests that bring their own key; without it such requests are refused as any
+    unconfigured provider is.
     """
 
     def __init__(
@@ -65,8 +76,12 @@ class ModelRouter:
         rng: random.Random | None = None,
         metrics: TargetMetrics | None = None,
         prices: PriceBook | None = None,
+        presets: Callable[[Preset], Provider] | None = None,
     ) -> None:
         self.providers = dict(providers)
+        self.make_preset = presets
+        # Providers made from presets for requests that bring their own key, once each (closed with the others).
+        self.preset_providers: dict[str, Provider] = {}
         self.default_provider = default_provider
         self.retry = retry if retry is not None else RetrySettings()
         self.rng = rng if rng is not None else random.Random()
@@ -77,26 +92,54 @@ class ModelRouter:
         for name, settings in (models or {}).items():
             self.virtual[name] = self._compile(name, settings, _config_error(f"models.{name}"))
 
-    def resolve(self, requested: str, *, param: str = "model") -> Route:
-        """The provider route of a ``provider/model`` (or bare, default-provider) name."""
+    def resolve(self, requested: str, *, param: str = "model", caller_key: bool = False) -> Route:
+        """The provider route of a ``provider/model`` (or bare, default-provider) name; ``caller_key``: the
+        request brings its own provider key, so an unconfigured preset may serve it."""
         if not requested.isprintable():
             raise ModelNotFoundError("Model names may not hold control characters.", param=param)
         prefix, slash, model = requested.partition("/")
-        provider = self.providers.get(prefix) if slash else None
+        provider = self.provider(prefix, caller_key=caller_key) if slash else None
         if provider is None and self.default_provider is not None:
             provider, model = self.providers[self.default_provider], requested
         if provider is None:
-            raise ModelNotFoundError(
-                f"The model '{requested}' does not exist. Name models as provider/model; "
-                f"the providers are: {', '.join(sorted(self.providers))}.",
-                param=param,
-            )
+            raise self._unknown(requested, prefix if slash else None, param)
         if not model or not provider.accepts(model):
             raise ModelNotFoundError(
                 f"The model '{requested}' does not exist: provider '{provider.name}' does not serve '{model}'.",
                 param=param,
             )
         return Route(provider=provider, model=model, requested=requested)
+
+    def provider(self, name: str, *, caller_key: bool = False) -> Provider | None:
+        """The provider a model prefix names: a configured one (or the one it is an alias of), else, for a
+        request with its own key, the preset of that name; ``None`` when there is none."""
+        configured = configured_name(name, self.providers)
+        if configured is not None:
+            return self.providers[configured]
+        found = preset(name) if caller_key and self.make_preset is not None else None
+        if found is None or self.make_preset is None:
+            return None
+        made = self.preset_providers.get(found.name)
+        if made is None:
+            made = self.preset_providers[found.name] = self.make_preset(found)
+        return made
+
+    def _unknown(self, requested: str, prefix: str | None, param: str) -> GatewayError:
+        known = preset(prefix) if prefix is not None else None
+        if known is not None:
+            variables = " or ".join(known.key_variables)
+            return InvalidRequestError(
+                f"The provider '{prefix}' of model '{requested}' is not configured: set {variables} where the "
+                f"gateway runs, add '{known.name}' under providers:, or send your own {known.name} key in the "
+                "LB-LLM-Key header (for a project with byok: true).",
+                param=param,
+                code="provider_not_configured",
+            )
+        return ModelNotFoundError(
+            f"The model '{requested}' does not exist. Name models as provider/model; "
+            f"the providers are: {', '.join(sorted(self.providers))}.",
+            param=param,
+        )
 
     def plan(
         self,
@@ -109,7 +152,8 @@ class ModelRouter:
         """The targets to try for ``requested``, in order, and the retry settings that bound the attempts."""
         virtual = self._virtual(requested, body)
         if virtual is None:
-            return Plan((Target(self.resolve(requested)),), self.retry)
+            caller_key = ctx is not None and ctx.caller_key is not None
+            return Plan((Target(self.resolve(requested, caller_key=caller_key)),), self.retry)
 
         def facts() -> Facts:
             return Facts(
@@ -122,12 +166,15 @@ class ModelRouter:
         targets = order(virtual, rng=self.rng, metrics=self.metrics, price_of=self._price_of, facts=facts)
         return Plan(targets, virtual.retry)
 
-    def reachable(self, requested: str, body: Mapping[str, Any]) -> tuple[Target, ...]:
+    def reachable(
+        self, requested: str, body: Mapping[str, Any], *, ctx: RequestContext | None = None
+    ) -> tuple[Target, ...]:
         """Every target a request for ``requested`` may be sent to: a virtual model's targets and those of all
         its routes, whichever its strategy tries first or falls back to. What the limits reserve for."""
         virtual = self._virtual(requested, body)
         if virtual is None:
-            return (Target(self.resolve(requested)),)
+            caller_key = ctx is not None and ctx.caller_key is not None
+            return (Target(self.resolve(requested, caller_key=caller_key)),)
         return virtual.all_targets()
 
     def target_keys(self) -> list[str]:

@@ -5,9 +5,10 @@ the well-known provider key variables, ``OTEL_*`` and ``RELAYGATE_CONFIG``). Eve
 a :class:`Settings` object.
 """
 
-from relaygate.settings.base import DEFAULT_BASE_URLS, ENV_PROVIDERS, NAME_PATTERN, ConfigError, ProviderKind
+from relaygate.settings.base import DEFAULT_BASE_URLS, NAME_PATTERN, ConfigError, ProviderKind
 from relaygate.settings.guards import REDACTING_GUARDS, GuardOptions, GuardSettings, GuardType
 from relaygate.settings.loading import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_settings, set_config_path
+from relaygate.settings.presets import ALIASES, PRESETS, ImagesApi, Preset, configured_name, known_provider, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings, Timeouts
 from relaygate.settings.root import Settings
@@ -27,13 +28,14 @@ from relaygate.settings.routing import (
 from relaygate.settings.service import ServerSettings, TelemetrySettings
 
 __all__ = [
+    "ALIASES",
     "CONFIG_ENV_VAR",
     "DEFAULT_BASE_URLS",
     "DEFAULT_CONFIG_FILE",
     "DYNAMIC_MODEL",
-    "ENV_PROVIDERS",
     "FIXED_FIELDS",
     "NAME_PATTERN",
+    "PRESETS",
     "REDACTING_GUARDS",
     "ROUTER_PREFIX",
     "BreakerSettings",
@@ -41,7 +43,9 @@ __all__ = [
     "GuardOptions",
     "GuardSettings",
     "GuardType",
+    "ImagesApi",
     "Metric",
+    "Preset",
     "ProjectSettings",
     "ProviderKind",
     "ProviderSettings",
@@ -55,6 +59,9 @@ __all__ = [
     "TelemetrySettings",
     "Timeouts",
     "VirtualModelSettings",
+    "configured_name",
+    "known_provider",
     "load_settings",
+    "preset",
     "set_config_path",
 ]

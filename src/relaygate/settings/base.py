@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DEFAULT_BASE_URLS", "ENV_PROVIDERS", "NAME_PATTERN", "ConfigError", "ProviderKind", "SettingsModel"]
+__all__ = ["DEFAULT_BASE_URLS", "NAME_PATTERN", "ConfigError", "ProviderKind", "SettingsModel"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
@@ -15,14 +15,6 @@ ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com/v1",
     "gemini": "https://generativelanguage.googleapis.com/v1beta",
-}
-
-# Provider keys picked up from the environment when the config does not name the provider itself.
-ENV_PROVIDERS: dict[str, tuple[str, str, str]] = {
-    # provider name: (key variable, kind, base URL)
-    "openai": ("OPENAI_API_KEY", "openai", "https://api.openai.com/v1"),
-    "anthropic": ("ANTHROPIC_API_KEY", "anthropic", DEFAULT_BASE_URLS["anthropic"]),
-    "gemini": ("GEMINI_API_KEY", "gemini", DEFAULT_BASE_URLS["gemini"]),
 }
 
 

@@ -1,8 +1,9 @@
 """Loading the config file: the only code that reads the environment.
 
-``${VAR}`` references in the config file, the well-known provider key variables (``OPENAI_API_KEY``,
-...), the ``OTEL_*`` variables and ``RELAYGATE_CONFIG`` are read here, once, when the settings are
-loaded. Everything else receives a :class:`~relaygate.settings.Settings` object.
+``${VAR}`` references in the config file, the provider presets' key variables (``OPENAI_API_KEY``,
+``TOGETHER_API_KEY``, ...: :mod:`relaygate.settings.presets`), the ``OTEL_*`` variables and
+``RELAYGATE_CONFIG`` are read here, once, when the settings are loaded. Everything else receives a
+:class:`~relaygate.settings.Settings` object.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from urllib.parse import unquote
 import yaml
 from pydantic import ValidationError
 
-from relaygate.settings.base import ENV_PROVIDERS, ConfigError
+from relaygate.settings.base import ConfigError
+from relaygate.settings.presets import PRESETS
 from relaygate.settings.root import Settings
 
 __all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILE", "load_settings", "set_config_path"]
@@ -99,15 +101,22 @@ def _interpolate(node: Any, env: Mapping[str, str], where: tuple[str | int, ...]
 
 
 def _add_environment_providers(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Each preset whose key variable is set becomes a provider, unless the config names it; a config entry
+    named after a preset that gives no ``api_key`` takes it from the variable."""
     providers = data.get("providers")
     if providers is None:
         providers = data["providers"] = {}
     if not isinstance(providers, dict):
         return  # validation reports it
-    for name, (variable, kind, base_url) in ENV_PROVIDERS.items():
-        if name in providers or not env.get(variable):
+    for name, preset in PRESETS.items():
+        key = next((env[variable] for variable in preset.key_variables if env.get(variable)), None)
+        if key is None:
             continue
-        providers[name] = {"kind": kind, "base_url": base_url, "api_key": env[variable]}
+        entry = providers.get(name)
+        if entry is None:
+            providers[name] = {"kind": preset.kind, "base_url": preset.base_url, "api_key": key}
+        elif isinstance(entry, dict) and "api_key" not in entry and entry.get("kind", preset.kind) == preset.kind:
+            providers[name] = {**entry, "api_key": key}
 
 
 # OTEL_* variable: the telemetry setting it overrides (the OpenTelemetry spec has the variables win).

@@ -24,6 +24,9 @@ class ProjectSettings(SettingsModel):
     store_messages: bool = True
     # Ids of guards (top-level ``guards:``) applied to every call of the project.
     guards: list[str] = Field(default_factory=list)
+    # Whether callers may bring their own provider key for a call (LB-LLM-Key or X-Provider-Key); refused
+    # with a 403 otherwise. See relaygate.middleware.byok.
+    byok: bool = False
 
     # Rate limits and budgets of the project, its keys, users and models (relaygate.limits.config).
     limits: ProjectLimits | None = None

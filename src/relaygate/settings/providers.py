@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from relaygate.settings.base import DEFAULT_BASE_URLS, ProviderKind, SettingsModel
+from relaygate.settings.presets import ImagesApi
 
 __all__ = ["ProviderSettings", "Timeouts"]
 
@@ -49,6 +50,9 @@ class ProviderSettings(SettingsModel):
     native_responses: bool = False
     # anthropic only: max_tokens when the request sets none (Anthropic requires it).
     default_max_tokens: int = Field(4096, ge=1)
+    # openai only: how the server makes images (see relaygate.settings.presets.ImagesApi); absent: OpenAI's
+    # Images API, or the preset's way for a provider named after one (together, openrouter).
+    images_api: ImagesApi | None = None
 
     @field_validator("base_url")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -10,6 +11,7 @@ from relaygate.limits.config import DEFAULT
 from relaygate.pricing.models import ModelPrice, parse_price_key
 from relaygate.settings.base import NAME_PATTERN, SettingsModel
 from relaygate.settings.guards import GuardOptions, GuardSettings
+from relaygate.settings.presets import configured_name, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings
 from relaygate.settings.routing import (
@@ -61,6 +63,26 @@ class Settings(SettingsModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     # The circuit breaker of every target (provider/model).
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _presets_fill_in(cls, providers: Any) -> Any:
+        # An entry named after a preset (together, openrouter, ...) may leave out what the preset knows.
+        if not isinstance(providers, dict):
+            return providers
+        out = dict(providers)
+        for name, entry in providers.items():
+            known = preset(name) if isinstance(name, str) else None
+            if known is None or not isinstance(entry, dict):
+                continue
+            kind = entry.get("kind", known.kind)
+            filled = {"kind": kind, **entry}
+            if kind == known.kind:
+                filled.setdefault("base_url", known.base_url)
+                if known.images_api is not None:
+                    filled.setdefault("images_api", known.images_api)
+            out[name] = filled
+        return out
 
     @field_validator("providers")
     @classmethod
@@ -173,6 +195,7 @@ class Settings(SettingsModel):
                 return f"{target!r} is not provider/model"
             provider_name, model = self.default_provider, target
         known = sorted({*self.providers, "mock"})
+        provider_name = configured_name(provider_name, known) or provider_name
         if provider_name not in known or not model:
             return f"unknown provider {provider_name!r} in {target!r}; the providers are: {', '.join(known)}"
         provider = self.providers.get(provider_name)

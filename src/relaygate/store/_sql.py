@@ -247,6 +247,8 @@ class SQLStore(SQLRows):
         if scope.provider is not None:
             sql += " AND provider = ?"
             args.append(scope.provider)
+        if not scope.caller_keys:
+            sql += " AND caller_key IS NULL"
         rows = await self._fetch(sql, args)
         return int(rows[0][0])
 

@@ -40,7 +40,7 @@ CALL_COLUMNS = (
     "id, project_id, trace_id, thread_id, run_id, label, tags, key_id, user_id, user_name, user_tags, "
     "requested_model, model, provider, provider_kind, endpoint, stream, prompt_tokens, completion_tokens, "
     "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, status, error, latency_us, "
-    "ttft_us, started_at, ended_at, guards, attempts, overbilled"
+    "ttft_us, started_at, ended_at, guards, attempts, overbilled, caller_key"
 )
 MESSAGE_COLUMNS = (
     "id, project_id, thread_id, call_id, position, created_at, role, content, tool_calls, tool_call_id, model, "
@@ -49,9 +49,9 @@ MESSAGE_COLUMNS = (
 MODEL_COLUMNS = (
     "id, project_id, name, provider, model_name_in_provider, model_type, description, owner_name, priority, "
     "context_size, public, capabilities, input_types, output_types, tags, parameters, input_price, output_price, "
-    "cached_input_price, cache_write_price, per_image_price"
+    "cached_input_price, cache_write_price, per_image_price, mp_price"
 )
-PRICE_COLUMNS = "input_price, output_price, cached_input_price, cache_write_price, per_image_price"
+PRICE_COLUMNS = "input_price, output_price, cached_input_price, cache_write_price, per_image_price, mp_price"
 
 
 def _placeholders(columns: str) -> str:
@@ -280,6 +280,7 @@ class SQLRows(Store):
             _dumps(c.guards),
             _dumps(c.attempts),
             c.overbilled,
+            _opt_text(c.caller_key),
         )
 
     def _read_call(self, r: Sequence[Any]) -> CallRecord:
@@ -318,6 +319,7 @@ class SQLRows(Store):
             guards=loads(r[30]),
             attempts=loads(r[31]),
             overbilled=bool(r[32]),
+            caller_key=r[33],
         )
 
     def _message_row(self, m: MessageRecord) -> tuple[Any, ...]:
@@ -354,11 +356,14 @@ class SQLRows(Store):
 
     @staticmethod
     def _price_row(p: ModelPrices) -> tuple[Any, ...]:
-        return (p.input, p.output, p.cached_input, p.cache_write, None if p.per_image is None else _dumps(p.per_image))
+        per_image = None if p.per_image is None else _dumps(p.per_image)
+        return (p.input, p.output, p.cached_input, p.cache_write, per_image, p.mp_price)
 
     @staticmethod
     def _read_prices(r: Sequence[Any]) -> ModelPrices:
-        return ModelPrices(input=r[0], output=r[1], cached_input=r[2], cache_write=r[3], per_image=loads(r[4]))
+        return ModelPrices(
+            input=r[0], output=r[1], cached_input=r[2], cache_write=r[3], per_image=loads(r[4]), mp_price=r[5]
+        )
 
     def _model_row(self, m: ModelEntry) -> tuple[Any, ...]:
         return (
@@ -399,7 +404,7 @@ class SQLRows(Store):
             output_types=loads(r[13]),
             tags=loads(r[14]),
             parameters=loads(r[15]),
-            prices=self._read_prices(r[16:21]),
+            prices=self._read_prices(r[16:22]),
         )
 
     def _window(self, start: datetime, end: datetime) -> list[Any]:

@@ -175,6 +175,15 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
         ),
     ),
+    Migration(
+        5,
+        "calls paid with the caller's own provider key; image prices per megapixel",
+        (
+            "ALTER TABLE calls ADD COLUMN caller_key TEXT",
+            "ALTER TABLE models ADD COLUMN mp_price REAL",
+            "ALTER TABLE custom_prices ADD COLUMN mp_price REAL",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -308,6 +317,15 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX responses_project_created ON responses (project_id, created_at)",
+        ),
+    ),
+    Migration(
+        5,
+        "calls paid with the caller's own provider key; image prices per megapixel",
+        (
+            'ALTER TABLE calls ADD COLUMN caller_key TEXT COLLATE "C"',
+            "ALTER TABLE models ADD COLUMN mp_price DOUBLE PRECISION",
+            "ALTER TABLE custom_prices ADD COLUMN mp_price DOUBLE PRECISION",
         ),
     ),
 )

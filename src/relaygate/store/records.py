@@ -128,6 +128,8 @@ class SpendScope:
     id: str
     project_id: str | None = None
     provider: str | None = None
+    # False: leave out calls paid with the caller's own provider key (limits' byok_calls: ignore).
+    caller_keys: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +174,9 @@ class CallRecord:
     # The provider billed beyond what the limits reserved for the call (usage above max_tokens); the call
     # is recorded at what it billed.
     overbilled: bool = False
+    # The call was paid with the caller's own provider key (LB-LLM-Key): the key's fingerprint (the first
+    # 8 hex digits of its SHA-256), never the key. None: the gateway's configured key paid.
+    caller_key: str | None = None
 
     def __post_init__(self) -> None:
         # Frozen: normalising needs object.__setattr__.
@@ -323,6 +328,8 @@ class ModelPrices:
     cached_input: float | None = None
     cache_write: float | None = None
     per_image: dict[str, float] | None = None
+    # USD per megapixel of generated image.
+    mp_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

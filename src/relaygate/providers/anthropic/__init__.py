@@ -41,11 +41,11 @@ ENDPOINT_NAMES: dict[Endpoint, str] = {"chat": "chat completions", "embeddings":
 class AnthropicProvider(Provider):
     kind = "anthropic"
 
+    def credential_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
+
     def upstream_headers(self) -> dict[str, str]:
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        if self.settings.api_key is not None:
-            headers["x-api-key"] = self.settings.api_key.get_secret_value()
-        return headers
+        return {"anthropic-version": ANTHROPIC_VERSION, **super().upstream_headers()}
 
     def error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return anthropic_error(self.name, status, headers, raw)

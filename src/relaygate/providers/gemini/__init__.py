@@ -61,9 +61,8 @@ MODEL_LIST_PAGES = 10
 class GeminiProvider(Provider):
     kind = "gemini"
 
-    def upstream_headers(self) -> dict[str, str]:
-        api_key = self.settings.api_key
-        return {} if api_key is None else {API_KEY_HEADER: api_key.get_secret_value()}
+    def credential_headers(self, key: str) -> dict[str, str]:
+        return {API_KEY_HEADER: key}
 
     def error_for(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return gemini_error(self.name, status, headers, raw)

@@ -1,20 +1,23 @@
 """OpenAI image generation from a Gemini image model's ``:generateContent``.
 
-The request asks for ``responseModalities: ["IMAGE"]``, the OpenAI size as an aspect ratio and ``n`` as
-the candidate count; images come back only as ``b64_json``. An answer without any image is an error,
-never an empty list: 400 ``content_policy_violation`` when Gemini refused, 502 ``no_image`` otherwise.
+The request asks for ``responseModalities: ["IMAGE"]``, the OpenAI size (or ``width`` and ``height``, as
+the nearest aspect ratio Gemini makes) as an aspect ratio and ``n`` as the candidate count; an ``image_url``
+(image-to-image) goes in as an image part after the prompt; ``steps`` has no Gemini counterpart and is left
+out. Images come back only as ``b64_json``. An answer without any image is an error, never an empty list:
+400 ``content_policy_violation`` when Gemini refused, 502 ``no_image`` otherwise.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from relaygate.errors import InvalidRequestError, UpstreamError
+from relaygate.providers.gemini.media import media_part
 from relaygate.providers.gemini.responses import block_reason, candidates_of, modality_count, token_count
+from relaygate.providers.images.params import ASPECT_RATIOS, IMAGE_SIZES, aspect_ratio, ratio_of_request
 from relaygate.providers.params import invalid_value, optional_int
 
-__all__ = ["aspect_ratio", "image_request", "image_usage", "images_response"]
+__all__ = ["ASPECT_RATIOS", "IMAGE_SIZES", "aspect_ratio", "image_request", "image_usage", "images_response"]
 
 # Reasons for an image answer without an image that mean Gemini refused the prompt.
 IMAGE_REFUSALS = frozenset(
@@ -30,14 +33,6 @@ IMAGE_REFUSALS = frozenset(
         "NO_IMAGE",
     }
 )
-IMAGE_SIZES = {
-    "1024x1024": "1:1",
-    "1792x1024": "16:9",
-    "1024x1792": "9:16",
-    "1536x1024": "3:2",
-    "1024x1536": "2:3",
-}
-ASPECT_RATIOS = frozenset({"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"})
 
 
 def image_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -48,40 +43,25 @@ def image_request(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(prompt, str) or not prompt:
         raise invalid_value("'prompt' must be a non-empty string.", "prompt")
     config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
-    ratio = aspect_ratio(body.get("size"))
+    ratio = ratio_of_request(body)
     if ratio is not None:
         config["imageConfig"] = {"aspectRatio": ratio}
     n = optional_int(body, "n", minimum=1)
     if n is not None and n > 1:
         config["candidateCount"] = n
-    return {"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": config}
-
-
-def aspect_ratio(size: Any) -> str | None:
-    """Gemini's aspect ratio for an OpenAI size; ``None`` (Gemini chooses) for ``auto``."""
-    if size is None or size == "auto":
-        return None
-    if isinstance(size, str):
-        if size in IMAGE_SIZES:
-            return IMAGE_SIZES[size]
-        if size in ASPECT_RATIOS:
-            return size
-        width, x, height = size.partition("x")
-        if x and width.isdigit() and height.isdigit() and int(width) and int(height):
-            divisor = math.gcd(int(width), int(height))
-            ratio = f"{int(width) // divisor}:{int(height) // divisor}"
-            if ratio in ASPECT_RATIOS:
-                return ratio
-    raise invalid_value(
-        f"Unsupported size {size!r}: use auto, {', '.join(IMAGE_SIZES)}, or a size of ratio "
-        f"{', '.join(sorted(ASPECT_RATIOS))}.",
-        "size",
-    )
+    parts: list[dict[str, Any]] = [{"text": prompt}]
+    image_url = body.get("image_url")
+    if image_url is not None:
+        if not isinstance(image_url, str) or not image_url:
+            raise invalid_value("'image_url' must be an http(s) URL or a data: URL.", "image_url")
+        parts.append(media_part(image_url, "image_url", default_mime="image/png"))
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
 
 def images_response(response: dict[str, Any], created: int) -> dict[str, Any]:
     """OpenAI's images answer; an answer without an image is an error, never an empty list."""
     data: list[dict[str, Any]] = []
+    mime_types: list[str] = []
     texts: list[str] = []
     reasons: set[str] = set()
     for candidate in candidates_of(response):
@@ -95,6 +75,7 @@ def images_response(response: dict[str, Any], created: int) -> dict[str, Any]:
             inline = part.get("inlineData")
             if isinstance(inline, dict) and isinstance(inline.get("data"), str):
                 data.append({"b64_json": inline["data"]})
+                mime_types.append(str(inline.get("mimeType") or ""))
             elif isinstance(part.get("text"), str):
                 texts.append(part["text"])
     if not data:
@@ -107,7 +88,12 @@ def images_response(response: dict[str, Any], created: int) -> dict[str, Any]:
             )
         said = " ".join(texts).strip()
         raise UpstreamError("Gemini answered without an image" + (f": {said[:500]}" if said else "."), code="no_image")
-    return {"created": created, "data": data, "usage": image_usage(response.get("usageMetadata"))}
+    answer = {"created": created, "data": data, "usage": image_usage(response.get("usageMetadata"))}
+    # The images' type, as OpenAI's answer names it (png, jpeg, webp), when they all share one.
+    formats = {mime.removeprefix("image/") for mime in mime_types}
+    if len(formats) == 1 and (kind := formats.pop()) in ("png", "jpeg", "webp"):
+        answer["output_format"] = kind
+    return answer
 
 
 def image_usage(metadata: Any) -> dict[str, Any]:
@@ -115,7 +101,8 @@ def image_usage(metadata: Any) -> dict[str, Any]:
     prompt = token_count(meta, "promptTokenCount")
     output = token_count(meta, "candidatesTokenCount") + token_count(meta, "thoughtsTokenCount")
     details = meta.get("promptTokensDetails")
-    return {
+    written = meta.get("candidatesTokensDetails")
+    usage: dict[str, Any] = {
         "input_tokens": prompt,
         "output_tokens": output,
         "total_tokens": token_count(meta, "totalTokenCount") or prompt + output,
@@ -124,3 +111,8 @@ def image_usage(metadata: Any) -> dict[str, Any]:
             "image_tokens": modality_count(details, "IMAGE"),
         },
     }
+    if isinstance(written, list):
+        # Image output tokens are billed at a rate of their own; text (and thoughts) at the text rate.
+        images = modality_count(written, "IMAGE")
+        usage["output_tokens_details"] = {"text_tokens": output - images, "image_tokens": images}
+    return usage
