@@ -13,7 +13,9 @@ The gateway comes from ``Gateway.from_config()``: ``$RELAYGATE_CONFIG`` or ``./r
 present, else the embedded default (the built-in ``mock`` provider, no API keys).
 
 The host app has its own OpenTelemetry ASGI instrumentation: its server span is the request's span,
-relaygate annotates it (thread, run, project, ...) and hangs its GenAI CLIENT spans under it. Spans go
+relaygate annotates it (thread, run, project, ...), names it after the gateway's route below the mount
+(``POST /llm/v1/chat/completions``, ``GET /llm/threads/{thread_id}/cost``, with ``http.route``) and hangs
+its GenAI CLIENT spans under it. Spans go
 to the host's TracerProvider (the global one unless ``tracer_provider`` is given); configure one, e.g.
 with ``opentelemetry-instrument``, to export them.
 """

@@ -1,9 +1,10 @@
-"""The ``relaygate`` command: ``serve``, ``check`` and ``keys``."""
+"""The ``relaygate`` command: ``serve``, ``check``, ``keys`` and ``openapi``."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import logging.config
 import sys
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the config file and summarise it")
     check.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR}, then ./relaygate.yaml if present)")
     check.set_defaults(run=_check)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the gateway's API (JSON)")
+    openapi.add_argument("--config", help="config file (its routes and server.root_path)")
+    openapi.add_argument("--server-url", help="the document's servers URL (default: server.root_path, or /)")
+    openapi.add_argument("--output", "-o", help="write the document to this file instead of standard output")
+    openapi.set_defaults(run=_openapi)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(title="keys commands")
     new = keys.add_parser("new", help="print a new random key, then the sha256: line for the config")
@@ -177,6 +184,24 @@ def _check(args: argparse.Namespace) -> int:
     print(f"projects: {', '.join(p.id for p in settings.projects) or '(none: every request is accepted)'}")
     print(f"admin API: {'on' if settings.admin_key else 'off'}")
     print(f"guards: {', '.join(f'{name} ({guard.type})' for name, guard in settings.guards.items()) or '(none)'}")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    """The document ``GET /openapi.json`` serves, for client generators, without a running gateway."""
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    gateway = _build(settings)
+    if gateway is None:
+        return 2
+    server_url = args.server_url if args.server_url is not None else settings.server.root_path
+    text = json.dumps(gateway.openapi.document(server_url or ""), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

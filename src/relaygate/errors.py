@@ -11,11 +11,14 @@ from collections.abc import Iterable
 
 import orjson
 from starlette.types import Send
+from typing_extensions import TypedDict
 
 __all__ = [
     "AuthenticationError",
     "ClientDisconnected",
     "DeadlineExceededError",
+    "ErrorBody",
+    "ErrorDetail",
     "GatewayError",
     "GuardError",
     "GuardViolationError",
@@ -36,6 +39,24 @@ __all__ = [
     "send_error",
     "sse_error_frame",
 ]
+
+
+class ErrorDetail(TypedDict):
+    """What went wrong: ``type`` is the kind (``invalid_request_error``, ``permission_error``, ``requests``,
+    ``insufficient_quota``, ``server_error``, ``upstream_error``, ``timeout_error``), ``code`` the precise
+    reason (``invalid_api_key``, ``model_not_found``, ``guard_violation``, ``ledger_off``, ...), ``param``
+    the parameter or header at fault."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(TypedDict):
+    """Every error relaygate answers, whatever its status (OpenAI's shape)."""
+
+    error: ErrorDetail
 
 
 class GatewayError(Exception):
@@ -66,7 +87,7 @@ class GatewayError(Exception):
             self.type = type
         self.headers = list(headers)
 
-    def body(self) -> dict[str, dict[str, str | None]]:
+    def body(self) -> ErrorBody:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 

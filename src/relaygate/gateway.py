@@ -32,10 +32,12 @@ from relaygate.middleware import (
 )
 from relaygate.middleware.auth import OPEN_PROJECT
 from relaygate.middleware.byok import ProviderKeyMiddleware
+from relaygate.openapi import OpenApiDocument
 from relaygate.pricing import PriceBook
 from relaygate.providers import build_providers, preset_provider
 from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
+from relaygate.routes import RouteTable, stack_routes
 from relaygate.routing import ModelRouter
 from relaygate.routing.shared import RedisMetricsSync
 from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
@@ -153,27 +155,37 @@ class Gateway:
             stack = LimitsMiddleware(stack, limiter=self.limiter, max_body_bytes=self.settings.max_body_bytes)
         if self.ledger is not None:
             stack = LedgerMiddleware(stack, ledger=self.ledger)
-            stack = ApiApp(
-                stack,
-                ledger=self.ledger,
-                providers=self.providers,
-                projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
-            )
+        # Without a ledger the management routes still answer: a 404 that says the ledger is off.
+        stack = ApiApp(
+            stack,
+            ledger=self.ledger,
+            providers=self.providers,
+            projects=[project.id for project in self.settings.projects] or [OPEN_PROJECT],
+            document=self._document,
+        )
         stack = DialectRoutes(stack)
         stack = ProviderKeyMiddleware(stack, allows=lambda project_id: project_id in byok_projects)
         stack = AuthMiddleware(
             stack,
             keys=self.keys,
             admin_key_digest=key_digest(admin_key) if admin_key else None,
+            public_paths=[route.path for route in stack_routes(stack) if route.access == "public"],
             admin_prefixes=ADMIN_PREFIXES,
         )
         stack = DialectMiddleware(stack, dialects=self.dialects)
+        # Every route the stack serves, from the layers that dispatch on them: the OpenAPI document, the
+        # paths that need no key and the spans' names all come from this one list.
+        self.routes = RouteTable(stack_routes(stack))
+        self.openapi = OpenApiDocument(self.routes)
         stack = ProjectScopeMiddleware(stack)
-        stack = TracingMiddleware(stack, telemetry=self.telemetry)
+        stack = TracingMiddleware(stack, telemetry=self.telemetry, routes=self.routes)
         self.stack = stack
         self._started = False
         self._warned = False
         self._lifespans = 0
+
+    def _document(self, root_path: str) -> bytes:
+        return self.openapi.json(root_path)
 
     @staticmethod
     def _ledger(settings: Settings, providers: Mapping[str, Provider], prices: PriceBook) -> Ledger | None:

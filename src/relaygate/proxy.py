@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from relaygate._asgi import Headers, read_json_body, route_path, send_json
 from relaygate.context import ModelCatalog, RequestContext, get_context
+from relaygate.endpoints import CHAT, EMBEDDINGS, HEALTH, IMAGES, MODEL, MODELS
 from relaygate.errors import (
     ClientDisconnected,
     GatewayError,
@@ -26,6 +27,7 @@ from relaygate.errors import (
 from relaygate.fallback import Fallback, route_headers
 from relaygate.providers.base import Endpoint, Provider
 from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
+from relaygate.routes import Route, RouteTable
 from relaygate.routing import ModelRouter, Plan
 from relaygate.telemetry import Telemetry
 
@@ -70,13 +72,16 @@ class ProxyApp:
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
         self.fallback = Fallback(router, telemetry=telemetry)
-        self.routes: dict[str, tuple[str, Handler]] = {
-            "/v1/chat/completions": ("POST", self._chat),
-            "/v1/embeddings": ("POST", self._embeddings),
-            "/v1/images/generations": ("POST", self._images),
-            "/v1/models": ("GET", self._models),
-            "/health": ("GET", self._health),
+        # The routes are declared, with their documentation, in relaygate.endpoints.
+        self.handlers: dict[Route, Handler] = {
+            CHAT: self._chat,
+            EMBEDDINGS: self._embeddings,
+            IMAGES: self._images,
+            MODELS: self._models,
+            MODEL: self._model,
+            HEALTH: self._health,
         }
+        self.routes = RouteTable(self.handlers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,18 +119,17 @@ class ProxyApp:
         if len(path) > 1:
             path = path.rstrip("/")
         method = scope["method"]
-        entry = self.routes.get(path)
-        if entry is None and path.startswith(MODELS_PREFIX):
-            entry = ("GET", self._model)
-        if entry is None:
+        match = self.routes.match(path)
+        if match is None:
             raise NotFoundError(f"Invalid URL ({method} {scope['path']}).", code="unknown_url")
-        allowed, handler = entry
-        if method != allowed:
+        route = match.methods.get(method)
+        if route is None:
+            allowed = ", ".join(match.methods)
             raise MethodNotAllowedError(
                 f"Method {method} is not allowed for {scope['path']}; use {allowed}.",
                 headers=[(b"allow", allowed.encode())],
             )
-        return handler
+        return self.handlers[route]
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)

@@ -23,15 +23,23 @@ from relaygate.errors import InvalidRequestError
 from relaygate.providers.base import Provider, json_answer
 from relaygate.providers.openai import _PassThrough
 from relaygate.requests import parse_json_object
+from relaygate.routes import Route
 
 JSON = dict[str, Any]
+
+
+# What the OpenAPI document says of each route (a dialect route without one is refused at start-up).
+SHOUT = Route(
+    "POST", "/v1/shout", "shout", "Shout", "Shout", model_call=True, body=dict[str, Any], answer=dict[str, Any]
+)
+ECHO = Route("GET", "/v1/shout/{id}", "echoShout", "Echo", "Shout", answer=JSON)
 
 
 class ShoutDialect(Dialect):
     name: ClassVar[str] = "shout"
     routes: ClassVar[tuple[DialectRoute, ...]] = (
-        DialectRoute("POST", "/v1/shout", canonical="/v1/chat/completions", name="shout"),
-        DialectRoute("GET", r"/v1/shout/(?P<id>[^/]{1,64})", name="echo"),
+        DialectRoute("POST", "/v1/shout", canonical="/v1/chat/completions", name="shout", doc=SHOUT),
+        DialectRoute("GET", r"/v1/shout/(?P<id>[^/]{1,64})", name="echo", doc=ECHO),
     )
 
     def __init__(self, *, native: Collection[str] = ()) -> None:

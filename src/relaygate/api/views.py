@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from relaygate.api.answers import FigureFields, MessageView, PriceEntryView, PriceView, RegisteredModel, ThreadView
 from relaygate.pricing import ModelPrice, PriceEntry
 from relaygate.store import Figures, MessageRecord, ModelEntry, ThreadSummary
 
@@ -27,7 +28,7 @@ def time_us(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def figures(f: Figures) -> dict[str, Any]:
+def figures(f: Figures) -> FigureFields:
     return {
         "total_cost": f.cost_usd,
         "requests": f.calls,
@@ -43,7 +44,7 @@ def figures(f: Figures) -> dict[str, Any]:
     }
 
 
-def thread(t: ThreadSummary) -> dict[str, Any]:
+def thread(t: ThreadSummary) -> ThreadView:
     return {
         "id": t.thread_id,
         "title": t.title,
@@ -55,30 +56,35 @@ def thread(t: ThreadSummary) -> dict[str, Any]:
     }
 
 
-def message(m: MessageRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(m.id), "role": m.role, "content": m.content}
+def message(m: MessageRecord) -> MessageView:
+    out: MessageView = {
+        "id": str(m.id),
+        "role": m.role,
+        "content": m.content,
+        "created_at": timestamp(m.created_at),
+        "model": m.model,
+        "cost": m.cost_usd,
+        "request_id": str(m.call_id) if m.call_id is not None else None,
+    }
     if m.tool_calls is not None:
         out["tool_calls"] = m.tool_calls
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
-    out["created_at"] = timestamp(m.created_at)
-    out["model"] = m.model
-    out["cost"] = m.cost_usd
-    out["request_id"] = str(m.call_id) if m.call_id is not None else None
     return out
 
 
-def price(p: ModelPrice) -> dict[str, Any]:
+def price(p: ModelPrice) -> PriceView:
     """USD per 1M tokens (and per image), as the pricing catalogue writes them."""
-    out: dict[str, Any] = {
+    out: PriceView = {
         "input_price": _number(p.input),
         "output_price": _number(p.output),
         "cached_input_price": _number(p.cached_input),
         "cache_write_price": _number(p.cache_write),
     }
-    for name in ("image_input", "image_output"):
-        if getattr(p, name) is not None:
-            out[f"{name}_price"] = _number(getattr(p, name))
+    if p.image_input is not None:
+        out["image_input_price"] = _number(p.image_input)
+    if p.image_output is not None:
+        out["image_output_price"] = _number(p.image_output)
     if p.mp_price is not None:
         out["mp_price"] = _number(p.mp_price)
     if p.images is not None:
@@ -88,7 +94,7 @@ def price(p: ModelPrice) -> dict[str, Any]:
     return out
 
 
-def price_entry(entry: PriceEntry) -> dict[str, Any]:
+def price_entry(entry: PriceEntry) -> PriceEntryView:
     return {
         "model": f"{entry.provider}/{entry.model}",
         "provider": entry.provider,
@@ -99,7 +105,7 @@ def price_entry(entry: PriceEntry) -> dict[str, Any]:
     }
 
 
-def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> dict[str, Any]:
+def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> RegisteredModel:
     """A registered model in the seeds' ``Model`` shape; token prices per token, as they were given."""
     return {
         "id": str(m.id),

@@ -27,6 +27,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from relaygate.errors import GatewayError, NotFoundError
+from relaygate.routes import Route
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
@@ -55,6 +56,8 @@ class DialectRoute:
     path: str
     canonical: str | None = None
     name: str = ""
+    # What the OpenAPI document says of it (see relaygate.routes); a route without one is refused at start-up.
+    doc: Route | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from relaygate.context import get_context
 from relaygate.dialects.base import Dialect, DialectRoute
 from relaygate.dialects.egress import Egress
 from relaygate.errors import ClientDisconnected, GatewayError, MethodNotAllowedError, ServerError, send_error
+from relaygate.routes import Route
 
 __all__ = ["DialectMiddleware", "DialectRoutes"]
 
@@ -38,14 +39,19 @@ class DialectMiddleware:
 
     def __init__(self, app: ASGIApp, *, dialects: Sequence[Dialect]) -> None:
         self.app = app
-        self.routes = [
+        self.matchers = [
             (re.compile(f"^{route.path}/?$"), route, dialect) for dialect in dialects for route in dialect.routes
         ]
+        undocumented = [f"{d.name}: {r.method} {r.path}" for d in dialects for r in d.routes if r.doc is None]
+        if undocumented:
+            raise ValueError(f"dialect routes without doc= (a relaygate.routes.Route): {', '.join(undocumented)}")
+        # What the OpenAPI document shows (relaygate.routes.stack_routes collects it).
+        self.routes: list[Route] = [r.doc for d in dialects for r in d.routes if r.doc is not None]
         # A cheap first test: most requests are chat calls on no dialect's route.
-        self.prefixes = tuple({_literal_head(route.path) for _, route, _ in self.routes})
+        self.prefixes = tuple({_literal_head(route.path) for _, route, _ in self.matchers})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.routes:
+        if scope["type"] != "http" or not self.matchers:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
@@ -55,7 +61,7 @@ class DialectMiddleware:
         method = scope["method"]
         found: tuple[DialectRoute, Dialect, dict[str, str]] | None = None
         allowed: list[str] = []
-        for pattern, route, dialect in self.routes:
+        for pattern, route, dialect in self.matchers:
             match = pattern.match(path)
             if match is None:
                 continue

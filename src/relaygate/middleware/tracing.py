@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 import traceback
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate._asgi import route_path
 from relaygate.context import get_context
 from relaygate.errors import InvalidRequestError, send_error
+from relaygate.routes import RouteTable, stack_routes
 from relaygate.telemetry import Telemetry
+from relaygate.telemetry.names import HTTP_ROUTE
 
 __all__ = ["TracingMiddleware"]
 
@@ -35,11 +40,18 @@ class TracingMiddleware:
     With ``telemetry`` it also opens the request's span (or annotates the host's server span when
     the host app is instrumented) and keeps it current while the request is served, so the proxy's
     GenAI spans are its children; ``X-Trace-Id`` is then the OpenTelemetry trace id.
+
+    Spans are named after the route (``POST /v1/chat/completions``, ``GET /threads/{thread_id}/cost``),
+    with the mount point or ``root_path`` before it: ``routes`` are those of the app it wraps unless given
+    (see :func:`relaygate.routes.stack_routes`). A host's server span gets the route as ``http.route``,
+    and is renamed after it when the host named it after the raw path or the mount point.
     """
 
-    def __init__(self, app: ASGIApp, *, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, telemetry: Telemetry | None = None, routes: RouteTable | None = None) -> None:
         self.app = app
         self.telemetry = telemetry
+        # Read, not served: named apart from the ``routes`` that stack_routes collects.
+        self.templates = routes if routes is not None else RouteTable(stack_routes(app))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +81,11 @@ class TracingMiddleware:
         span = None
         owned = False
         if self.telemetry is not None:
-            span, owned = self.telemetry.start_request(scope, ctx, _route_template(route_path(scope)))
+            template = self.templates.template(route_path(scope))
+            route = scope.get("root_path", "").rstrip("/") + template if template is not None else None
+            span, owned = self.telemetry.start_request(scope, ctx, route)
+            if not owned and route is not None:
+                _route_host_span(span, scope, route)
             context = span.get_span_context()
             ctx.trace_id = format(context.trace_id, "032x") if context.is_valid else os.urandom(16).hex()
         else:
@@ -122,58 +138,24 @@ class TracingMiddleware:
             self.telemetry.end_request(span, owned, ctx, status or 499)
 
 
-# The routes the gateway answers, below an optional /{project_id} and /v1; anything else is a 404 whose
-# path must not become a span name (a scanner's random URLs would each make a new one).
-_FIXED_ROUTES = frozenset(
-    {
-        "chat/completions",
-        "embeddings",
-        "images/generations",
-        "models",
-        "health",
-        "threads",
-        "analytics",
-        "analytics/summary",
-        "usage/total",
-        "usage/models",
-        "pricing",
-        "admin/models",
-        # The inbound dialects' model calls (relaygate.dialects).
-        "responses",
-        "messages",
-        "messages/count_tokens",
-        "images",
-    }
-)
+def _route_host_span(span: Span, scope: Scope, route: str) -> None:
+    """Give a host's server span the route, which only relaygate knows below its mount point (the host's
+    router sees ``/llm/{path}``); rename it after the route unless the host chose a name of its own."""
+    if not span.is_recording():
+        return
+    span.set_attribute(HTTP_ROUTE, route)
+    if _named_by_path(getattr(span, "name", None), scope):
+        span.update_name(f"{scope['method']} {route}")
 
 
-def _route_template(path: str) -> str | None:
-    """The route with its variable parts named (/{project_id}/v1/threads/{thread_id}/cost), so span names
-    stay few; ``None`` for a path that is no route."""
-    segments = path.strip("/").split("/")
-    head: list[str] = []
-    if len(segments) > 1 and segments[0] != "v1" and segments[1] == "v1":
-        head.append("{project_id}")
-        segments = segments[1:]
-    if segments[0] == "v1":
-        head.append("v1")
-        segments = segments[1:]
-    rest = "/".join(segments)
-    if rest in _FIXED_ROUTES:
-        template = rest
-    elif segments[0] == "models" and len(segments) > 1 and head[-1:] == ["v1"]:
-        template = "models/{model}"
-    elif segments[0] == "threads" and len(segments) > 2 and segments[-1] in ("messages", "cost"):
-        template = f"threads/{{thread_id}}/{segments[-1]}"
-    elif segments[0] == "responses" and len(segments) == 2 and head[-1:] == ["v1"]:
-        template = "responses/{response_id}"
-    elif segments[0] == "responses" and len(segments) == 3 and segments[2] == "input_items" and head[-1:] == ["v1"]:
-        template = "responses/{response_id}/input_items"
-    elif segments[0] == "projects" and len(segments) == 3 and segments[2] == "custom_prices":
-        template = "projects/{project_id}/custom_prices"
-    else:
-        return None
-    return "/" + "/".join([*head, template])
+def _named_by_path(name: str | None, scope: Mapping[str, Any]) -> bool:
+    """Whether a host named its span after the request's path (the ASGI instrumentation's
+    ``GET /llm/threads/abc/cost``) or the gateway's mount (a router's ``POST /llm/{path}``)."""
+    if name is None:
+        return False
+    method = scope["method"]
+    root = scope.get("root_path", "").rstrip("/")
+    return name in (method, f"{method} {scope['path']}", f"{method} {root}", f"{method} {root}/{{path}}")
 
 
 def _tags(value: str) -> dict[str, str]:

@@ -195,7 +195,9 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
     raw = body.get("input")
-    inputs = [raw] if isinstance(raw, str) else list(raw or [])
+    # A string, strings, one input as token ids (a list of ints) or several (lists of ints).
+    one = isinstance(raw, str) or (isinstance(raw, list) and bool(raw) and all(isinstance(t, int) for t in raw))
+    inputs: list[Any] = [raw] if one else list(raw or [])
     dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
     as_base64 = body.get("encoding_format") == "base64"
     data = []

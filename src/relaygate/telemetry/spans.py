@@ -78,8 +78,9 @@ class Telemetry:
     def start_request(self, scope: Mapping[str, Any], ctx: RequestContext, route: str | None) -> tuple[Span, bool]:
         """The span for the gateway's handling of a request, and whether relaygate owns (and ends) it.
 
-        ``route`` is the matched route's template, ``None`` when the path is no route (the span is then
-        named by the method alone, as the HTTP conventions ask).
+        ``route`` is the matched route's template from the server's root (``/llm/v1/chat/completions``
+        mounted at ``/llm``), ``None`` when the path is no route (the span is then named by the method
+        alone, as the HTTP conventions ask).
 
         A host app with ASGI instrumentation has already made the server span: relaygate annotates
         that one. Otherwise it makes one, continuing the caller's trace from ``traceparent``.

@@ -21,7 +21,9 @@ import orjson
 from relaygate.dialects.base import Dialect, DialectRoute, Exchange, StreamTranslator
 from relaygate.dialects.images.answer import images_answer
 from relaygate.dialects.images.request import canonical_request, split_model
+from relaygate.dialects.images.shapes import ImagesAnswer, ImagesRequest
 from relaygate.requests import parse_json_object
+from relaygate.routes import Route
 from relaygate.settings import configured_name
 
 if TYPE_CHECKING:
@@ -31,13 +33,31 @@ __all__ = ["ImagesDialect", "ImagesExchange"]
 
 JSON = dict[str, Any]
 
+GENERATE = Route(
+    "POST",
+    "/v1/images",
+    "generateImages",
+    "Generate images (Langbase's Images API)",
+    "Images",
+    description=(
+        "Langbase's Images API: `model` as `provider:model`, `prompt`, `width` and `height`, `n`, `steps` and "
+        "`image_url` (image-to-image). The answer is a `chat.completion` with one choice per image, the image in "
+        "`message.images`. `LB-LLM-Key` (or `X-Provider-Key`) carries the caller's own provider key, in projects "
+        "with `byok: true`."
+    ),
+    body=ImagesRequest,
+    answer=ImagesAnswer,
+    model_call=True,
+    examples={"prompt": {"model": "mock:image", "prompt": "A lighthouse at dusk", "width": 256, "height": 256}},
+)
+
 
 class ImagesDialect(Dialect):
     """``POST /v1/images``, as Langbase's Images API; ``providers`` are the configured providers' names."""
 
     name: ClassVar[str] = "images"
     routes: ClassVar[tuple[DialectRoute, ...]] = (
-        DialectRoute("POST", "/v1/images", canonical="/v1/images/generations", name="generate"),
+        DialectRoute("POST", "/v1/images", canonical="/v1/images/generations", name="generate", doc=GENERATE),
     )
 
     def __init__(self, *, providers: Collection[str] = ()) -> None:

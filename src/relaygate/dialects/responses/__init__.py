@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 from relaygate.dialects.base import Dialect, DialectRoute
 from relaygate.dialects.responses.exchange import ResponsesExchange
+from relaygate.dialects.responses.shapes import (
+    InputItemList,
+    InputItemsQuery,
+    ResponseCreateRequest,
+    ResponseDeleted,
+    ResponseObject,
+    ResponseStreamEvent,
+)
 from relaygate.dialects.responses.state import Conversations
+from relaygate.routes import Route
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
@@ -22,6 +31,57 @@ if TYPE_CHECKING:
 __all__ = ["ResponsesDialect", "ResponsesExchange"]
 
 _ID = r"(?P<id>[^/]{1,256})"
+_STORED = "Stored responses are kept by the ledger, per project; with the ledger off none is kept (404)."
+
+CREATE = Route(
+    "POST",
+    "/v1/responses",
+    "createResponse",
+    "Create a response",
+    "Responses API",
+    description=(
+        "OpenAI's Responses API in front of every provider: translated into a chat call (and its answer, stream "
+        "and errors back), or passed as it is to an OpenAI provider with `native_responses: true`. "
+        '`previous_response_id` continues a stored response\'s conversation. With `"stream": true` the answer '
+        "is the Responses API's event stream."
+    ),
+    body=ResponseCreateRequest,
+    answer=ResponseObject,
+    streams=ResponseStreamEvent,
+    model_call=True,
+    examples={"text": {"model": "mock/echo", "input": "Hello"}},
+)
+RETRIEVE = Route(
+    "GET",
+    "/v1/responses/{response_id}",
+    "getResponse",
+    "Retrieve a stored response",
+    "Responses API",
+    description=_STORED,
+    answer=ResponseObject,
+    errors=(404,),
+)
+DELETE = Route(
+    "DELETE",
+    "/v1/responses/{response_id}",
+    "deleteResponse",
+    "Delete a stored response",
+    "Responses API",
+    description=_STORED,
+    answer=ResponseDeleted,
+    errors=(404,),
+)
+INPUT_ITEMS = Route(
+    "GET",
+    "/v1/responses/{response_id}/input_items",
+    "listInputItems",
+    "List a stored response's input items",
+    "Responses API",
+    description=_STORED,
+    query=InputItemsQuery,
+    answer=InputItemList,
+    errors=(404,),
+)
 
 
 class ResponsesDialect(Dialect):
@@ -29,10 +89,10 @@ class ResponsesDialect(Dialect):
 
     name: ClassVar[str] = "responses"
     routes: ClassVar[tuple[DialectRoute, ...]] = (
-        DialectRoute("POST", "/v1/responses", canonical="/v1/chat/completions", name="create"),
-        DialectRoute("GET", f"/v1/responses/{_ID}", name="retrieve"),
-        DialectRoute("DELETE", f"/v1/responses/{_ID}", name="delete"),
-        DialectRoute("GET", f"/v1/responses/{_ID}/input_items", name="input_items"),
+        DialectRoute("POST", "/v1/responses", canonical="/v1/chat/completions", name="create", doc=CREATE),
+        DialectRoute("GET", f"/v1/responses/{_ID}", name="retrieve", doc=RETRIEVE),
+        DialectRoute("DELETE", f"/v1/responses/{_ID}", name="delete", doc=DELETE),
+        DialectRoute("GET", f"/v1/responses/{_ID}/input_items", name="input_items", doc=INPUT_ITEMS),
     )
 
     def __init__(self, *, ledger: Ledger | None) -> None:
