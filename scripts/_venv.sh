@@ -58,11 +58,11 @@ if ! _rg_installed; then
     .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e "$_rg_target" \
       >.venv/pip.log 2>&1 &
     _rg_pip=$!
-    _rg_ticks=0
+    _rg_said=$SECONDS
     while kill -0 "$_rg_pip" 2>/dev/null; do  # a line every 15 s, so that a slow network does not look stuck
       sleep 1
-      _rg_ticks=$((_rg_ticks + 1))
-      if [ $((_rg_ticks % 15)) = 0 ]; then
+      if [ $((SECONDS - _rg_said)) -ge 15 ]; then
+        _rg_said=$SECONDS
         _rg_say "still installing ($((SECONDS - _rg_started)) s so far; pip's output goes to .venv/pip.log)"
       fi
     done
