@@ -47,8 +47,8 @@ DEFAULT_PORT = 8080
 UVICORN_PORT = 8000
 # An OpenTelemetry collector's OTLP/HTTP port: a block that sends there reaches a real receiver instead.
 OTLP_HTTP_PORT = 4318
-BLOCK_TIMEOUT = 120.0
-SERVER_START_TIMEOUT = 30.0
+BLOCK_TIMEOUT = 300.0
+SERVER_START_TIMEOUT = 90.0
 STATUS_MARK = "@@snippet-status"
 # What the reader's environment must not bring into a page: provider keys, a config, telemetry.
 CLEARED = frozenset(variable for preset in PRESETS.values() for variable in preset.key_variables)
