@@ -25,17 +25,15 @@ from tests.conftest import ADMIN_KEY, KEY_A, make_settings
 pytestmark = pytest.mark.anyio
 
 METHODS = ("get", "post", "put", "patch", "delete")
-# Endpoints being built beside this one (Responses, Anthropic Messages, images, MCP, the dashboard) and paths
-# near the gateway's own: a path the gateway answers must be a declared route, hence documented.
+# Endpoints being built beside this one (Responses, Anthropic Messages, images, MCP) and paths near the
+# gateway's own: a path the gateway answers must be a declared route, hence documented. The dashboard's HTML
+# pages under /ui are not API operations: the document's description points to them instead.
 PROBES = [
     "/v1/responses",
     "/v1/messages",
     "/v1/images",
     "/mcp",
     "/mcp/",
-    "/ui",
-    "/ui/",
-    "/ui/index.html",
     "/v1/completions",
     "/v1/audio/speech",
     "/v1/threads/t-1",

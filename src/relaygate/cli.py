@@ -13,7 +13,14 @@ from typing import Any
 
 from relaygate.gateway import Gateway
 from relaygate.keys import hash_key, new_key
-from relaygate.settings import CONFIG_ENV_VAR, ConfigError, Settings, load_settings, set_config_path
+from relaygate.settings import (
+    CONFIG_ENV_VAR,
+    ConfigError,
+    Settings,
+    load_settings,
+    set_config_path,
+    share_ui_session_secret,
+)
 from relaygate.telemetry import configure_export
 
 __all__ = ["build_parser", "main", "shared_limits_warning", "worker_app"]
@@ -130,9 +137,11 @@ def _serve(args: argparse.Namespace) -> int:
     if (warning := shared_limits_warning(settings, workers)) is not None:
         print(warning, file=sys.stderr)
     if workers > 1:
-        # Each worker process builds its own gateway from the same file.
+        # Each worker process builds its own gateway from the same file, and signs dashboard sessions with one
+        # secret (unless the config gives one), so that a sign-in holds whichever worker answers.
         if args.config:
             set_config_path(args.config)
+        share_ui_session_secret()
         uvicorn.run("relaygate.cli:worker_app", factory=True, workers=workers, **options)
     else:
         uvicorn.run(_served(settings, gateway).app, **options)

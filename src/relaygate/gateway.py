@@ -19,7 +19,7 @@ from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.responses import ResponsesDialect
 from relaygate.guards import Guards
-from relaygate.keys import KeyRing, key_digest
+from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
 from relaygate.middleware import (
@@ -44,6 +44,7 @@ from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, inst
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
+from relaygate.ui import UiApp
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -179,6 +180,21 @@ class Gateway:
         self.openapi = OpenApiDocument(self.routes)
         stack = ProjectScopeMiddleware(stack)
         stack = TracingMiddleware(stack, telemetry=self.telemetry, routes=self.routes)
+        # The dashboard answers /ui itself, outside the API's key check (it signs in by cookie) and outside
+        # tracing (its pages are not model calls).
+        stack = UiApp(
+            stack,
+            settings=self.settings.ui,
+            router=self.router,
+            keys=self.keys,
+            admin_key_digest=key_digest(admin_key) if admin_key else None,
+            ledger=self.ledger,
+            limiter=self.limiter,
+            project_keys={
+                project.id: [key_id(key_digest(key.get_secret_value())) for key in project.keys]
+                for project in self.settings.projects
+            },
+        )
         self.stack = stack
         self._started = False
         self._warned = False

@@ -64,6 +64,10 @@ class KeyRing:
     def __bool__(self) -> bool:
         return bool(self._by_digest)
 
+    def by_id(self, key_id: str) -> ApiKey | None:
+        """The key known by ``key_id`` (what logs and the dashboard's sessions name it by)."""
+        return next((key for key in self._by_digest.values() if key.id == key_id), None)
+
     def lookup(self, presented: str) -> ApiKey | None:
         digest = hashlib.sha256(presented.encode()).digest()
         # The dict lookup compares digests, which tells an attacker nothing about keys; the final

@@ -213,8 +213,20 @@ async def test_migrations_create_every_table_and_index_and_starting_again_change
     store: Store, store_factory: StoreFactory
 ) -> None:
     tables, indexes = await catalog(store)
-    assert {"schema_version", "calls", "messages", "models", "custom_prices"} <= tables
-    assert {"calls_project_started", "calls_project_thread", "calls_key_started", "messages_project_thread"} <= indexes
+    assert {"schema_version", "calls", "messages", "models", "custom_prices", "call_rollups", "threads"} <= tables
+    # Migration 3 replaced calls_project_thread by calls_project_thread_started (it leads with the same columns).
+    assert {
+        "calls_project_started",
+        "calls_project_thread_started",
+        "calls_key_started",
+        "messages_project_thread",
+        "calls_project_model_started",
+        "calls_project_user_started",
+        "calls_project_label_started",
+        "calls_project_failed_started",
+        "threads_project_recent",
+    } <= indexes
+    assert "calls_project_thread" not in indexes
     assert await store.schema_version() == len(SQLITE_MIGRATIONS) == len(POSTGRES_MIGRATIONS)
 
     await store.start()  # a second start of the same store: nothing to do

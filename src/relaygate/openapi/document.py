@@ -38,6 +38,8 @@ projects, guards, budgets and rate limits, a ledger of cost with threads and ana
   path does not have is a 405 with `Allow`; a path the gateway does not serve is a 404 `unknown_url`.
 - The management routes (`/threads`, `/analytics`, `/usage`, `/pricing`, `/admin`, `/projects`) also answer
   below `/v1` (`/v1/threads`).
+- The dashboard, `/ui`, is a set of HTML pages signed in by cookie, not part of this API (see the docs'
+  dashboard guide); the MCP endpoints at `/mcp` speak MCP's streamable HTTP, not JSON request/answer pairs.
 """
 
 

@@ -83,6 +83,10 @@ class CircuitBreaker:
         if target is not None:
             target.trial = False
 
+    def failing(self) -> dict[str, int]:
+        """Targets with failures on record now (an open breaker's included), and how many in a row."""
+        return {key: target.failures for key, target in self._targets.items() if target.failures}
+
     def retry_after(self, key: str) -> int:
         """Whole seconds until the target may take a request again (at least 1 while it is skipped)."""
         target = self._targets.get(key)

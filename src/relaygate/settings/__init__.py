@@ -7,7 +7,14 @@ a :class:`Settings` object.
 
 from relaygate.settings.base import DEFAULT_BASE_URLS, NAME_PATTERN, ConfigError, ProviderKind
 from relaygate.settings.guards import REDACTING_GUARDS, GuardOptions, GuardSettings, GuardType
-from relaygate.settings.loading import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_settings, set_config_path
+from relaygate.settings.loading import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_FILE,
+    UI_SECRET_ENV_VAR,
+    load_settings,
+    set_config_path,
+    share_ui_session_secret,
+)
 from relaygate.settings.presets import ALIASES, PRESETS, ImagesApi, Preset, configured_name, known_provider, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings, Timeouts
@@ -26,6 +33,7 @@ from relaygate.settings.routing import (
     VirtualModelSettings,
 )
 from relaygate.settings.service import ServerSettings, TelemetrySettings
+from relaygate.settings.ui import UiSettings
 
 __all__ = [
     "ALIASES",
@@ -38,6 +46,7 @@ __all__ = [
     "PRESETS",
     "REDACTING_GUARDS",
     "ROUTER_PREFIX",
+    "UI_SECRET_ENV_VAR",
     "BreakerSettings",
     "ConfigError",
     "GuardOptions",
@@ -58,10 +67,12 @@ __all__ = [
     "TargetSettings",
     "TelemetrySettings",
     "Timeouts",
+    "UiSettings",
     "VirtualModelSettings",
     "configured_name",
     "known_provider",
     "load_settings",
     "preset",
     "set_config_path",
+    "share_ui_session_secret",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,19 @@ from relaygate.settings.base import ConfigError
 from relaygate.settings.presets import PRESETS
 from relaygate.settings.root import Settings
 
-__all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILE", "load_settings", "set_config_path"]
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG_FILE",
+    "UI_SECRET_ENV_VAR",
+    "load_settings",
+    "set_config_path",
+    "share_ui_session_secret",
+]
 
 DEFAULT_CONFIG_FILE = "relaygate.yaml"
 CONFIG_ENV_VAR = "RELAYGATE_CONFIG"
+# The dashboard's session secret when ui.session_secret is left out (shared by serve --workers).
+UI_SECRET_ENV_VAR = "RELAYGATE_UI_SESSION_SECRET"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -59,6 +69,7 @@ def load_settings(
         raise ConfigError("\n".join(f"{where}: {error}" for error in errors))
     _add_environment_providers(data, env)
     _add_environment_telemetry(data, env)
+    _add_environment_ui_secret(data, env)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -68,6 +79,22 @@ def load_settings(
 def set_config_path(path: str | os.PathLike[str]) -> None:
     """Make ``path`` the config file of processes started from here (``serve --workers``)."""
     os.environ[CONFIG_ENV_VAR] = str(Path(path).resolve())
+
+
+def share_ui_session_secret() -> None:
+    """Give the processes started from here one dashboard session secret (``serve --workers``), unless the
+    environment has one: the config's ``ui.session_secret`` still wins over it."""
+    if not os.environ.get(UI_SECRET_ENV_VAR):
+        os.environ[UI_SECRET_ENV_VAR] = secrets.token_urlsafe(32)
+
+
+def _add_environment_ui_secret(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    secret = env.get(UI_SECRET_ENV_VAR)
+    ui = data.get("ui")
+    if ui is None:
+        ui = data["ui"] = {}
+    if secret and isinstance(ui, dict) and not ui.get("session_secret"):
+        ui["session_secret"] = secret
 
 
 def _config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

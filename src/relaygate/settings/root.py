@@ -22,6 +22,7 @@ from relaygate.settings.routing import (
     VirtualModelSettings,
 )
 from relaygate.settings.service import ServerSettings, TelemetrySettings
+from relaygate.settings.ui import UiSettings
 
 __all__ = ["Settings"]
 
@@ -63,6 +64,8 @@ class Settings(SettingsModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     # The circuit breaker of every target (provider/model).
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    # The dashboard at /ui.
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @field_validator("providers", mode="before")
     @classmethod

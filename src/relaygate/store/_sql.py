@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
+from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
     AGGREGATES,
     CALL_COLUMNS,
@@ -27,7 +29,7 @@ from relaygate.store._sql_rows import (
     SPEND_COLUMNS,
     UPSERT_MODEL,
     UPSERT_PRICES,
-    SQLRows,
+    Statements,
     Totals,
     check_page,
     dumps,
@@ -62,7 +64,7 @@ RESPONSE_COLUMNS = "id, project_id, created_at, model, previous_response_id, inp
 INSERT_RESPONSE = f"INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 
 
-class SQLStore(SQLRows):
+class SQLStore(DashboardQueries):
     """:class:`Store` over SQL; a backend supplies the hooks of :class:`SQLRows` and the connection handling."""
 
     # -- writes ----------------------------------------------------------------------------------------
@@ -70,14 +72,27 @@ class SQLStore(SQLRows):
     async def write(self, calls: Sequence[CallRecord], messages: Sequence[MessageRecord] = ()) -> None:
         if not calls and not messages:
             return
+        unique = _first_of_each(calls)
         try:
-            call_rows = [self._call_row(c) for c in calls]
+            call_rows = [self._call_row(c) for c in unique]
             message_rows = [self._message_row(m) for m in messages]
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of the wrong type (a tag value that is not a string, content that is not JSON): as
             # refused as a value the database rejects, and as pointless to retry.
             raise RecordRejectedError(f"a record cannot be stored: {exc!r}") from exc
-        await self._transaction([(INSERT_CALL, call_rows), (INSERT_MESSAGE, message_rows)])
+
+        def plan(stored: set[str]) -> Statements:
+            # Calls already stored (a batch retried after its commit went through) add nothing, roll-ups included.
+            new = [(c, row) for c, row in zip(unique, call_rows, strict=True) if str(c.id) not in stored]
+            added = [c for c, _ in new]
+            return [
+                (INSERT_CALL, [row for _, row in new]),
+                (UPSERT_ROLLUP, rollup_rows(added, self._bind_time)),
+                (UPSERT_THREAD, thread_rows(added, self._bind_time)),
+                (INSERT_MESSAGE, message_rows),
+            ]
+
+        await self._transaction(plan, [self._bind_uuid(c.id) for c in unique])
 
     # -- calls and threads -----------------------------------------------------------------------------
 
@@ -96,47 +111,14 @@ class SQLStore(SQLRows):
 
     async def list_threads(self, project_id: str, *, limit: int = 20, offset: int = 0) -> Page[ThreadSummary]:
         check_page(limit, offset)
-        total_rows = await self._fetch(
-            "SELECT COUNT(DISTINCT thread_id) FROM calls WHERE project_id = ? AND thread_id IS NOT NULL", [project_id]
-        )
+        # The threads table is kept by a trigger as calls are written (_rollup_sql.py): no scan of the calls.
+        total_rows = await self._fetch("SELECT COUNT(*) FROM threads WHERE project_id = ?", [project_id])
         rows = await self._fetch(
-            "SELECT thread_id, MIN(started_at), MAX(ended_at), COUNT(*), COALESCE(SUM(cost_nanos), 0) "
-            "FROM calls WHERE project_id = ? AND thread_id IS NOT NULL "
-            "GROUP BY thread_id ORDER BY MAX(ended_at) DESC, thread_id LIMIT ? OFFSET ?",
+            "SELECT project_id, thread_id, first_seen, last_seen, calls, cost_nanos FROM threads "
+            "WHERE project_id = ? ORDER BY last_seen DESC, thread_id LIMIT ? OFFSET ?",
             [project_id, limit, offset],
         )
-        ids = [r[0] for r in rows]
-        counts: dict[str, int] = {}
-        titles: dict[str, str | None] = {}
-        if ids:
-            marks = ", ".join("?" for _ in ids)
-            for thread_id, count in await self._fetch(
-                f"SELECT thread_id, COUNT(*) FROM messages WHERE project_id = ? AND thread_id IN ({marks}) "
-                "GROUP BY thread_id",
-                [project_id, *ids],
-            ):
-                counts[thread_id] = int(count)
-            # The first user message of each listed thread only, not all of them.
-            for thread_id, content in await self._fetch(
-                "SELECT thread_id, content FROM (SELECT thread_id, content, ROW_NUMBER() OVER "
-                "(PARTITION BY thread_id ORDER BY created_at, position, id) AS n FROM messages "
-                f"WHERE project_id = ? AND role = 'user' AND thread_id IN ({marks})) AS firsts WHERE n = 1",
-                [project_id, *ids],
-            ):
-                titles[thread_id] = title_of(loads(content))
-        items = [
-            ThreadSummary(
-                thread_id=r[0],
-                first_seen=self._read_time(r[1]),
-                last_seen=self._read_time(r[2]),
-                calls=int(r[3]),
-                message_count=counts.get(r[0], 0),
-                cost_nanos=int(r[4]),
-                title=titles.get(r[0]),
-            )
-            for r in rows
-        ]
-        return Page(items=items, total=int(total_rows[0][0]))
+        return Page(items=await self._summaries(rows), total=int(total_rows[0][0]))
 
     async def thread_messages(
         self, project_id: str, thread_id: str, *, limit: int = 100, offset: int = 0
@@ -332,6 +314,17 @@ class SQLStore(SQLRows):
         found = await self._fetch(f"SELECT COUNT(*) FROM responses {where}", args)
         await self._transaction([(f"DELETE FROM responses {where}", [args])])
         return bool(found[0][0])
+
+
+def _first_of_each(calls: Sequence[CallRecord]) -> list[CallRecord]:
+    """One call per id (the first of a repeated one), in the batch's order."""
+    seen: set[uuid.UUID] = set()
+    out = []
+    for call in calls:
+        if call.id not in seen:
+            seen.add(call.id)
+            out.append(call)
+    return out
 
 
 def _product(values: list[list[str | None]]) -> list[tuple[str | None, ...]]:

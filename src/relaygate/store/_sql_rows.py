@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from relaygate.store.records import (
     utc,
 )
 
-__all__ = ["CALL_COLUMNS", "MESSAGE_COLUMNS", "MODEL_COLUMNS", "SQLRows", "Totals", "title_of"]
+__all__ = ["CALL_COLUMNS", "MESSAGE_COLUMNS", "MODEL_COLUMNS", "Plan", "SQLRows", "Statements", "Totals", "title_of"]
 
 TITLE_LENGTH = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,6 +52,11 @@ MODEL_COLUMNS = (
     "cached_input_price, cache_write_price, per_image_price, mp_price"
 )
 PRICE_COLUMNS = "input_price, output_price, cached_input_price, cache_write_price, per_image_price, mp_price"
+
+
+Statements = Sequence[tuple[str, Sequence[Sequence[Any]]]]
+# Statements decided inside a transaction, from the ids of a batch's calls that are stored already.
+Plan = Callable[[set[str]], Statements]
 
 
 def _placeholders(columns: str) -> str:
@@ -215,9 +220,11 @@ class SQLRows(Store):
         """Run one query (``?`` placeholders) and return its rows."""
 
     @abstractmethod
-    async def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    async def _transaction(self, statements: Statements | Plan, call_ids: Sequence[Any] = ()) -> None:
         """Run each statement once per row of arguments, all in one transaction.
 
+        ``statements`` may be a :data:`Plan`: called inside the transaction with the ids (as text) of the
+        ``call_ids`` (bound ids) that the calls table already holds, it returns the statements to run.
         Raises :class:`~relaygate.store.base.RecordRejectedError` when the database refuses the data.
         """
 

@@ -32,12 +32,16 @@ from relaygate.store.records import (
     nanos_to_usd,
     usd_to_nanos,
 )
+from relaygate.store.rollups import CallCursor, CallFilter, Dimension, RollupRow, ThreadCursor
 
 __all__ = [
     "NANOS_PER_USD",
     "AnalyticsPoint",
     "Bucket",
+    "CallCursor",
+    "CallFilter",
     "CallRecord",
+    "Dimension",
     "Figures",
     "GroupBy",
     "MessageRecord",
@@ -46,6 +50,7 @@ __all__ = [
     "ModelUsage",
     "Page",
     "RecordRejectedError",
+    "RollupRow",
     "SchemaVersionError",
     "SpendKind",
     "SpendScope",
@@ -53,6 +58,7 @@ __all__ = [
     "StoreError",
     "StoredResponse",
     "SummaryRow",
+    "ThreadCursor",
     "ThreadSummary",
     "nanos_to_usd",
     "usd_to_nanos",
@@ -136,6 +142,59 @@ class Store(ABC):
         self, project_id: str, start: datetime, end: datetime, bucket: Bucket | None = None
     ) -> list[ModelUsage]:
         """Figures per (provider, model), per bucket when one is given; sorted by bucket, provider, model."""
+
+    # -- the dashboard's reads (relaygate.store.rollups) ------------------------------------------------
+
+    @abstractmethod
+    async def ledger_projects(self) -> list[str]:
+        """Every project with a call in the ledger, sorted."""
+
+    @abstractmethod
+    async def rollups(
+        self,
+        projects: Sequence[str],
+        start: datetime,
+        end: datetime,
+        dims: Sequence[Dimension],
+        bucket: Bucket | None = None,
+    ) -> dict[Dimension, list[RollupRow]]:
+        """Figures of the projects' calls that started in ``[start, end)``, per value of each dimension and,
+        with a ``bucket`` (hour or day), per bucket; each list sorted by bucket, then value (``None`` first).
+        Over one value the figures equal :meth:`usage_total`'s for the same window, read from roll-ups kept as
+        calls are written (and from the calls themselves at the window's ragged edges)."""
+
+    async def rollup(
+        self,
+        projects: Sequence[str],
+        start: datetime,
+        end: datetime,
+        dim: Dimension = Dimension.ALL,
+        bucket: Bucket | None = None,
+    ) -> list[RollupRow]:
+        """:meth:`rollups` of one dimension."""
+        return (await self.rollups(projects, start, end, [dim], bucket))[Dimension(dim)]
+
+    @abstractmethod
+    async def recent_calls(
+        self,
+        projects: Sequence[str],
+        filters: CallFilter = CallFilter(),  # noqa: B008 (frozen)
+        *,
+        limit: int = 50,
+        before: CallCursor | None = None,
+    ) -> list[CallRecord]:
+        """The projects' newest calls that pass ``filters``, newest first (ties by id, descending), older than
+        ``before`` when given: the next page starts after the last call of this one."""
+
+    @abstractmethod
+    async def recent_threads(
+        self, projects: Sequence[str], *, limit: int = 50, before: ThreadCursor | None = None
+    ) -> list[ThreadSummary]:
+        """The projects' threads, the most recently active first (then by project and id), after ``before``."""
+
+    @abstractmethod
+    async def find_call(self, projects: Sequence[str], call_id: uuid.UUID) -> CallRecord | None:
+        """The call with this id if it belongs to one of ``projects``."""
 
     @abstractmethod
     async def spend(self, scope: SpendScope, start: datetime, end: datetime) -> int:

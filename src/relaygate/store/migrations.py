@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from relaygate.store._rollup_sql import POSTGRES_ROLLUP_STATEMENTS, SQLITE_ROLLUP_STATEMENTS
 from relaygate.store.base import SchemaVersionError
 
 __all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS", "Migration", "pending_migrations"]
@@ -28,6 +29,9 @@ class Migration:
     description: str
     statements: tuple[str, ...]
 
+
+# The dashboard's step (its SQL in _rollup_sql.py): roll-ups of the calls, a row per thread, list indexes.
+DASHBOARD_MIGRATION = "call roll-ups by hour and day, threads, indexes of the calls list"
 
 SQLITE_SCHEMA_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -184,6 +188,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE custom_prices ADD COLUMN mp_price REAL",
         ),
     ),
+    Migration(6, DASHBOARD_MIGRATION, SQLITE_ROLLUP_STATEMENTS),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -328,6 +333,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE custom_prices ADD COLUMN mp_price DOUBLE PRECISION",
         ),
     ),
+    Migration(6, DASHBOARD_MIGRATION, POSTGRES_ROLLUP_STATEMENTS),
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from relaygate.store._sql import SQLStore, numbered_placeholders
+from relaygate.store._sql_rows import Plan, Statements
 from relaygate.store.base import Bucket, RecordRejectedError
 from relaygate.store.migrations import POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION_TABLE, pending_migrations
 
@@ -106,10 +107,16 @@ class PostgresStore(SQLStore):
             rows = await conn.fetch(_sql(sql), *args)
         return [tuple(r.values()) for r in rows]
 
-    async def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    async def _transaction(self, statements: Statements | Plan, call_ids: Sequence[Any] = ()) -> None:
         try:
             async with self._connected().acquire() as conn, conn.transaction():
-                for sql, rows in statements:
+                planned = statements
+                if callable(planned):
+                    # Only the writer that made a batch writes its ids (and retries it one attempt at a time), so
+                    # what this finds stays true until COMMIT.
+                    found = await conn.fetch("SELECT id FROM calls WHERE id = ANY($1::uuid[])", list(call_ids))
+                    planned = planned({str(row[0]) for row in found})
+                for sql, rows in planned:
                     if rows:
                         await conn.executemany(_sql(sql), rows)
         except _REJECTED as exc:

@@ -285,6 +285,7 @@ class ThreadSummary:
     cost_nanos: int
     # The first user message's text, whitespace collapsed and truncated; None without stored messages.
     title: str | None
+    project_id: str | None = None
 
     @property
     def cost_usd(self) -> float:

@@ -30,6 +30,7 @@ import anyio
 import anyio.to_thread
 
 from relaygate.store._sql import SQLStore
+from relaygate.store._sql_rows import Plan, Statements
 from relaygate.store.base import Bucket, RecordRejectedError
 from relaygate.store.migrations import SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION_TABLE, pending_migrations
 
@@ -40,6 +41,8 @@ R = TypeVar("R")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 BUSY_TIMEOUT_MS = 5000
+# Ids looked up per statement (SQLite's limit on bound values is far above it).
+ID_CHUNK = 500
 
 _US = {Bucket.MINUTE: 60_000_000, Bucket.HOUR: 3_600_000_000, Bucket.DAY: 86_400_000_000}
 _WEEK_US = 7 * 86_400_000_000
@@ -160,13 +163,23 @@ class SQLiteStore(SQLStore):
 
         return await self._run(fetch)
 
-    async def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    async def _transaction(self, statements: Statements | Plan, call_ids: Sequence[Any] = ()) -> None:
         conn = self._connection()
 
         def run() -> None:
+            # IMMEDIATE: the write lock is held from the start, so what a plan reads stays true until COMMIT.
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, rows in statements:
+                planned = statements
+                if callable(planned):
+                    stored: set[str] = set()
+                    for i in range(0, len(call_ids), ID_CHUNK):
+                        chunk = tuple(call_ids[i : i + ID_CHUNK])
+                        marks = ", ".join("?" for _ in chunk)
+                        found = conn.execute(f"SELECT id FROM calls WHERE id IN ({marks})", chunk)
+                        stored.update(str(row[0]) for row in found)
+                    planned = planned(stored)
+                for sql, rows in planned:
                     if rows:
                         conn.executemany(sql, rows)
                 conn.execute("COMMIT")

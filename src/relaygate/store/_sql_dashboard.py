@@ -1,0 +1,269 @@
+"""The dashboard's queries on both SQL backends: roll-ups over a window, the calls list, the threads list.
+
+Every query names its projects (a list, never "all": the dashboard asks :meth:`ledger_projects` first), so
+each one is a range of an index whose first column is the project. Lists are paged by cursor (keyset), not
+by offset, so the thousandth page costs what the first does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from operator import add
+from typing import Any
+
+from relaygate.store._rollup_sql import latency_lead
+from relaygate.store._sql_rows import AGGREGATES, CALL_COLUMNS, SQLRows, Totals, loads, title_of
+from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, ThreadSummary, utc
+from relaygate.store.rollups import (
+    DAY,
+    HOUR,
+    WEEK,
+    CallCursor,
+    CallFilter,
+    Dimension,
+    RollupRow,
+    Segment,
+    ThreadCursor,
+    bucket_of,
+    segments,
+)
+
+__all__ = ["DashboardQueries"]
+
+_SUMS = (
+    "SUM(calls), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), SUM(cached_tokens), "
+    "SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_nanos), SUM(latency_us), SUM(ttft_us), SUM(ttft_count)"
+)
+# The value of each dimension computed from a row of calls, as the roll-up triggers write it.
+_RAW_VALUES = {
+    Dimension.ALL: "''",
+    Dimension.PROVIDER: "'=' || provider",
+    Dimension.MODEL: "'=' || provider || '/' || model",
+    Dimension.USER: "CASE WHEN user_id IS NULL THEN '' ELSE '=' || user_id END",
+    Dimension.LABEL: "CASE WHEN label IS NULL THEN '' ELSE '=' || label END",
+    Dimension.KEY: "CASE WHEN key_id IS NULL THEN '' ELSE '=' || key_id END",
+    Dimension.LATENCY: (
+        "'=' || length(CAST(latency_us AS TEXT)) || ':' || "
+        + latency_lead("CAST(substr(CAST(latency_us AS TEXT), 1, 2) AS INTEGER)")
+    ),
+}
+_DIMENSIONS = {dim.value: dim for dim in Dimension}
+_FAILED = "(status >= 400 OR error IS NOT NULL)"
+_SIZES = {Bucket.HOUR: HOUR, Bucket.DAY: DAY}
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _decode(value: str) -> str | None:
+    return value[1:] if value else None
+
+
+class DashboardQueries(SQLRows):
+    """The dashboard's reads, over the hooks of :class:`SQLRows`."""
+
+    async def ledger_projects(self) -> list[str]:
+        # A skip scan: one index probe per project, however many calls each has.
+        rows = await self._fetch(
+            "WITH RECURSIVE p(id) AS (SELECT MIN(project_id) FROM calls UNION ALL "
+            "SELECT (SELECT MIN(project_id) FROM calls WHERE project_id > p.id) FROM p WHERE p.id IS NOT NULL) "
+            "SELECT id FROM p WHERE id IS NOT NULL",
+            [],
+        )
+        return [r[0] for r in rows]
+
+    async def rollups(
+        self,
+        projects: Sequence[str],
+        start: datetime,
+        end: datetime,
+        dims: Sequence[Dimension],
+        bucket: Bucket | None = None,
+    ) -> dict[Dimension, list[RollupRow]]:
+        wanted = list(dict.fromkeys(Dimension(d) for d in dims))
+        if bucket is not None and Bucket(bucket) not in _SIZES:
+            raise ValueError("roll-ups are bucketed by hour or day")
+        size = _SIZES[Bucket(bucket)] if bucket is not None else None
+        # Sums per (dimension, bucket, value), added as tuples: a long window brings thousands of rows.
+        merged: dict[tuple[Dimension, datetime | None, str], tuple[int, ...]] = {}
+        buckets: dict[datetime, datetime] = {}
+        if projects and wanted:
+            for segment in segments(start, end, coarsest=size or WEEK):
+                for dim, when, value, sums in await self._segment_rows(projects, segment, wanted, size is not None):
+                    if when is not None and size is not None:
+                        when = buckets.get(when) or buckets.setdefault(when, bucket_of(when, size))
+                    key = (dim, when, value)
+                    row = tuple(int(v) for v in sums)  # PostgreSQL sums bigints as numeric
+                    acc = merged.get(key)
+                    merged[key] = row if acc is None else tuple(map(add, acc, row))
+        out: dict[Dimension, list[RollupRow]] = {dim: [] for dim in wanted}
+        for (dim, when, value), sums in merged.items():
+            totals = Totals()
+            totals.add(sums)
+            out[dim].append(RollupRow(when, _decode(value), totals.figures()))
+        for rows in out.values():
+            rows.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
+        return out
+
+    async def _segment_rows(
+        self, projects: Sequence[str], segment: Segment, dims: Sequence[Dimension], bucketed: bool
+    ) -> list[tuple[Dimension, datetime | None, str, Sequence[Any]]]:
+        """(dimension, hour or day, value, sums) of one segment; the time is ``None`` unless ``bucketed``."""
+        bounds = [self._bind_time(segment.start), self._bind_time(segment.end)]
+        out: list[tuple[Dimension, datetime | None, str, Sequence[Any]]] = []
+        if segment.source == "calls":
+            bucket = self._bucket_sql(Bucket.HOUR) if bucketed else "NULL"
+            for dim in dims:
+                rows = await self._fetch(
+                    f"SELECT {bucket}, {_RAW_VALUES[dim]}, {AGGREGATES} FROM calls "
+                    f"WHERE project_id IN ({_marks(projects)}) AND started_at >= ? AND started_at < ? GROUP BY 1, 2",
+                    [*projects, *bounds],
+                )
+                out += [(dim, self._read_bucket(r[0]) if bucketed else None, r[1], r[2:]) for r in rows]
+            return out
+        # Bucketed, the roll-up's own buckets are kept (and folded into the series' buckets by the caller).
+        bucket, group = ("bucket_start", "dim, bucket_start, value") if bucketed else ("NULL", "dim, value")
+        rows = await self._fetch(
+            f"SELECT dim, {bucket}, value, {_SUMS} FROM call_rollups WHERE project_id IN ({_marks(projects)}) "
+            f"AND span = ? AND dim IN ({_marks(dims)}) AND bucket_start >= ? AND bucket_start < ? GROUP BY {group}",
+            [*projects, segment.source, *(d.value for d in dims), *bounds],
+        )
+        return [(_DIMENSIONS[r[0]], self._read_time(r[1]) if bucketed else None, r[2], r[3:]) for r in rows]
+
+    async def recent_calls(
+        self,
+        projects: Sequence[str],
+        filters: CallFilter = CallFilter(),  # noqa: B008 (frozen)
+        *,
+        limit: int = 50,
+        before: CallCursor | None = None,
+    ) -> list[CallRecord]:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        pages = [await self._project_calls(p, filters, limit, before) for p in dict.fromkeys(projects)]
+        # Each project's page is newest first; the merged page too (ties by id, as within a project).
+        merged = heapq.merge(*pages, key=lambda c: (c.started_at, c.id.hex), reverse=True)
+        return [call for _, call in zip(range(limit), merged, strict=False)]
+
+    async def _project_calls(
+        self, project: str, f: CallFilter, limit: int, before: CallCursor | None
+    ) -> list[CallRecord]:
+        where = ["project_id = ?"]
+        args: list[Any] = [project]
+        # The most selective filter given is the one whose index the list is read from (a thread, then a user,
+        # then a label, then a model); the others are written so that no index applies to them (`|| ''`), so
+        # that a planner without statistics cannot walk a model's million calls to find one user's fifty.
+        chosen = next((name for name in ("thread", "user", "label", "model") if getattr(f, name) is not None), None)
+        for name, columns in (("thread", ["thread_id"]), ("user", ["user_id"]), ("label", ["label"]),
+                              ("model", ["provider", "model"])):  # fmt: skip
+            value = getattr(f, name)
+            if value is None:
+                continue
+            values = value.partition("/")[::2] if name == "model" else (value,)
+            for column, item in zip(columns, values, strict=True):
+                where.append(f"{column} = ?" if name == chosen else f"{column} || '' = ?")
+                args.append(item)
+        if f.status == "error":
+            where.append(_FAILED)
+        elif f.status == "ok":
+            where.append(f"NOT {_FAILED}")
+        elif f.status is not None:
+            status = int(f.status)
+            # Error statuses also satisfy the partial index's condition, so the planner can use it.
+            where.append(f"status = ? AND {_FAILED}" if status >= 400 else "status = ?")
+            args.append(status)
+        if f.start is not None:
+            where.append("started_at >= ?")
+            args.append(self._bind_time(utc(f.start, "start")))
+        if f.end is not None:
+            where.append("started_at < ?")
+            args.append(self._bind_time(utc(f.end, "end")))
+        if before is not None:
+            # The first term is the index range; the second breaks ties at the cursor's instant by id.
+            at = self._bind_time(before.started_at)
+            where.append("started_at <= ? AND (started_at < ? OR id < ?)")
+            args += [at, at, self._bind_uuid(before.id)]
+        rows = await self._fetch(
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC LIMIT ?",
+            [*args, limit],
+        )
+        return [self._read_call(r) for r in rows]
+
+    async def recent_threads(
+        self, projects: Sequence[str], *, limit: int = 50, before: ThreadCursor | None = None
+    ) -> list[ThreadSummary]:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        pages = []
+        for project in sorted(set(projects)):
+            where, args = "project_id = ?", [project]
+            if before is not None:
+                at = self._bind_time(before.last_seen)
+                if project > before.project_id:
+                    where += " AND last_seen <= ?"
+                    args = [project, at]
+                elif project < before.project_id:
+                    where += " AND last_seen < ?"
+                    args = [project, at]
+                else:
+                    where += " AND last_seen <= ? AND (last_seen < ? OR thread_id > ?)"
+                    args = [project, at, at, before.thread_id]
+            rows = await self._fetch(
+                "SELECT project_id, thread_id, first_seen, last_seen, calls, cost_nanos FROM threads "
+                f"WHERE {where} ORDER BY last_seen DESC, thread_id LIMIT ?",
+                [*args, limit],
+            )
+            pages.append([(self._read_time(r[3]), r) for r in rows])
+        merged = heapq.merge(*pages, key=lambda item: (-item[0].timestamp(), item[1][0], item[1][1]))
+        rows = [row for _, (_, row) in zip(range(limit), merged, strict=False)]
+        return await self._summaries(rows)
+
+    async def _summaries(self, rows: Sequence[Sequence[Any]]) -> list[ThreadSummary]:
+        """Threads rows (project, thread, first, last, calls, cost) with their message counts and titles."""
+        counts: dict[tuple[str, str], int] = {}
+        titles: dict[tuple[str, str], str | None] = {}
+        by_project: dict[str, list[str]] = {}
+        for r in rows:
+            by_project.setdefault(r[0], []).append(r[1])
+        for project, ids in by_project.items():
+            marks = _marks(ids)
+            for thread_id, count in await self._fetch(
+                f"SELECT thread_id, COUNT(*) FROM messages WHERE project_id = ? AND thread_id IN ({marks}) "
+                "GROUP BY thread_id",
+                [project, *ids],
+            ):
+                counts[project, thread_id] = int(count)
+            # The first user message of each listed thread only, not all of them.
+            for thread_id, content in await self._fetch(
+                "SELECT thread_id, content FROM (SELECT thread_id, content, ROW_NUMBER() OVER "
+                "(PARTITION BY thread_id ORDER BY created_at, position, id) AS n FROM messages "
+                f"WHERE project_id = ? AND role = 'user' AND thread_id IN ({marks})) AS firsts WHERE n = 1",
+                [project, *ids],
+            ):
+                titles[project, thread_id] = title_of(loads(content))
+        return [
+            ThreadSummary(
+                thread_id=r[1],
+                first_seen=self._read_time(r[2]),
+                last_seen=self._read_time(r[3]),
+                calls=int(r[4]),
+                message_count=counts.get((r[0], r[1]), 0),
+                cost_nanos=int(r[5]),
+                title=titles.get((r[0], r[1])),
+                project_id=r[0],
+            )
+            for r in rows
+        ]
+
+    async def find_call(self, projects: Sequence[str], call_id: uuid.UUID) -> CallRecord | None:
+        if not projects:
+            return None
+        rows = await self._fetch(
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE id = ? AND project_id IN ({_marks(projects)})",
+            [self._bind_uuid(call_id), *projects],
+        )
+        return self._read_call(rows[0]) if rows else None
