@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +13,8 @@ import pytest
 
 from relaygate.cli import main
 from relaygate.keys import KeyRing, hash_key
-from tests.servers import relaygate_serve
+from tests.otlp import OtlpReceiver
+from tests.servers import free_port, relaygate_serve
 
 
 def test_keys_new_prints_a_key_and_its_config_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,3 +89,49 @@ def test_serve_with_workers_and_root_path(tmp_path: Path) -> None:
         refused = httpx.post(base_url + "/v1/chat/completions", json=body)
     assert stripped.status_code == 200 and prefixed.status_code == 200
     assert refused.status_code == 401
+
+
+def _serve_log(tmp_path: Path, env: dict[str, str], *args: str) -> str:
+    """What ``relaygate serve`` printed from its start to its shutdown."""
+    port = free_port()
+    command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), *args]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **env}, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        finally:
+            process.terminate()
+            process.wait(10)
+    return log.read_text()
+
+
+QUIET_OTEL = {name: "" for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER")}
+
+
+def test_the_start_up_log_says_that_spans_and_metrics_go_nowhere_with_one_worker(tmp_path: Path) -> None:
+    log = _serve_log(tmp_path, {**QUIET_OTEL, "RELAYGATE_CONFIG": ""})
+    assert "telemetry: spans and metrics go nowhere: no OTLP endpoint is set" in log, log
+
+
+def test_the_start_up_log_says_where_spans_and_metrics_go_without_credentials(tmp_path: Path) -> None:
+    env = {
+        **QUIET_OTEL,
+        "RELAYGATE_CONFIG": "",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    with OtlpReceiver() as collector:
+        # The receiver takes the spans, so that shutdown's flush is quick; only the log is read.
+        host_and_port = collector.endpoint.removeprefix("http://")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://collector:s3cret@{host_and_port}"
+        logs = [_serve_log(tmp_path, env, "--workers", workers) for workers in ("1", "2")]
+    for log in logs:
+        assert "telemetry: spans go to http://***@127.0.0.1:" in log and "/v1/traces (OTLP http/protobuf)" in log, log
+        assert "telemetry: metrics go nowhere (OTEL_METRICS_EXPORTER=none" in log, log
+        assert "s3cret" not in log

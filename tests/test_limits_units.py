@@ -290,12 +290,11 @@ def test_serve_warns_when_workers_would_each_count_limits_alone(tmp_path: Path) 
     assert shared_limits_warning(shared, 2) is None
 
 
-def test_the_readme_example_of_limits_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Limits and budgets", 1)[1]
-    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    path = write(tmp_path, "providers:\n  upstream: {kind: openai, base_url: 'http://x/v1'}\n" + example)
-    settings = load_settings(path, environ={"PROJ_A_KEY": "k-a"})
+def test_the_docs_example_of_limits_loads(tmp_path: Path) -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "guides" / "limits.md").read_text(encoding="utf-8")
+    example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = write(tmp_path, example)
+    settings = load_settings(path, environ={"PROJ_A_KEY": "k-a", "UPSTREAM_KEY": "sk-x"})
     limits = settings.projects[0].limits
     assert limits is not None and set(limits.keys) == {"default", "key_3f9a0c1b2d4e"}
     assert limits.models["upstream/gpt-4o"].max_output_tokens == 16384

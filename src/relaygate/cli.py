@@ -6,6 +6,7 @@ import argparse
 import copy
 import json
 import logging
+import logging.config
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,13 +23,13 @@ from relaygate.settings import (
 )
 from relaygate.telemetry import configure_export
 
-__all__ = ["main", "shared_limits_warning", "worker_app"]
+__all__ = ["build_parser", "main", "shared_limits_warning", "worker_app"]
 
 logger = logging.getLogger("relaygate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -37,23 +38,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser; docs/reference/cli.md is rendered from it (relaygate.reference)."""
     parser = argparse.ArgumentParser(prog="relaygate", description="An OpenAI-compatible AI gateway.")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the gateway on uvicorn")
     serve.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR}, then ./relaygate.yaml if present)")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    serve.add_argument("--root-path", help="path prefix under which a reverse proxy serves the gateway")
-    serve.add_argument("--forwarded-allow-ips", help="proxies whose X-Forwarded-* headers are trusted")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None, help="log every request")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--host", help="address to bind (default: server.host of the config, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: server.workers, 1); they share limits only through counters: redis://...",
+    )
+    serve.add_argument(
+        "--root-path",
+        help="path prefix a reverse proxy serves the gateway under and strips (default: server.root_path)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        help="comma-separated proxy addresses whose X-Forwarded-For and -Proto are trusted "
+        "(default: server.forwarded_allow_ips, 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log every request (default: server.access_log, off)",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="what is logged"
+    )
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate the config file and summarise it")
-    check.add_argument("--config", help="config file")
+    check.add_argument("--config", help=f"config file (default: ${CONFIG_ENV_VAR}, then ./relaygate.yaml if present)")
     check.set_defaults(run=_check)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the gateway's API (JSON)")
@@ -66,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     new = keys.add_parser("new", help="print a new random key, then the sha256: line for the config")
     new.set_defaults(run=_keys_new)
     hashed = keys.add_parser("hash", help="print the sha256: line of a key")
-    hashed.add_argument("key")
+    hashed.add_argument("key", help="the key a client sends (Authorization: Bearer ...)")
     hashed.set_defaults(run=_keys_hash)
     return parser
 
@@ -107,6 +127,9 @@ def _serve(args: argparse.Namespace) -> int:
         "log_config": _log_config(),
         "timeout_graceful_shutdown": 30,
     }
+    # uvicorn sets logging up only once it runs; what the gateway logs before then (where spans and
+    # metrics go, with one worker) would be lost without this.
+    logging.config.dictConfig(options["log_config"])
     gateway = _build(settings)
     if gateway is None:
         return 2
@@ -141,7 +164,8 @@ def _explain(settings: Settings) -> None:
     if not settings.providers:
         print(
             "relaygate: no provider is configured, so only the built-in mock provider answers (model mock/echo).\n"
-            "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers (see README.md).",
+            "relaygate: set OPENAI_API_KEY, or write relaygate.yaml with your providers "
+            "(see docs/guides/providers.md).",
             file=sys.stderr,
         )
 
@@ -151,7 +175,7 @@ def shared_limits_warning(settings: Settings, workers: int) -> str | None:
     if workers > 1 and settings.counters is None and any(p.limits is not None for p in settings.projects):
         return (
             f"relaygate: limits are counted in process, so each of the {workers} workers allows the whole of every "
-            "limit; set counters: redis://host:6379/0 to share them (see README.md, 'Limits and budgets')."
+            "limit; set counters: redis://host:6379/0 to share them (see docs/guides/scaling.md)."
         )
     return None
 

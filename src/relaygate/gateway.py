@@ -262,7 +262,7 @@ class Gateway:
             self._warned = True
             logger.warning(
                 "relaygate is serving before its start-up ran: connection pools open on first use and are never "
-                "closed. Mounted apps need the host to run gateway.lifespan (see README.md, 'Mounting in your app')."
+                "closed. Mounted apps need the host to run gateway.lifespan (see docs/guides/mounting.md)."
             )
         ctx = get_context(scope)
         # A host that gave the request secrets of its own before handing it over keeps them.

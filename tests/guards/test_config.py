@@ -116,10 +116,10 @@ def test_check_refuses_bad_guard_parameters_and_lists_good_guards(
     assert "guards.word_count_validator_bd4bdnun: parameters.max_words: Input should be a valid integer" in err
 
 
-def test_the_readme_guards_example_loads_and_builds(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Guards") :]
-    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+def test_the_docs_guards_example_loads_and_builds(tmp_path: Path) -> None:
+    section = (Path(__file__).parents[2] / "docs" / "guides" / "guards.md").read_text(encoding="utf-8")
+    start = section.index("\n", section.index("```yaml")) + 1
+    example = section[start : section.index("```\n", start)]
     path = tmp_path / "relaygate.yaml"
     path.write_text(example)
     settings = load_settings(path, environ={"UPSTREAM_KEY": "sk-x", "PROJ_A_KEY": "rg-a"})

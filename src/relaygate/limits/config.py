@@ -62,10 +62,15 @@ class LimitSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Model calls per minute, as a bucket that refills continuously (no burst at the turn of a minute).
     requests_per_minute: int | None = Field(None, ge=1)
+    # Prompt and answer tokens per minute, reserved at their worst case before the call and settled after.
     tokens_per_minute: int | None = Field(None, ge=1)
+    # USD per UTC day.
     usd_per_day: Usd | None = None
+    # USD per UTC calendar month.
     usd_per_month: Usd | None = None
+    # USD in all.
     usd_total: Usd | None = None
 
     @property
@@ -80,14 +85,25 @@ class LimitSet(BaseModel):
 class ModelLimits(LimitSet):
     """Limits of a model, and the output cap its reservations assume when a request sets no max_tokens."""
 
+    # The answer size reserved for a request that sets no max_tokens, for models whose price gives no output cap.
     max_output_tokens: int | None = Field(None, ge=1)
 
 
 class ProjectLimits(ModelLimits):
+    """The limits of a project: its own (the fields it shares with a model's), and per key, user and model."""
+
+    # Limits per API key, by key id (key_ and 12 hex digits), its sha256: line, or `default` for each key without an
+    # entry.
     keys: dict[str, LimitSet] = Field(default_factory=dict)
+    # Limits per extra.user.id of the requests, or `default` for each user without an entry.
     users: dict[str, LimitSet] = Field(default_factory=dict)
+    # Limits per provider/model as routed, or `default` for each model without an entry.
     models: dict[str, ModelLimits] = Field(default_factory=dict)
+    # Prompt tokens reserved for each attachment the gateway cannot size (a file id, a remote PDF, audio or video);
+    # without it such requests are refused under a USD budget.
     unsized_attachment_tokens: int | None = Field(None, ge=1)
+    # Calls paid with the caller's own provider key (LB-LLM-Key, for a project with byok: true): count holds them
+    # against the USD budgets like any other; ignore leaves them out of the budgets (rate limits count them).
     byok_calls: Literal["count", "ignore"] = "count"
 
     @field_validator("keys")

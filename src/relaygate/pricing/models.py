@@ -48,9 +48,11 @@ class _Model(BaseModel):
 class ImagePrices(_Model):
     """USD per generated image, by quality and then size; ``"*"`` matches any quality or size."""
 
+    # {quality: {size: USD}}; "*" matches any quality or size.
     prices: dict[str, dict[str, Usd]]
     # Used when a request leaves the quality or size out (or says "auto") and the response does not tell.
     default_quality: str = ANY
+    # The size priced when the request and the response do not say.
     default_size: str = ANY
 
     @field_validator("prices")
@@ -112,15 +114,26 @@ class ModelPrice(_Model):
     ``mp_price`` (USD per megapixel of generated image, 1024 x 1024 pixels being one, as Together bills).
     """
 
+    # USD per 1M prompt tokens.
     input: Usd | None = None
+    # USD per 1M answer tokens (reasoning tokens included).
     output: Usd | None = None
+    # USD per 1M prompt tokens read from the provider's cache; input when absent.
     cached_input: Usd | None = None
+    # USD per 1M prompt tokens written to the provider's cache; input when absent.
     cache_write: Usd | None = None
+    # Anthropic's 1-hour cache write, listed in GET /pricing; costs use cache_write.
     cache_write_1h: Usd | None = None
+    # USD per generated image, by quality and size.
     images: ImagePrices | None = None
+    # USD per megapixel of generated image (1024 x 1024 pixels being one), as Together bills.
     mp_price: Usd | None = None
+    # USD per 1M image tokens read (gpt-image-1's input images), when the provider reports them.
     image_input: Usd | None = None
+    # USD per 1M generated image tokens, when the provider reports them.
     image_output: Usd | None = None
+    # The most the model writes in one answer; the limits reserve it for requests without max_tokens. Prices
+    # nothing.
     max_output_tokens: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")

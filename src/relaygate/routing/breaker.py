@@ -6,7 +6,7 @@ kinds that are retried: 5xx, timeouts, refused connections; not a 429, which say
 every strategy for ``cooldown`` seconds. Then it is half-open: the first request to reach it is its trial,
 and the others keep skipping it while the trial runs. A trial that succeeds closes the breaker; one
 that fails opens it for another cooldown; one that is abandoned (the client left) frees the trial for
-the next request. The state lives in this process only (see README.md: not shared through Redis).
+the next request. The state lives in this process only (see docs/guides/scaling.md: not shared through Redis).
 """
 
 from __future__ import annotations

@@ -21,9 +21,14 @@ class GuardSettings(SettingsModel):
     The parameters of each type are checked when the gateway is built (:mod:`relaygate.guards`).
     """
 
+    # What the guard checks (see the guards guide for each type's parameters).
     type: GuardType
+    # input: what goes to the model; output: what comes back.
     stage: Literal["input", "output"]
+    # block refuses the call; redact rewrites what was found (regex and pii); observe records it and lets the call
+    # through.
     action: Literal["block", "redact", "observe"] = "block"
+    # The type's parameters; a request's extra.guards may override them for that request.
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -14,7 +14,9 @@ __all__ = ["ProjectSettings"]
 class ProjectSettings(SettingsModel):
     """A project and the API keys that may use it."""
 
+    # The project's id: X-Project-Id, /{project_id}/v1/..., and its calls in the ledger.
     id: str = Field(pattern=NAME_PATTERN)
+    # A display name.
     name: str | None = None
     # A key itself (usually "${ENV_VAR}") or "sha256:<hex>" of a key.
     keys: list[SecretStr] = Field(default_factory=list)

@@ -13,6 +13,7 @@ __all__ = ["ProviderSettings", "Timeouts"]
 class Timeouts(SettingsModel):
     """Upstream timeouts, in seconds."""
 
+    # Opening a connection to the provider.
     connect: float = Field(10.0, gt=0)
     # Longest silence while reading a response; a non-streamed completion says nothing until it is done.
     read: float = Field(600.0, gt=0)
@@ -23,14 +24,22 @@ class Timeouts(SettingsModel):
 class ProviderSettings(SettingsModel):
     """One upstream provider. Its name in ``providers:`` is the model prefix (``name/model``)."""
 
+    # The API it speaks: openai (any OpenAI-compatible server), anthropic (Messages API), gemini (generateContent)
+    # or mock (the built-in deterministic model).
     kind: ProviderKind
+    # Where its API is (with /v1 for OpenAI-compatible servers); required for openai, defaulted for anthropic and
+    # gemini.
     base_url: str | None = None
+    # The provider's key, usually "${ENV_VAR}"; sent upstream, never logged.
     api_key: SecretStr | None = None
     # When given, only these models are routed and listed; when absent, any model name is passed on
     # and GET /v1/models asks the upstream.
     models: list[str] | None = None
+    # Extra headers sent with every upstream request (OpenAI-Organization, anthropic-beta, ...).
     headers: dict[str, str] = Field(default_factory=dict)
+    # Upstream timeouts, in seconds.
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    # Pooled connections to this provider.
     max_connections: int = Field(1000, ge=1)
     # Ask the upstream for stream_options.include_usage so that usage of streams is always known.
     stream_usage: bool = True

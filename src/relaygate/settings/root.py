@@ -30,13 +30,20 @@ __all__ = ["Settings"]
 class Settings(SettingsModel):
     """The whole configuration. Build it in code or load it with :func:`load_settings`."""
 
+    # Upstream providers by name; the name is the model prefix (`upstream/gpt-4o`). The mock provider is always
+    # there, and OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY add openai, anthropic, gemini.
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    # Projects and their API keys. With none, every request is accepted into project `default`.
     projects: list[ProjectSettings] = Field(default_factory=list)
+    # The X-Admin-Key of the admin routes (/admin/..., /projects/{id}/custom_prices); without one they are off.
     admin_key: SecretStr | None = None
     # Bare model names ("gpt-4o") are routed to this provider.
     default_provider: str | None = None
+    # Request bodies larger than this get a 413.
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # How `relaygate serve` runs; its command-line flags override these.
     server: ServerSettings = Field(default_factory=ServerSettings)
+    # OpenTelemetry traces and metrics; the standard OTEL_* variables override these.
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # The ledger's database: sqlite:///relaygate.db (the embedded default) or postgresql://user@host:5432/name;
     # null turns the ledger (costs, threads, analytics) off.
@@ -49,6 +56,7 @@ class Settings(SettingsModel):
     counters: str | None = None
     # Guards by id; projects name their default ones, requests add theirs with extra.guards.
     guards: dict[str, GuardSettings] = Field(default_factory=dict)
+    # How guards answer a violation and how much of a stream they may hold.
     guard_options: GuardOptions = Field(default_factory=GuardOptions)
     # Virtual models: a name clients ask for (``smart`` or ``router/smart``) routed to provider models.
     models: dict[str, VirtualModelSettings] = Field(default_factory=dict)
@@ -59,6 +67,7 @@ class Settings(SettingsModel):
     model_aliases: dict[str, str] = Field(default_factory=dict)
     # Retries of every request; a virtual model may override fields of it.
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    # The circuit breaker of every target (provider/model).
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     # The dashboard at /ui.
     ui: UiSettings = Field(default_factory=UiSettings)

@@ -51,6 +51,7 @@ class RetrySettings(SettingsModel):
     # The first wait before a target is tried again; it doubles on each failure of that target, up to
     # max_backoff, and is jittered (half of it fixed, half random) so that clients do not retry in step.
     backoff: float = Field(0.25, ge=0, le=60)
+    # The longest wait before a target is tried again.
     max_backoff: float = Field(8.0, ge=0, le=300)
     # A provider's Retry-After is waited for up to this many seconds; a longer one takes the target out
     # of this request. When every target tried is rate limited, the client gets a 429 at once, with the
@@ -62,6 +63,7 @@ class RetrySettings(SettingsModel):
 class BreakerSettings(SettingsModel):
     """The circuit breaker of every target (provider/model), shared by all requests of a process."""
 
+    # Whether failing targets are skipped for a while.
     enabled: bool = True
     # Consecutive failed attempts (of the kinds that are retried) that open a target's breaker.
     failures: int = Field(5, ge=1)
@@ -79,6 +81,7 @@ class TargetSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    # The target: provider/model.
     model: str = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -99,7 +102,10 @@ Target = Annotated[TargetSettings, BeforeValidator(_target_object)]
 class RouteSettings(SettingsModel):
     """One route of a ``conditional`` virtual model: its targets, when every condition holds."""
 
+    # Conditions that must all hold: user.<field>, header.<name>, param.<name> or project, each to a value, a list
+    # (one of) or an operator object (eq, ne, in, not_in, gt, gte, lt, lte, contains, exists).
     when: dict[str, Any]
+    # The targets when the route matches, tried in order.
     targets: list[Target] = Field(min_length=1)
 
     @field_validator("when")
@@ -115,7 +121,9 @@ class RouteSettings(SettingsModel):
 class VirtualModelSettings(SettingsModel):
     """A model name that routes to provider models by a strategy, with fallbacks and retries."""
 
+    # How the targets are ordered: the first is tried first, the others are its fallbacks.
     strategy: Strategy = "fallback"
+    # provider/model names, or objects with model and request parameters to set.
     targets: list[Target] = Field(min_length=1)
     # percentage: one weight per target (any scale: [80, 20] or [0.8, 0.2]).
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
@@ -128,6 +136,7 @@ class VirtualModelSettings(SettingsModel):
     routes: list[RouteSettings] = Field(default_factory=list)
     # Fields given here override the top-level ``retry``.
     retry: RetrySettings | None = None
+    # Shown in GET /v1/models.
     description: str | None = None
 
     @model_validator(mode="after")

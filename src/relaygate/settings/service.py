@@ -14,11 +14,18 @@ __all__ = ["ServerSettings", "TelemetrySettings"]
 class ServerSettings(SettingsModel):
     """How ``relaygate serve`` runs uvicorn; command-line options override these."""
 
+    # The address to bind (--host).
     host: str = "127.0.0.1"
+    # The port to bind (--port).
     port: int = Field(8080, ge=0, le=65535)
+    # Worker processes (--workers); they share limits only through counters: redis://...
     workers: int = Field(1, ge=1)
+    # The path prefix a reverse proxy serves the gateway under and strips (--root-path).
     root_path: str = ""
+    # Comma-separated proxy addresses whose X-Forwarded-For and X-Forwarded-Proto are trusted
+    # (--forwarded-allow-ips).
     forwarded_allow_ips: str = "127.0.0.1"
+    # Log every request (--access-log).
     access_log: bool = False
 
 

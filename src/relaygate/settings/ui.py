@@ -30,8 +30,11 @@ TRACE_ID_FIELD = "{trace_id}"
 class UiSettings(SettingsModel):
     """The dashboard's settings (``ui:`` in the config file)."""
 
+    # Whether the gateway serves the dashboard at /ui.
     enabled: bool = True
+    # Seconds a sign-in lasts (8 hours).
     session_ttl: int = Field(8 * 3600, ge=60, le=30 * 86400)
+    # How often open pages fetch fresh figures, in seconds (0: never).
     refresh_seconds: int = Field(30, ge=0, le=3600)
     # A URL with {trace_id} where it goes: the call's page links to it.
     trace_url: str | None = None

@@ -54,20 +54,31 @@ def _endpoint(settings: TelemetrySettings, signal: str) -> str | None:
 
 
 def configure_export(settings: TelemetrySettings) -> Export:
-    """Install OTLP-exporting tracer and meter providers, unless one is already set or none is wanted."""
+    """Install OTLP-exporting tracer and meter providers, unless one is already set or none is wanted.
+
+    Logs where spans and where metrics go (endpoints without their credentials), or why they go nowhere.
+    """
     export = Export()
     if not settings.enabled:
+        logger.info("telemetry: off (OTEL_SDK_DISABLED=true or telemetry.enabled: false); spans and metrics go nowhere")
         return export
     traces_endpoint = _endpoint(settings, "traces") if settings.traces else None
     metrics_endpoint = _endpoint(settings, "metrics") if settings.metrics else None
-    if traces_endpoint is None and metrics_endpoint is None:
-        logger.info("telemetry: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT); nothing is exported")
+    if traces_endpoint is None and metrics_endpoint is None and settings.traces and settings.metrics:
+        logger.info(
+            "telemetry: spans and metrics go nowhere: no OTLP endpoint is set "
+            "(OTEL_EXPORTER_OTLP_ENDPOINT or telemetry.endpoint)"
+        )
         return export
     from opentelemetry.sdk.resources import Resource
 
     resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
     headers = {key: value.get_secret_value() for key, value in settings.headers.items()}
-    if traces_endpoint is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if traces_endpoint is None:
+        logger.info("telemetry: spans go nowhere (%s)", _why_not("traces", settings))
+    elif not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        logger.info("telemetry: spans go to the TracerProvider this process had already set")
+    else:
         from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -75,8 +86,12 @@ def configure_export(settings: TelemetrySettings) -> Export:
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings, traces_endpoint, headers)))
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
-        logger.info("telemetry: exporting spans to %s (%s)", _shown(traces_endpoint), settings.protocol)
-    if metrics_endpoint is not None and _no_meter_provider():
+        logger.info("telemetry: spans go to %s (OTLP %s)", _shown(traces_endpoint), settings.protocol)
+    if metrics_endpoint is None:
+        logger.info("telemetry: metrics go nowhere (%s)", _why_not("metrics", settings))
+    elif not _no_meter_provider():
+        logger.info("telemetry: metrics go to the MeterProvider this process had already set")
+    else:
         from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
@@ -84,7 +99,17 @@ def configure_export(settings: TelemetrySettings) -> Export:
         meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
         metrics.set_meter_provider(meter_provider)
         export.meter_provider = meter_provider
+        logger.info("telemetry: metrics go to %s (OTLP %s)", _shown(metrics_endpoint), settings.protocol)
     return export
+
+
+def _why_not(signal: str, settings: TelemetrySettings) -> str:
+    if not getattr(settings, signal):
+        return f"OTEL_{signal.upper()}_EXPORTER=none or telemetry.{signal}: false"
+    return (
+        f"no endpoint for them: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT, "
+        f"telemetry.endpoint or telemetry.{signal}_endpoint"
+    )
 
 
 def _no_meter_provider() -> bool:
