@@ -237,6 +237,11 @@ class RequestContext:
     overbilled: bool = False
     # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
     caller_key: CallerKey | None = None
+    # The models a script router chose for this request, in order (relaygate.routing.scripted); set once,
+    # before the limits reserve and the proxy routes, so that both see the same choice.
+    router_choice: tuple[str, ...] | None = None
+    # Or why the script router gave none (a 400): raised again rather than running the script twice.
+    router_refusal: Exception | None = None
 
     def add_secret(self, *values: str) -> None:
         """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and

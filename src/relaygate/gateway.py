@@ -111,6 +111,9 @@ class Gateway:
             prices=self.prices,
             aliases=self.settings.model_aliases,
             presets=preset_provider,
+            routers=self.settings.routers,
+            script_limits=self.settings.router_scripts,
+            script_projects=[project.id for project in self.settings.projects if project.request_scripts],
         )
         counters = self.settings.counters
         # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
@@ -325,6 +328,8 @@ class Gateway:
             await self.ledger.close()
         for provider in [*self.providers.values(), *self.router.preset_providers.values()]:
             await provider.aclose()
+        # Script routers' V8 engines (and their threads).
+        self.router.scripts.close()
         if self.export is not None:
             # Queued spans are exported before the process goes; a slow collector costs the
             # exporter's own timeout, off the event loop.

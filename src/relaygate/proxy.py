@@ -135,7 +135,7 @@ class ProxyApp:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ChatCompletionRequest, body)
         self._note_user(ctx, request.extra)
-        plan = self._plan(scope, ctx, "chat", request.model, body)
+        plan = await self._plan(scope, ctx, "chat", request.model, body)
         if request.stream:
             await self._stream(receive, send, ctx, plan, body, usage_chunk=request.wants_usage_chunk)
         else:
@@ -145,19 +145,23 @@ class ProxyApp:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(EmbeddingRequest, body)
         self._note_user(ctx, request.extra)
-        plan = self._plan(scope, ctx, "embeddings", request.model, body)
+        plan = await self._plan(scope, ctx, "embeddings", request.model, body)
         await self._whole(receive, send, ctx, plan, "embeddings", body)
 
     async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ImageGenerationRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(receive, send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
+        plan = await self._plan(scope, ctx, "images", request.model, body)
+        await self._whole(receive, send, ctx, plan, "images", body)
 
-    def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
+    async def _plan(
+        self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]
+    ) -> Plan:
         ctx.endpoint = endpoint
         if self.catalog is not None:
             model = self.catalog.resolve(ctx.project_id, model) or model
+        await self.router.prepare(model, body, ctx=ctx, headers=scope["headers"])
         plan = self.router.plan(model, body, ctx=ctx, headers=scope["headers"])
         ctx.route = plan.targets[0].route
         return plan
