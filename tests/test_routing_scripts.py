@@ -14,6 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from relaygate import Gateway
 from relaygate.settings import ProjectSettings, ProviderSettings, Settings
@@ -58,8 +62,8 @@ def settings(upstream_url: str, **overrides: Any) -> Settings:
     )
 
 
-async def serving(gateway_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = Gateway(gateway_settings)
+async def serving(gateway_settings: Settings, **gateway_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    gateway = Gateway(gateway_settings, **gateway_options)
     async with gateway.lifespan():
         transport = httpx.ASGITransport(app=gateway.app)
         headers = {"authorization": f"Bearer {KEY}"}
@@ -228,3 +232,32 @@ async def test_a_strategy_router_beside_a_model_has_it_as_its_last_fallback(
     response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI, "router": bad_type})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "router.type"
+
+
+async def test_every_run_is_traced_as_relaygate_router(upstream_url: str, fake_upstream: FakeOpenAI) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    routers = {
+        "pick_mini": {"script": "function route() { return {model: 'upstream/gpt-4o-mini'}; }"},
+        "soft": {"script": LOOP, "timeout_ms": 20, "on_error": "fallback"},
+        "hard": {"script": "function route() { throw new Error('x'); }"},
+    }
+    async for client in serving(settings(upstream_url, routers=routers), tracer_provider=provider):
+        for name in routers:
+            body = {"model": "gpt-4o", "messages": HI, "router": {"name": name}}
+            await client.post("/v1/chat/completions", json=body)
+    seen = {}
+    for span in exporter.get_finished_spans():
+        attributes = dict(span.attributes or {})
+        if span.kind == SpanKind.SERVER and "relaygate.router.name" in attributes:
+            seen[attributes["relaygate.router.name"]] = attributes
+    assert seen["pick_mini"]["relaygate.router.outcome"] == "chosen"
+    assert seen["pick_mini"]["relaygate.router.targets"] == ("upstream/gpt-4o-mini",)
+    assert seen["pick_mini"]["relaygate.router.type"] == "script"
+    assert seen["soft"]["relaygate.router.outcome"] == "fallback"
+    assert seen["soft"]["relaygate.router.error"] == "timeout"
+    assert seen["soft"]["relaygate.router.targets"] == ("gpt-4o",)
+    assert seen["hard"]["relaygate.router.outcome"] == "error"
+    assert seen["hard"]["relaygate.router.error"] == "error"
+    assert all(float(a["relaygate.router.duration_ms"]) >= 0 for a in seen.values())
