@@ -158,6 +158,24 @@ async def test_every_endpoint_matches_the_calls_made(gateway: Gateway) -> None:
 
         series = (await client.post("/analytics", json={"period": "last_day", "min_unit": "day"})).json()
         assert series["min_unit"] == "day"
+        # /analytics splits each bucket by group_by as /analytics/summary does (seed 000's AnalyticsRequest).
+        split = (
+            await client.post("/analytics", json={"period": "last_day", "min_unit": "day", "group_by": ["user"]})
+        ).json()
+        assert split["groupBy"] == ["user"]
+        per_user_rows: dict[str | None, int] = {}
+        for row in split["rows"]:
+            per_user_rows[row["user"]] = per_user_rows.get(row["user"], 0) + row["requests"]
+        assert per_user_rows == {None: 2, "u-1": 2, "u-2": 1}
+        by_both = (
+            await client.post("/analytics", json={"period": "last_day", "groupBy": ["provider", "model", "tag"]})
+        ).json()["rows"]
+        assert sorted((row["model"], row["tag"], row["requests"]) for row in by_both) == [
+            ("gpt-4o", "team=ml", 2), ("gpt-4o-mini", "team=ml", 1), ("status-500", "team=ml", 1),
+            ("text-embedding-3-small", "team=ml", 1),
+        ]  # fmt: skip
+        assert {row["provider"] for row in by_both} == {"upstream"}
+        assert sum(row["cost"] for row in by_both) == pytest.approx(total_cost)
         assert sum(row["requests"] for row in series["rows"]) == 5
         assert sum(row["total_cost"] for row in series["rows"]) == pytest.approx(total_cost)
 

@@ -104,13 +104,21 @@ class ThreadCostAnswer(FigureFields):
 
 
 class AnalyticsRow(FigureFields):
+    """One bucket's figures; with ``group_by``, one row per bucket and group, with each dimension's value."""
+
     timestamp: str
     timestamp_us: int
     cost: float
+    provider: NotRequired[str | None]
+    model: NotRequired[str | None]
+    user: NotRequired[str | None]
+    label: NotRequired[str | None]
+    tag: NotRequired[str | None]
 
 
 class AnalyticsAnswer(Window):
     min_unit: str
+    groupBy: list[str]
     rows: list[AnalyticsRow]
 
 

@@ -28,6 +28,7 @@ from relaygate._asgi import route_path, send_json
 from relaygate.api import answers, views
 from relaygate.api.bodies import (
     MAX_OFFSET,
+    AnalyticsRequest,
     CustomPrice,
     ModelCreateRequest,
     SummaryRequest,
@@ -205,16 +206,23 @@ class ApiApp:
     # --- analytics and usage --------------------------------------------------------------------------
 
     async def _analytics(self, r: ApiRequest) -> None:
-        body = parse_request(UsageModelsRequest, await r.body(optional=True))
+        body = parse_request(AnalyticsRequest, await r.body(optional=True))
         start, end = body.window()
         bucket = body.min_unit or _bucket_for(end - start)
-        points = await self.ledger.store.analytics(r.project, start, end, bucket)
-        rows: list[answers.AnalyticsRow] = [
-            {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
-             "cost": pt.figures.cost_usd, **views.figures(pt.figures)}
+        points = await self.ledger.store.analytics(r.project, start, end, bucket, body.group_by)
+        # cast: the group's keys are the dimensions asked for (provider, model, user, label, tag).
+        rows = [
+            cast(answers.AnalyticsRow,
+                 {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
+                  **pt.group, "cost": pt.figures.cost_usd, **views.figures(pt.figures)})
             for pt in points
         ]  # fmt: skip
-        answer: answers.AnalyticsAnswer = {**_window(start, end), "min_unit": bucket.value, "rows": rows}
+        answer: answers.AnalyticsAnswer = {
+            **_window(start, end),
+            "min_unit": bucket.value,
+            "groupBy": [dimension.value for dimension in body.group_by],
+            "rows": rows,
+        }
         await r.json(answer)
 
     async def _analytics_summary(self, r: ApiRequest) -> None:

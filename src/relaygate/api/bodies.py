@@ -18,6 +18,7 @@ from relaygate.pricing import ModelPrice
 from relaygate.store import Bucket, GroupBy, ModelPrices
 
 __all__ = [
+    "AnalyticsRequest",
     "CustomPrice",
     "ModelCreateRequest",
     "SummaryRequest",
@@ -94,6 +95,10 @@ class SummaryRequest(WindowRequest):
 
 class UsageModelsRequest(WindowRequest):
     min_unit: Bucket | None = Field(None, validation_alias=AliasChoices("min_unit", "granularity"))
+
+
+class AnalyticsRequest(UsageModelsRequest, SummaryRequest):
+    """``POST /analytics``: buckets of ``min_unit``, each split by ``group_by`` as ``/analytics/summary`` splits."""
 
 
 class ThreadsRequest(_Body):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from relaygate.api import answers
 from relaygate.api.bodies import (
     MAX_OFFSET,
+    AnalyticsRequest,
     CustomPrice,
     ModelCreateRequest,
     SummaryRequest,
@@ -103,8 +104,11 @@ API_ROUTES = (
         "getAnalytics",
         "Analytics over time",
         "Analytics",
-        description=f"Cost, tokens and calls per time bucket (`min_unit`: minute ... month). {WINDOW}",
-        body=UsageModelsRequest,
+        description=(
+            "Cost, tokens and calls per time bucket (`min_unit`: minute ... month), each bucket split by up to three "
+            f"of provider, model, user, label, tag (`group_by`). {WINDOW}"
+        ),
+        body=AnalyticsRequest,
         answer=answers.AnalyticsAnswer,
     ),
     _management(

@@ -296,6 +296,8 @@ class ThreadSummary:
 class AnalyticsPoint:
     bucket_start: datetime
     figures: Figures
+    # The point's group: each dimension asked for (provider, model, user, label, tag) to its value.
+    group: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
