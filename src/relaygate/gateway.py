@@ -57,6 +57,8 @@ logger = logging.getLogger("relaygate")
 
 # Routes that need X-Admin-Key: the model registry and the projects' custom prices.
 ADMIN_PREFIXES = ("/admin", "/projects", "/v1/admin", "/v1/projects")
+# What public_catalogue: true lets anyone read without a key (seed 002 shows them at the root, unauthenticated).
+CATALOGUE_PATHS = ("/models", "/v1/models", "/pricing", "/v1/pricing")
 
 
 class Gateway:
@@ -180,6 +182,7 @@ class Gateway:
             admin_key_digest=key_digest(admin_key) if admin_key else None,
             public_paths=[route.path for route in stack_routes(stack) if route.access == "public"],
             admin_prefixes=ADMIN_PREFIXES,
+            open_paths=CATALOGUE_PATHS if self.settings.public_catalogue else (),
         )
         stack = dialect_layer = DialectMiddleware(stack, dialects=self.dialects)
         # Every route the stack serves, from the layers that dispatch on them: the OpenAPI document, the

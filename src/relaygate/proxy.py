@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from relaygate._asgi import Headers, read_json_body, route_path, send_json
 from relaygate.context import ModelCatalog, RequestContext, get_context
-from relaygate.endpoints import CHAT, EMBEDDINGS, HEALTH, IMAGES, MODEL, MODELS
+from relaygate.endpoints import CHAT, EMBEDDINGS, HEALTH, IMAGES, MODEL, MODELS, ROOT_MODELS
 from relaygate.errors import (
     ClientDisconnected,
     GatewayError,
@@ -78,6 +78,7 @@ class ProxyApp:
             EMBEDDINGS: self._embeddings,
             IMAGES: self._images,
             MODELS: self._models,
+            ROOT_MODELS: self._models,
             MODEL: self._model,
             HEALTH: self._health,
         }

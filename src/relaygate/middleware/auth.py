@@ -27,6 +27,8 @@ class AuthMiddleware:
     (see :class:`~relaygate.middleware.projects.ProjectScopeMiddleware`), a key of exactly one project
     means that project. Paths under ``admin_prefixes`` need ``X-Admin-Key`` instead, and are refused
     with a 403 when no admin key is configured. ``public_paths`` (``/health``) need nothing.
+    ``open_paths`` (the catalogue, with ``public_catalogue: true``) need no key: a request without one
+    goes on with no project (``ctx.project_id`` is ``None``); one with a key is checked as anywhere else.
 
     With an empty key ring every API request is let through into project ``default`` (or the one it
     names): that is the embedded default for a gateway on a developer's machine.
@@ -40,11 +42,13 @@ class AuthMiddleware:
         admin_key_digest: bytes | None = None,
         public_paths: Collection[str] = ("/health",),
         admin_prefixes: tuple[str, ...] = ("/admin",),
+        open_paths: Collection[str] = (),
     ) -> None:
         self.app = app
         self.keys = keys
         self.admin_key_digest = admin_key_digest
         self.public_paths = frozenset(public_paths)
+        self.open_paths = frozenset(open_paths)
         self.admin_prefixes = admin_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,6 +57,10 @@ class AuthMiddleware:
             return
         path = route_path(scope)
         if path in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        if path in self.open_paths and header(scope, b"authorization") is None:
+            get_context(scope).project_id = None  # no key: no project's view, whatever the path named
             await self.app(scope, receive, send)
             return
         try:
