@@ -32,7 +32,11 @@ GPT_4O_MINI_CALL = 0.000004425
 # text-embedding-3-small (0.02): the fake counts 4 tokens.
 EMBEDDING_CALL = 0.00000008
 REPLY = "Hello from the fake upstream"
-MODEL = {"model_name": "m", "provider_info_id": "upstream"}
+# Seed 003's required fields (project_id null: a model of every project).
+MODEL = {
+    "model_name": "m", "description": "a model", "provider_info_id": "upstream", "project_id": None,
+    "model_type": "completions", "owner_name": "us", "priority": 0,
+}  # fmt: skip
 CUSTOM_PRICES = "/projects/proj-a/custom_prices"
 
 
@@ -381,7 +385,7 @@ async def test_admin_routes_refuse_a_missing_or_wrong_admin_key(gateway: Gateway
         ("POST", "/admin/models", {**MODEL, "input_token_price": 1e308}, "input_token_price"),
         ("POST", CUSTOM_PRICES, {"m/x": {"per_input_token": 1e14, "per_output_token": 1}}, "m/x.per_input_token"),
         ("POST", "/admin/models", {"provider_info_id": "upstream"}, "model_name"),
-        ("POST", "/admin/models", {"model_name": "m", "provider_info_id": "nowhere"}, "provider_info_id"),
+        ("POST", "/admin/models", {**MODEL, "provider_info_id": "nowhere"}, "provider_info_id"),
         ("POST", "/admin/models", {**MODEL, "input_token_price": -1}, "input_token_price"),
         ("POST", "/projects/proj-a/custom_prices", {"gpt-4o": {"per_input_token": 1, "per_output_token": 1}}, "gpt-4o"),
         ("POST", CUSTOM_PRICES, {"upstream/gpt-4o": {"per_input_token": 1}}, "upstream/gpt-4o.per_output_token"),

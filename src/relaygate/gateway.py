@@ -19,6 +19,7 @@ from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
+from relaygate.errors import ADMIN_PREFIXES
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
@@ -56,7 +57,6 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("relaygate")
 
 # Routes that need X-Admin-Key: the model registry and the projects' custom prices.
-ADMIN_PREFIXES = ("/admin", "/projects", "/v1/admin", "/v1/projects")
 # What public_catalogue: true lets anyone read without a key (seed 002 shows them at the root, unauthenticated).
 CATALOGUE_PATHS = ("/models", "/v1/models", "/pricing", "/v1/pricing")
 

@@ -190,6 +190,7 @@ class RegisteredModel(TypedDict):
     provider_info_id: str
     project_id: str | None
     public: bool
+    request_response_mapping: str | None
     model_type: str
     input_token_price: str | None
     output_token_price: str | None

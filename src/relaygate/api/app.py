@@ -35,6 +35,7 @@ from relaygate.api.bodies import (
     ThreadsRequest,
     UsageModelsRequest,
     WindowRequest,
+    missing_fields,
 )
 from relaygate.api.exchange import ApiRequest, int_param
 from relaygate.api.routes import API_ROUTES, MAX_MESSAGES_PAGE, OPENAPI
@@ -128,6 +129,8 @@ class ApiApp:
             await self.app(scope, receive, send)
             return
         methods = match.methods
+        # The admin API's errors carry seed 003's {code, message} beside OpenAI's error (AdminErrorBody).
+        admin = any(route.access == "admin" for route in methods.values())
         started = False
 
         async def send_tracked(message: Message) -> None:
@@ -150,11 +153,12 @@ class ApiApp:
             await self.handlers[route](request)
         except GatewayError as error:
             if not started:
-                await send_error(send, error)
+                await send_error(send, error, admin=admin)
         except Exception:
             logger.exception("management API: %s %s failed", scope["method"], scope["path"])
             if not started:
-                await send_error(send, ServerError("The ledger could not answer: its database failed.", status=503))
+                failure = ServerError("The ledger could not answer: its database failed.", status=503)
+                await send_error(send, failure, admin=admin)
 
     async def _ready(self) -> None:
         ledger = self.ledger
@@ -279,7 +283,9 @@ class ApiApp:
 
     async def _register_model(self, r: ApiRequest) -> None:
         r.admin()
-        body = parse_request(ModelCreateRequest, await r.body())
+        raw = await r.body()
+        missing_fields(raw)
+        body = parse_request(ModelCreateRequest, raw)
         if body.provider_info_id not in self.providers:
             raise InvalidRequestError(
                 f"Unknown provider '{body.provider_info_id}'; the providers are: {', '.join(sorted(self.providers))}.",
@@ -310,6 +316,7 @@ class ApiApp:
                 tags=body.tags,
                 parameters=body.parameters,
                 prices=prices,
+                request_response_mapping=body.request_response_mapping,
             )
         )
         await self.ledger.reload_prices()

@@ -21,6 +21,7 @@ from relaygate.api.bodies import (
     UsageModelsRequest,
     WindowRequest,
 )
+from relaygate.errors import AdminErrorBody
 from relaygate.routes import Route
 
 __all__ = ["API_ROUTES", "MAX_MESSAGES_PAGE", "OPENAPI", "MessagesQuery"]
@@ -47,6 +48,9 @@ LEDGER = (
 
 def _management(method: str, path: str, operation_id: str, summary: str, tag: str, **kwargs: Any) -> Route:
     description = kwargs.pop("description", "")
+    if kwargs.get("access") == "admin":
+        # Seed 003's clients read {code, message}; OpenAI's read error: both are there (relaygate.errors).
+        kwargs["error_body"] = AdminErrorBody
     return Route(
         method,
         path,

@@ -63,13 +63,14 @@ class AuthMiddleware:
             get_context(scope).project_id = None  # no key: no project's view, whatever the path named
             await self.app(scope, receive, send)
             return
+        admin = any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes)
         try:
-            if any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes):
+            if admin:
                 self._check_admin(scope)
             else:
                 self._check_key(scope)
         except GatewayError as error:
-            await send_error(send, error)
+            await send_error(send, error, admin=admin)  # the admin API's errors carry seed 003's code and message
             return
         await self.app(scope, receive, send)
 

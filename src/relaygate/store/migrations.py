@@ -189,6 +189,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, SQLITE_ROLLUP_STATEMENTS),
+    Migration(
+        7,
+        "the registry keeps a model's request_response_mapping (seed 003)",
+        ("ALTER TABLE models ADD COLUMN request_response_mapping TEXT",),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -334,6 +339,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, POSTGRES_ROLLUP_STATEMENTS),
+    Migration(
+        7,
+        "the registry keeps a model's request_response_mapping (seed 003)",
+        ('ALTER TABLE models ADD COLUMN request_response_mapping TEXT COLLATE "C"',),
+    ),
 )
 
 

@@ -358,4 +358,6 @@ class ModelEntry:
     tags: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     prices: ModelPrices = field(default_factory=ModelPrices)
+    # How the provider's requests and answers map to the API ("openai-compatible"); kept as given.
+    request_response_mapping: str | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
