@@ -64,7 +64,7 @@ def parse_router(value: Any, *, default: str | None = None) -> tuple[VirtualMode
     if name is not None and not (isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and name.isprintable()):
         raise _invalid("router.name", f"a string of at most {MAX_NAME_LENGTH} printable characters")
     kind = data.pop("type", None)
-    if kind == "script" or (kind is None and name and not data.keys() - {"script"}):
+    if kind == "script" or (kind is None and ("script" in data or (name and not data))):
         return _script(data, name or None), name or None
     if kind is None:
         raise InvalidRequestError(
