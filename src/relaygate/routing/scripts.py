@@ -18,6 +18,7 @@ the first engine is made, does it for a process that never shut its gateway down
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import threading
 from collections import OrderedDict
@@ -142,7 +143,10 @@ class ScriptEngine:
     def run_sync(
         self, owner: str, script: str, payload: bytes, timeout_s: float, max_memory: int, pinned: bool = False
     ) -> Any:
-        """:meth:`run` in the calling thread (which must have no running event loop)."""
+        """:meth:`run` in the calling thread, which must run no event loop: mini-racer binds an engine made in
+        a thread with a running loop to that loop, where its time limit cannot apply."""
+        if _loop_running():
+            raise RuntimeError("ScriptEngine.run_sync runs in a worker thread; from async code, await run()")
         key = (owner, script, max_memory)
         engine = self._engine(key, timeout_s, pinned)
         try:
@@ -195,6 +199,14 @@ class ScriptEngine:
             self._pinned.clear()
         for engine in engines:
             engine.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _first_line(exc: Exception) -> str:
