@@ -43,9 +43,11 @@ class ScriptRouterSettings(SettingsModel):
     type: Literal["script"] = "script"
     # JavaScript defining route(); it runs in V8 with no I/O (no network, files, clock or modules).
     script: str = Field(min_length=1, max_length=MAX_SCRIPT_CHARS)
-    # This router's limits; unset fields take the top-level router_scripts' ones.
+    # This router's time limit in milliseconds; unset: router_scripts.timeout_ms.
     timeout_ms: float | None = Field(None, gt=0, le=10_000)
+    # This router's heap limit in MiB; unset: router_scripts.max_memory_mb.
     max_memory_mb: int | None = Field(None, ge=8, le=1024)
+    # What this router's failing script gets (reject or fallback); unset: router_scripts.on_error.
     on_error: OnScriptError | None = None
 
     def limits_over(self, defaults: ScriptLimits) -> ScriptLimits:
