@@ -28,6 +28,7 @@ __all__ = ["Answer", "ToolCall", "answer"]
 JSON = dict[str, Any]
 ECHO = "relaygate mock reply to: "
 # Words of a tool's name that do not say what it is about ("get" in get_weather).
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 VERBS = frozenset("call do fetch find get list load lookup look query read retrieve run set tool up".split())
 
 
@@ -50,7 +51,9 @@ class Answer:
 def answer(body: JSON) -> Answer:
     messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    user_text = text_of(messages[last_user].get("content")) if last_user >= 0 else ""
+    content = messages[last_user].get("content") if last_user >= 0 else ""
+    user_text = text_of(content)
+    asked = _asked(content)
     turn = messages[last_user + 1 :]
     results = _results(turn)
     tools = {
@@ -58,13 +61,13 @@ def answer(body: JSON) -> Answer:
         for tool in body.get("tools") or ()
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict) and tool["function"].get("name")
     }
-    names = _calls(body, tools, user_text, turn, results)
+    names = _calls(body, tools, asked, turn, results)
     if names:
         exclude = frozenset(word for name in tools for word in [name.lower(), *_words(name)])
         seed = orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)
         calls = []
         for index, name in enumerate(names):
-            hints = Hints(user_text, [text for _, text in results], exclude=exclude)
+            hints = Hints(asked, [text for _, text in results], exclude=exclude)
             arguments = value_for((tools.get(name) or {}).get("parameters") or {"type": "object"}, hints)
             digest = hashlib.sha256(seed + f"/{index}/{name}".encode()).hexdigest()[:24]
             calls.append(ToolCall(f"call_mock_{digest}", name, orjson.dumps(arguments).decode()))
@@ -74,7 +77,7 @@ def answer(body: JSON) -> Answer:
     kind = (response_format or {}).get("type")
     if kind == "json_schema":
         spec = response_format.get("json_schema") if isinstance(response_format.get("json_schema"), dict) else {}
-        hints = Hints(user_text, [result for _, result in results])
+        hints = Hints(asked, [result for _, result in results])
         return Answer(json.dumps(value_for((spec or {}).get("schema") or {"type": "object"}, hints)), [])
     if kind == "json_object":
         return Answer(json.dumps({"reply": text}), [])
@@ -91,6 +94,15 @@ def text_of(content: Any) -> str:
             if isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text")
         )
     return ""
+
+
+def _asked(content: Any) -> str:
+    """The user's own words in a message: its last text part, without the ``<system-reminder>`` blocks that
+    coding agents (Claude Code) add, so that the tools their context lists are not taken as asked for."""
+    if isinstance(content, list):
+        texts = [text_of([part]) for part in content if text_of([part])]
+        content = texts[-1] if texts else ""
+    return _REMINDER.sub("", text_of(content))
 
 
 def _results(turn: list[JSON]) -> list[tuple[str, str]]:
