@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 
 import pytest
 from pydantic import BaseModel, Field
@@ -27,7 +27,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-class Units(str, Enum):
+class Units(StrEnum):
     celsius = "celsius"
     fahrenheit = "fahrenheit"
 

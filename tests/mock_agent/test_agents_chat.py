@@ -27,7 +27,11 @@ async def test_a_function_tool_then_a_typed_output(gateway_url: str) -> None:
     agent = Agent(name="weather", instructions="Use your tools.", tools=[weather], model=model)
     result = await Runner.run(agent, "What is the weather in Paris?")
     assert executed == ["Paris"]
-    assert [type(item).__name__ for item in result.new_items] == ["ToolCallItem", "ToolCallOutputItem", "MessageOutputItem"]
+    assert [type(item).__name__ for item in result.new_items] == [
+        "ToolCallItem",
+        "ToolCallOutputItem",
+        "MessageOutputItem",
+    ]
     assert "sunny in Paris" in str(result.final_output)
 
     streamed = Runner.run_streamed(agent, "What is the weather in Rome?")

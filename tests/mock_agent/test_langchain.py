@@ -13,7 +13,7 @@ from tests.mock_agent.conftest import KEY, MODEL, TRIP_PROMPT, Trip, check_trip,
 
 @pytest.fixture
 def llm(gateway_url: str) -> ChatOpenAI:
-    return ChatOpenAI(model=MODEL, base_url=gateway_url + "/v1", api_key=KEY, max_retries=0)  # type: ignore[arg-type]
+    return ChatOpenAI(model=MODEL, base_url=gateway_url + "/v1", api_key=KEY, max_retries=0)
 
 
 @pytest.mark.parametrize("method", ["json_schema", "function_calling"])
@@ -36,8 +36,6 @@ def test_a_tool_call_and_its_result(llm: ChatOpenAI) -> None:
     assert not final.tool_calls and final.content == "get_weather returned: sunny in Paris"
     assert final.usage_metadata is not None and final.usage_metadata["total_tokens"] > 0
 
-    streamed = None
-    for chunk in bound.stream(messages[:1]):  # type: ignore[arg-type]
-        streamed = chunk if streamed is None else streamed + chunk
-    assert streamed is not None
-    assert [(call["name"], call["args"]) for call in streamed.tool_calls] == [("get_weather", {"city": "Paris"})]  # type: ignore[attr-defined]
+    chunks = list(bound.stream(messages[:1]))  # type: ignore[arg-type]
+    streamed = sum(chunks[1:], chunks[0])
+    assert [(call["name"], call["args"]) for call in streamed.tool_calls] == [("get_weather", {"city": "Paris"})]

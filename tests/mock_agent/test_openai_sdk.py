@@ -41,14 +41,19 @@ HARD_SCHEMA: dict[str, Any] = {
     "$defs": {
         "Node": {
             "type": "object",
-            "properties": {"label": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+            "properties": {
+                "label": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+            },
             "required": ["label", "children"],
         },
         "Base": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}, "required": ["id"]},
     },
     "properties": {
         "tree": {"$ref": "#/$defs/Node"},
-        "record": {"allOf": [{"$ref": "#/$defs/Base"}, {"properties": {"at": {"type": "string", "format": "date-time"}}}]},
+        "record": {
+            "allOf": [{"$ref": "#/$defs/Base"}, {"properties": {"at": {"type": "string", "format": "date-time"}}}]
+        },
         "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "boolean"}], "items": False},
         "score": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "count": {"type": "integer", "minimum": 10, "multipleOf": 5},
@@ -97,7 +102,9 @@ def test_json_object_answers_an_object(client: openai.OpenAI) -> None:
 
 def test_a_tool_named_in_the_text_is_called_with_valid_arguments(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
-        model=MODEL, messages=user("What is the weather in Paris, in f?"), tools=[WEATHER, TIME]  # type: ignore[list-item]
+        model=MODEL,
+        messages=user("What is the weather in Paris, in f?"),
+        tools=[WEATHER, TIME],  # type: ignore[list-item]
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
@@ -138,7 +145,10 @@ def test_parallel_calls_then_an_answer_from_their_results(client: openai.OpenAI)
 def test_forced_calls(client: openai.OpenAI) -> None:
     tools: Any = [WEATHER, TIME]
     named = client.chat.completions.create(
-        model=MODEL, messages=user("Hi"), tools=tools, tool_choice={"type": "function", "function": {"name": "get_time"}}
+        model=MODEL,
+        messages=user("Hi"),
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
     [call] = named.choices[0].message.tool_calls or []
     assert call.function.name == "get_time" and json.loads(call.function.arguments) == {"city": "mock"}  # type: ignore[union-attr]
@@ -163,20 +173,22 @@ def test_parse_with_a_pydantic_function_tool(client: openai.OpenAI) -> None:
 
 
 def test_tool_calls_stream_as_openai_streams_them(client: openai.OpenAI) -> None:
+    tools: Any = [WEATHER, TIME]
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
             messages=user("Weather and time in Paris?"),
-            tools=[WEATHER, TIME],  # type: ignore[list-item]
+            tools=tools,
             stream=True,
             stream_options={"include_usage": True},
         )
     )
     deltas = [call for chunk in chunks if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]
-    heads = [delta for delta in deltas if delta.id]
-    assert [(head.index, head.function.name) for head in heads] == [(0, "get_weather"), (1, "get_time")]  # type: ignore[union-attr]
+    heads = [(delta.index, delta.function.name) for delta in deltas if delta.id and delta.function]
+    assert heads == [(0, "get_weather"), (1, "get_time")]
     assert len(deltas) > 4, "the arguments come in pieces"
-    arguments = ["".join(d.function.arguments or "" for d in deltas if d.index == i) for i in (0, 1)]  # type: ignore[union-attr]
+    pieces = [(d.index, d.function.arguments or "") for d in deltas if d.function]
+    arguments = ["".join(piece for index, piece in pieces if index == i) for i in (0, 1)]
     assert [json.loads(a) for a in arguments] == [{"city": "Paris", "unit": "c"}, {"city": "Paris"}]
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
@@ -208,7 +220,9 @@ def test_responses_parse_and_function_calls(client: openai.OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
         input="What is the weather in Oslo?",
-        tools=[{"type": "function", "name": "get_weather", "parameters": GetWeather.model_json_schema(), "strict": False}],
+        tools=[
+            {"type": "function", "name": "get_weather", "parameters": GetWeather.model_json_schema(), "strict": False}
+        ],
     )
     [call] = [item for item in response.output if item.type == "function_call"]
     assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Oslo"}

@@ -73,12 +73,13 @@ def answer(body: JSON) -> Answer:
             calls.append(ToolCall(f"call_mock_{digest}", name, orjson.dumps(arguments).decode()))
         return Answer(None, calls)
     text = "\n".join(f"{name} returned: {result}" for name, result in results) if results else ECHO + user_text
-    response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
-    kind = (response_format or {}).get("type")
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_schema":
-        spec = response_format.get("json_schema") if isinstance(response_format.get("json_schema"), dict) else {}
+        spec = (response_format or {}).get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         hints = Hints(asked, [result for _, result in results])
-        return Answer(json.dumps(value_for((spec or {}).get("schema") or {"type": "object"}, hints)), [])
+        return Answer(json.dumps(value_for(schema or {"type": "object"}, hints)), [])
     if kind == "json_object":
         return Answer(json.dumps({"reply": text}), [])
     return Answer(text, [])

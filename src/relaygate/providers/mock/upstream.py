@@ -100,7 +100,9 @@ class MockUpstream:
                 for index in range(reply.n)
             )
         for index in range(reply.n):
-            yield event({"choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}]})
+            yield event(
+                {"choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}]}
+            )
         if (body.get("stream_options") or {}).get("include_usage"):
             yield event({"choices": [], "usage": reply.usage()})
         yield b"data: [DONE]\n\n"

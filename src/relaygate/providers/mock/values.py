@@ -210,10 +210,10 @@ class _Maker:
     def _array(self, schema: dict[str, Any], key: str, depth: int) -> list[Any]:
         prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, dict)]
         items = schema.get("items")
-        low = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
-        count = max(low, len(prefix), 0 if depth >= MAX_DEPTH or items is False else 1)
-        if isinstance(schema.get("maxItems"), int):
-            count = min(count, schema["maxItems"])
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        count = max(low if isinstance(low, int) else 0, len(prefix), 0 if depth >= MAX_DEPTH or items is False else 1)
+        if isinstance(high, int):
+            count = min(count, high)
         unique = schema.get("uniqueItems") is True
         return [
             self.value(prefix[i] if i < len(prefix) else items, key, depth + 1, i if unique else 0)
@@ -223,8 +223,9 @@ class _Maker:
     def _number(self, schema: dict[str, Any], key: str, integer: bool, variant: int) -> float:
         value = self.hints.number(key, integer) if key else None
         number: float = (1 if value is None else value) + variant
-        low, high = _bound(schema, "minimum", "exclusiveMinimum", integer), _bound(
-            schema, "maximum", "exclusiveMaximum", integer
+        low, high = (
+            _bound(schema, "minimum", "exclusiveMinimum", integer),
+            _bound(schema, "maximum", "exclusiveMaximum", integer),
         )
         if low is not None and number < low:
             number = low
