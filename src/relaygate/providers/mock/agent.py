@@ -49,7 +49,7 @@ class Answer:
 
 
 def answer(body: JSON) -> Answer:
-    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    messages = [m for m in _list(body.get("messages")) if isinstance(m, dict)]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     content = messages[last_user].get("content") if last_user >= 0 else ""
     user_text = text_of(content)
@@ -58,7 +58,7 @@ def answer(body: JSON) -> Answer:
     results = _results(turn)
     tools = {
         str(tool["function"].get("name")): tool["function"]
-        for tool in body.get("tools") or ()
+        for tool in _list(body.get("tools"))
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict) and tool["function"].get("name")
     }
     names = _calls(body, tools, asked, turn, results)
@@ -109,14 +109,14 @@ def _asked(content: Any) -> str:
 def _results(turn: list[JSON]) -> list[tuple[str, str]]:
     """The tool results since the last user message, each with the name of the tool called."""
     names = {
-        call.get("id"): (call.get("function") or {}).get("name", "tool")
+        str(call.get("id")): _name(call)
         for message in turn
         if message.get("role") == "assistant"
-        for call in message.get("tool_calls") or ()
+        for call in _list(message.get("tool_calls"))
         if isinstance(call, dict)
     }
     return [
-        (str(names.get(message.get("tool_call_id"), "tool")), text_of(message.get("content")))
+        (names.get(str(message.get("tool_call_id"))) or "tool", text_of(message.get("content")))
         for message in turn
         if message.get("role") == "tool"
     ]
@@ -127,19 +127,14 @@ def _calls(body: JSON, tools: dict[str, JSON], text: str, turn: list[JSON], resu
     if not tools or choice == "none":
         return []
     if isinstance(choice, dict):
-        return [str((choice.get("function") or {}).get("name") or next(iter(tools)))]
+        return [_name(choice) or next(iter(tools))]
     forced = choice == "required"
     named = [] if results else named_tools(text, list(tools))
     if body.get("parallel_tool_calls") is False:
         named = named[:1]
     if named or not forced:
         return named
-    called = {
-        (call.get("function") or {}).get("name")
-        for message in turn
-        for call in message.get("tool_calls") or ()
-        if isinstance(call, dict)
-    }
+    called = {_name(call) for message in turn for call in _list(message.get("tool_calls")) if isinstance(call, dict)}
     return [next((name for name in tools if name not in called), next(iter(tools)))]
 
 
@@ -162,6 +157,17 @@ def named_tools(text: str, names: list[str]) -> list[str]:
         if topic and all(word in words for word in topic):
             found.append((min(words[word] for word in topic), name))
     return [name for _, name in sorted(found)]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _name(call: JSON) -> str:
+    """The function's name in a tool call or a tool_choice."""
+    function = call.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _words(name: str) -> list[str]:

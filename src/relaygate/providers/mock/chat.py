@@ -23,7 +23,7 @@ class Reply:
     """One answer to a chat request: its content in streamed pieces, or its tool calls."""
 
     def __init__(self, body: JSON) -> None:
-        messages = body.get("messages") or []
+        messages: list[Any] = body["messages"] if isinstance(body.get("messages"), list) else []
         self.id = "chatcmpl-mock-" + hashlib.sha256(orjson.dumps(messages)).hexdigest()[:24]
         self.created = int(time.time())
         self.model = body.get("model")

@@ -103,6 +103,7 @@ class MockUpstream:
             yield event(
                 {"choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}]}
             )
-        if (body.get("stream_options") or {}).get("include_usage"):
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
             yield event({"choices": [], "usage": reply.usage()})
         yield b"data: [DONE]\n\n"

@@ -49,8 +49,10 @@ NOT_NAMES = frozenset(
     the then there this to use what when where which who why will with would write yes you your""".split()
 )
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
-_SENTENCE = re.compile(r"(?:^|[.!?\n])\W*\Z")
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]\d)")
+_NUMBER = re.compile(r"(?<![\w.])-?\d{1,15}(?:\.\d{1,15})?(?![\w.]?\d)")
+# Bounds on what a schema can ask for, so that a hostile one cannot make a huge answer.
+MAX_ITEMS = 64
+MAX_LENGTH = 4096
 
 
 class Hints:
@@ -62,8 +64,7 @@ class Hints:
         self.names = [
             name
             for match in _NAME.finditer(text)
-            if (name := _name(match.group(), _SENTENCE.search(text[: match.start()]) is not None))
-            and name.lower() not in exclude
+            if (name := _name(match.group(), _opens_sentence(text, match.start()))) and name.lower() not in exclude
         ]
         self.numbers = [match.group() for match in _NUMBER.finditer(text)]
 
@@ -96,7 +97,7 @@ class Hints:
 
     def number(self, key: str, integer: bool) -> float | None:
         for form in _forms(key):
-            match = re.search(rf"(-?\d+(?:\.\d+)?)\s+(?i:{re.escape(form)})", self.text)
+            match = re.search(rf"(-?\d{{1,15}}(?:\.\d{{1,15}})?)\s+(?i:{re.escape(form)})", self.text)
             explicit = match.group(1) if match else None
             if explicit is not None:
                 break
@@ -121,15 +122,17 @@ class _Maker:
         self.hints = hints
 
     def value(self, schema: Any, key: str, depth: int, variant: int = 0) -> Any:
+        if depth > HARD_DEPTH:  # a schema that requires itself: no finite value fits it
+            return None
         if not isinstance(schema, dict):
             return self._string({}, key, variant)
-        schema = self._resolve(schema, depth)
+        schema = self._resolve(schema, 0)
         if "const" in schema:
             return schema["const"]
         if isinstance(schema.get("enum"), list) and schema["enum"]:
             return self._enum(schema["enum"], key, variant)
         for keyword in ("anyOf", "oneOf"):
-            branches = [b for b in schema.get(keyword) or () if isinstance(b, dict)]
+            branches = [b for b in _list(schema.get(keyword)) if isinstance(b, dict)]
             if branches:
                 rest = {k: v for k, v in schema.items() if k != keyword}
                 return self.value({**rest, **self._branch(branches, depth)}, key, depth, variant)
@@ -148,7 +151,7 @@ class _Maker:
         return self._string(schema, key, variant)
 
     def _resolve(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        """``schema`` with its ``$ref`` followed and its ``allOf`` merged in."""
+        """``schema`` with its ``$ref`` followed and its ``allOf`` merged in (``depth``: allOf nesting)."""
         seen = 0
         while isinstance(schema.get("$ref"), str) and seen < HARD_DEPTH:
             target = self._pointer(schema["$ref"])
@@ -157,14 +160,14 @@ class _Maker:
                 break
             seen += 1
         schema = {k: v for k, v in schema.items() if k != "$ref"}
-        parts = [p for p in schema.pop("allOf", None) or () if isinstance(p, dict)]
+        parts = [p for p in _list(schema.pop("allOf", None)) if isinstance(p, dict)] if depth < HARD_DEPTH else []
         for part in parts:
-            part = self._resolve(part, depth)
+            part = self._resolve(part, depth + 1)
             for name, sub in part.items():
-                if name == "properties":
-                    schema["properties"] = {**sub, **(schema.get("properties") or {})}
+                if name == "properties" and isinstance(sub, dict):
+                    schema["properties"] = {**sub, **_dict(schema.get("properties"))}
                 elif name == "required":
-                    schema["required"] = list(dict.fromkeys([*(schema.get("required") or ()), *sub]))
+                    schema["required"] = list(dict.fromkeys([*_strings(schema.get("required")), *_strings(sub)]))
                 else:
                     schema.setdefault(name, sub)
         return schema
@@ -195,10 +198,9 @@ class _Maker:
         return values[variant % len(values)]
 
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        required = [name for name in schema.get("required") or () if isinstance(name, str)]
+        required = _strings(schema.get("required"))
         out: dict[str, Any] = {}
-        for name, sub in (properties or {}).items():
+        for name, sub in _dict(schema.get("properties")).items():
             if depth < MAX_DEPTH or name in required:
                 out[name] = self.value(sub, name, depth + 1)
         extra = schema.get("additionalProperties")
@@ -208,12 +210,11 @@ class _Maker:
         return out
 
     def _array(self, schema: dict[str, Any], key: str, depth: int) -> list[Any]:
-        prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, dict)]
+        prefix = [p for p in _list(schema.get("prefixItems")) if isinstance(p, dict)]
         items = schema.get("items")
         low, high = schema.get("minItems"), schema.get("maxItems")
         count = max(low if isinstance(low, int) else 0, len(prefix), 0 if depth >= MAX_DEPTH or items is False else 1)
-        if isinstance(high, int):
-            count = min(count, high)
+        count = min(count, high if isinstance(high, int) else count, MAX_ITEMS)
         unique = schema.get("uniqueItems") is True
         return [
             self.value(prefix[i] if i < len(prefix) else items, key, depth + 1, i if unique else 0)
@@ -251,7 +252,7 @@ class _Maker:
             text = next((c for c in (DEFAULT_STRING, "a", "A", "0", "") if _matches(pattern, c)), text)
         low, high = schema.get("minLength"), schema.get("maxLength")
         if isinstance(low, int) and len(text) < low:
-            text += "x" * (low - len(text))
+            text += "x" * (min(low, MAX_LENGTH) - len(text))
         if isinstance(high, int) and len(text) > high:
             text = text[:high]
         return text
@@ -285,6 +286,27 @@ def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, integer: bool
     if not bounds:
         return None
     return max(bounds) if sign > 0 else min(bounds)
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    """Whether the word at ``start`` opens the text, a line or a sentence (quotes and brackets aside)."""
+    before = text[max(0, start - 16) : start]
+    tail = before.rstrip(" \t\r\n\"'([{*_-")
+    if "\n" in before[len(tail) :]:
+        return True
+    return (not tail and start <= 16) or tail.endswith((".", "!", "?"))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in _list(value) if isinstance(item, str)]
 
 
 def _forms(key: str) -> list[str]:
