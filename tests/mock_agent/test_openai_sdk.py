@@ -111,9 +111,7 @@ def test_a_tool_named_in_the_text_is_called_with_valid_arguments(client: openai.
     [call] = choice.message.tool_calls
     assert call.type == "function" and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "f"}
-
-
-def test_tools_not_asked_for_are_not_called(client: openai.OpenAI) -> None:
+    # Tools the text does not ask for are not called, nor any with tool_choice none.
     tools: Any = [WEATHER, TIME]
     plain = client.chat.completions.create(model=MODEL, messages=user("Hello there"), tools=tools)
     assert plain.choices[0].message.content == "relaygate mock reply to: Hello there"
@@ -172,7 +170,7 @@ def test_parse_with_a_pydantic_function_tool(client: openai.OpenAI) -> None:
     assert call.function.parsed_arguments == GetWeather(city="Tokyo")
 
 
-def test_tool_calls_stream_as_openai_streams_them(client: openai.OpenAI) -> None:
+def test_tool_calls_structured_output_and_text_stream_as_openai_streams_them(client: openai.OpenAI) -> None:
     tools: Any = [WEATHER, TIME]
     chunks = list(
         client.chat.completions.create(
@@ -201,8 +199,6 @@ def test_tool_calls_stream_as_openai_streams_them(client: openai.OpenAI) -> None
     assert parsed is not None
     check_trip(parsed)
 
-
-def test_streamed_text_carries_usage(client: openai.OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(
             model=MODEL, messages=user("one two three"), stream=True, stream_options={"include_usage": True}
