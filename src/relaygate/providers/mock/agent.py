@@ -53,8 +53,10 @@ def answer(body: JSON) -> Answer:
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     content = messages[last_user].get("content") if last_user >= 0 else ""
     user_text = text_of(content)
-    asked = _asked(content)
     turn = messages[last_user + 1 :]
+    if not turn and not body.get("tools") and not body.get("response_format"):
+        return Answer(ECHO + user_text, [])  # a plain chat: nothing to decide
+    asked = _asked(content)
     results = _results(turn)
     tools = {
         str(tool["function"].get("name")): tool["function"]
