@@ -224,7 +224,7 @@ def test_responses_parse_and_function_calls(client: openai.OpenAI) -> None:
     assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Oslo"}
 
 
-def test_the_anthropic_sdk_forced_tool_gets_valid_input(gateway_url: str) -> None:
+def test_the_anthropic_sdk_forced_tool_and_output_format(gateway_url: str) -> None:
     schema = Trip.model_json_schema()
     with anthropic.Anthropic(base_url=gateway_url, api_key=KEY, max_retries=0) as client:
         message = client.messages.create(
@@ -234,6 +234,14 @@ def test_the_anthropic_sdk_forced_tool_gets_valid_input(gateway_url: str) -> Non
             tools=[{"name": "record_trip", "input_schema": schema}],
             tool_choice={"type": "tool", "name": "record_trip"},
         )
+        structured = client.messages.create(
+            model=MODEL,
+            max_tokens=1024,
+            messages=[{"role": "user", "content": TRIP_PROMPT}],
+            extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+        )
     [block] = [block for block in message.content if block.type == "tool_use"]
     assert block.name == "record_trip" and message.stop_reason == "tool_use"
     check_trip(Trip.model_validate(block.input))
+    [text] = [block for block in structured.content if block.type == "text"]
+    check_trip(Trip.model_validate_json(text.text))
