@@ -21,6 +21,7 @@ from relaygate.errors import (
     MethodNotAllowedError,
     NotFoundError,
     ServerError,
+    admin_path,
     send_error,
     sse_error_frame,
 )
@@ -103,7 +104,8 @@ class ProxyApp:
             ctx.scrub(error)
             ctx.error = ctx.error or error.code or error.type
             if not status:
-                await send_error(send_tracked, error, _routed(ctx))
+                # A path below the admin API's prefixes that no route serves answers in its shape too.
+                await send_error(send_tracked, error, _routed(ctx), admin=admin_path(route_path(scope)))
         except (ClientDisconnected, OSError):
             ctx.error = "client_disconnected"
         except Exception:
