@@ -45,16 +45,13 @@ async def test_an_unknown_prefix_is_a_404_naming_it_and_the_providers(
     assert fake_upstream.requests == []
 
 
-async def test_a_preset_prefix_says_how_to_configure_it(client: httpx.AsyncClient, fake_upstream: FakeOpenAI) -> None:
+async def test_a_preset_prefix_says_how_to_configure_it_and_bare_names_still_go_to_the_default(
+    client: httpx.AsyncClient, fake_upstream: FakeOpenAI
+) -> None:
     response = await client.post("/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": HI})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "provider_not_configured"
     assert "OPENAI_API_KEY" in response.json()["error"]["message"]
-
-
-async def test_bare_names_still_go_to_the_default_provider(
-    client: httpx.AsyncClient, fake_upstream: FakeOpenAI
-) -> None:
     for model in ("gpt-4o", "upstream/gpt-4o-mini", "local/meta-llama/Llama-3.1-8B"):
         response = await client.post("/v1/chat/completions", json={"model": model, "messages": HI})
         assert response.status_code == 200, response.text
