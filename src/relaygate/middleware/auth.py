@@ -59,7 +59,7 @@ class AuthMiddleware:
         if path in self.public_paths:
             await self.app(scope, receive, send)
             return
-        if path in self.open_paths and header(scope, b"authorization") is None:
+        if path in self.open_paths and self.keys and header(scope, b"authorization") is None:
             get_context(scope).project_id = None  # no key: no project's view, whatever the path named
             await self.app(scope, receive, send)
             return
