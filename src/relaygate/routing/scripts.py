@@ -67,6 +67,7 @@ class _Engine:
 
         self.racer = MiniRacer()
         self.lock = threading.Lock()
+        self.closed = False
         try:
             self.racer.set_hard_memory_limit(max_memory)
             self._eval(_DEFINE.format(script=script), timeout_s)
@@ -78,6 +79,8 @@ class _Engine:
 
     def call(self, payload: bytes, timeout_s: float) -> Any:
         with self.lock:
+            if self.closed:
+                raise _Closed()
             answer = self._eval(_CALL.format(payload=payload.decode()), timeout_s)
         if not isinstance(answer, str) or len(answer) > MAX_RESULT_CHARS:
             raise ScriptError("invalid", "returned something that is not a route")
@@ -104,7 +107,12 @@ class _Engine:
             raise ScriptError("error", f"threw {_first_line(exc)}") from None
 
     def close(self) -> None:
+        self.closed = True
         self.racer.close()
+
+
+class _Closed(Exception):
+    """The engine was closed (its script ran out of memory in another call) while this call waited for it."""
 
 
 class ScriptEngine:
@@ -150,7 +158,14 @@ class ScriptEngine:
         key = (owner, script, max_memory)
         engine = self._engine(key, timeout_s, pinned)
         try:
-            return engine.call(payload, timeout_s)
+            try:
+                return engine.call(payload, timeout_s)
+            except _Closed:
+                engine = self._engine(key, timeout_s, pinned)  # made afresh; closed again only past its limit
+                try:
+                    return engine.call(payload, timeout_s)
+                except _Closed:
+                    raise ScriptError("memory", "ran past its memory limit and was stopped") from None
         except ScriptError as error:
             if error.failure.kind == "memory":
                 # Its heap is full: the next call starts afresh. (A script stopped at its time limit keeps its
