@@ -23,6 +23,7 @@ from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
+from relaygate.mcp import McpPool
 from relaygate.middleware import (
     AuthMiddleware,
     GuardsMiddleware,
@@ -126,6 +127,8 @@ class Gateway:
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.ledger = self._ledger(self.settings, self.providers, self.prices)
+        # Sessions with the configured MCP servers, opened at start-up (see relaygate.mcp).
+        self.mcp = McpPool(self.settings.mcp_servers, options=self.settings.mcp)
         self.proxy = ProxyApp(
             router=self.router,
             max_body_bytes=self.settings.max_body_bytes,
@@ -303,6 +306,8 @@ class Gateway:
                 await self.limiter.start()
             if self.metrics_sync is not None:
                 await self.metrics_sync.start()
+            # A server that cannot be reached is a warning, not a failed start.
+            await self.mcp.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -316,6 +321,7 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        await self.mcp.aclose()
         if self.metrics_sync is not None:
             await self.metrics_sync.stop()
         if self.limiter is not None:
