@@ -273,7 +273,7 @@ async def test_the_thread_keeps_the_tool_calls_and_results(gw: Stack) -> None:
         listed = httpx.get(
             gw.url + "/v1/threads/thread-mcp-1/messages", headers={"authorization": f"Bearer {KEY_A}"}, timeout=10
         )
-        messages = listed.json().get("data") or []
+        messages = listed.json().get("messages") or []
         if len(messages) >= 4:
             break
         time.sleep(0.1)
