@@ -101,6 +101,8 @@ class ToolLoop:
         if value is None or value == []:
             return None
         servers = requested_servers(value, self.pool, self.options, ctx.project_id)
+        if not servers:
+            return None
         if isinstance(body.get("n"), int) and body["n"] != 1:
             raise InvalidRequestError("mcp_servers needs n = 1: a tool loop follows one answer.", param="n")
         listed = await self._tools(servers)
