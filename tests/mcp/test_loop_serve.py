@@ -428,3 +428,14 @@ async def test_the_responses_api_runs_the_loop_too(gw: Stack) -> None:
     ]
     assert texts == ["The tool said: 2.0"]
     assert gw.mcp["calc"].calls == [("add", {"a": 1, "b": 1})]
+
+
+async def test_the_responses_api_streams_the_loop(gw: Stack) -> None:
+    body = {"model": "upstream/agent", "input": "What is 1 + 1?", "mcp_servers": [{"name": "calc"}], "stream": True}
+    response = httpx.post(gw.url + "/v1/responses", json=body, headers={"authorization": f"Bearer {KEY_A}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    events = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    completed = orjson.loads(response.text.strip().splitlines()[-1].removeprefix("data: "))
+    texts = [part["text"] for item in completed["response"]["output"] for part in item.get("content", [])]
+    assert texts == ["The tool said: 2.0"]
