@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import openai
 import orjson
 import pytest
 import yaml
 
+from relaygate.store import CallRecord, open_store
 from tests.conftest import KEY_A, KEY_B, UPSTREAM_KEY
 from tests.fakes.mcp_servers import FakeMcp, serve_mcp
 from tests.fakes.openai_server import FakeOpenAI
@@ -40,6 +42,7 @@ class Stack:
     mcp: dict[str, FakeMcp]
     urls: dict[str, str]
     receiver: OtlpReceiver
+    database: str
 
 
 def config(upstream_url: str, servers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -93,7 +96,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "OTEL_METRIC_EXPORT_INTERVAL": "60000",
         }
         url = stack.enter_context(relaygate_serve(["--config", str(path)], env=env, cwd=tmp))
-        yield Stack(url, upstream, mcp, {name: s["url"] for name, s in servers.items()}, receiver)
+        urls = {name: server["url"] for name, server in servers.items()}
+        yield Stack(url, upstream, mcp, urls, receiver, f"sqlite:///{tmp / 'ledger.db'}")
 
 
 @pytest.fixture
@@ -143,6 +147,22 @@ async def test_a_chat_request_gets_an_answer_that_used_the_tool(gw: Stack) -> No
     assert answer["usage"]["prompt_tokens"] == 22 and answer["usage"]["completion_tokens"] == 10
     assert answer["usage"]["cost"] == pytest.approx(0.001)
     assert float(response.headers["x-cost-usd"]) == pytest.approx(0.001)
+    # The ledger records the request with both model calls, each priced.
+    record = await recorded(gw, response.headers["x-trace-id"])
+    assert record.cost_usd == pytest.approx(0.001)
+    assert (record.prompt_tokens, record.completion_tokens) == (22, 10)
+    assert [attempt["cost_usd"] for attempt in record.attempts] == [pytest.approx(0.0005)] * 2
+    assert [attempt["completion_tokens"] for attempt in record.attempts] == [5, 5]
+
+
+async def recorded(gw: Stack, trace_id: str) -> CallRecord:
+    async with open_store(gw.database) as store:
+        for _ in range(100):
+            calls = await store.calls_of_trace("proj-a", trace_id)
+            if calls:
+                return calls[0]
+            await anyio.sleep(0.1)
+    raise AssertionError(f"no call of trace {trace_id} in the ledger")
 
 
 async def test_a_streamed_request_streams_the_answer_through_the_openai_sdk(gw: Stack) -> None:

@@ -286,8 +286,10 @@ class ToolLoop:
                     await send_body(step.feed(data))
             finally:
                 await self.fallback.finish(ctx, opened)
+            if step.failed:
+                return  # the error event was the stream's last
             ours = step.mcp_calls
-            if step.failed or not ours or step.own_calls:
+            if not ours or step.own_calls:
                 await send_body(step.finish(usage=self._usage(ctx, None), usage_chunk=usage_chunk))
                 return
             if iteration == limit:
