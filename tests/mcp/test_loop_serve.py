@@ -460,3 +460,29 @@ async def test_the_responses_api_streams_the_loop(gw: Stack) -> None:
     completed = orjson.loads(response.text.strip().splitlines()[-1].removeprefix("data: "))
     texts = [part["text"] for item in completed["response"]["output"] for part in item.get("content", [])]
     assert texts == ["The tool said: 2.0"]
+
+
+async def test_a_streamed_call_of_the_caller_s_own_tool_reaches_the_caller(gw: Stack) -> None:
+    client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=KEY_A)
+    own = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    stream = await client.chat.completions.create(
+        model="upstream/agent-parallel",
+        messages=[{"role": "user", "content": "Look it up."}],
+        tools=[own],  # type: ignore[list-item]
+        stream=True,
+        extra_body={"mcp_servers": [{"name": "calc"}]},
+    )
+    calls: dict[int, str] = {}
+    finishes = []
+    async for chunk in stream:
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or ():
+                if call.function and call.function.name:
+                    calls[call.index] = call.function.name
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    await client.close()
+    # The model called lookup and calc__add at once: the caller gets its own call, the MCP one is not run.
+    assert calls == {0: "lookup"}
+    assert finishes == ["tool_calls"]
+    assert gw.mcp["calc"].calls == []
