@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -468,7 +468,7 @@ async def test_a_streamed_call_of_the_caller_s_own_tool_reaches_the_caller(gw: S
     stream = await client.chat.completions.create(
         model="upstream/agent-parallel",
         messages=[{"role": "user", "content": "Look it up."}],
-        tools=[own],  # type: ignore[list-item]
+        tools=cast(Any, [own]),
         stream=True,
         extra_body={"mcp_servers": [{"name": "calc"}]},
     )
