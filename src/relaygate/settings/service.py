@@ -50,5 +50,9 @@ class TelemetrySettings(SettingsModel):
     # Prompts and answers on the spans (gen_ai.input.messages, ...); off unless asked for, also by
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY|SPAN_AND_EVENT|true.
     capture_content: bool = False
+    # The most bytes of one captured attribute (a prompt, the system instructions, an answer); what is
+    # beyond is cut and marked "…[truncated N bytes]", and the span lists the attribute in
+    # relaygate.content.truncated. 0: no cap (collectors refuse exports of many megabytes).
+    capture_content_max_bytes: int = Field(default=65536, ge=0)
     # Also emit LangDB's names (langdb.thread_id, langdb.run_id, langdb.label).
     langdb_attributes: bool = False

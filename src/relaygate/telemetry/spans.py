@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from relaygate.answers import AnswerCollector
 from relaygate.telemetry import names
-from relaygate.telemetry.content import input_messages, output_message
+from relaygate.telemetry.content import capped, input_messages, output_message
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -51,6 +51,7 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         capture_content: bool = False,
+        content_max_bytes: int = 65536,
         langdb_attributes: bool = False,
     ) -> None:
         from relaygate import __version__
@@ -71,6 +72,7 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
         )  # fmt: skip
         self.capture_content = capture_content
+        self.content_max_bytes = content_max_bytes
         self.langdb_attributes = langdb_attributes
 
     # --- the gateway's span -------------------------------------------------------------------------
@@ -195,15 +197,22 @@ class Telemetry:
             attributes[names.ATTEMPT] = number
         if self.capture_content and endpoint == "chat":
             messages, system = input_messages(body.get("messages"))
-            attributes[names.INPUT_MESSAGES] = messages
+            self.put_content(attributes, names.INPUT_MESSAGES, messages)
             if system is not None:
-                attributes[names.SYSTEM_INSTRUCTIONS] = system
+                self.put_content(attributes, names.SYSTEM_INSTRUCTIONS, system)
         span = self.tracer.start_span(f"{operation} {route.model}", kind=SpanKind.CLIENT, attributes=attributes)
         attempt = AttemptSpan(self, span, operation, attributes, stream)
         ctx.observers.append(attempt)
         return attempt
 
     # --- attributes ---------------------------------------------------------------------------------
+
+    def put_content(self, attributes: dict[str, Any], name: str, value: str) -> None:
+        """A captured attribute, cut to the cap; a cut one is named in ``relaygate.content.truncated``."""
+        value, truncated = capped(value, self.content_max_bytes)
+        attributes[name] = value
+        if truncated:
+            attributes[names.CONTENT_TRUNCATED] = [*attributes.get(names.CONTENT_TRUNCATED, ()), name]
 
     def _ids(self, ctx: RequestContext) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -247,7 +256,7 @@ class AttemptSpan:
     """One attempt's CLIENT span: follows its answer on the request context, then ends the span and
     records the metrics; or ends them at once when the attempt fails and another may follow."""
 
-    __slots__ = ("_answer", "_started", "attributes", "operation", "span", "stream", "telemetry")
+    __slots__ = ("_answer", "_started", "_truncated", "attributes", "operation", "span", "stream", "telemetry")
 
     def __init__(
         self, telemetry: Telemetry, span: Span, operation: str, attributes: Mapping[str, Any], stream: bool
@@ -263,6 +272,7 @@ class AttemptSpan:
             if key in attributes
         }
         self._started = time.perf_counter()
+        self._truncated = list(attributes.get(names.CONTENT_TRUNCATED, ()))
         # The answer, put together only when content is captured.
         self._answer = AnswerCollector() if telemetry.capture_content else None
 
@@ -340,7 +350,11 @@ class AttemptSpan:
         answer = self._answer
         if answer is not None and self.operation == "chat" and (answer.text or answer.tool_calls):
             finish = ctx.finish_reasons[0] if ctx.finish_reasons else None
-            attributes[names.OUTPUT_MESSAGES] = output_message(answer.text, answer.tool_calls, finish)
+            if self._truncated:  # the request's own, set when the span started, are kept
+                attributes[names.CONTENT_TRUNCATED] = self._truncated
+            self.telemetry.put_content(
+                attributes, names.OUTPUT_MESSAGES, output_message(answer.text, answer.tool_calls, finish)
+            )
         if error_type is not None:
             attributes[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error))

@@ -1,0 +1,125 @@
+"""Bad input through the whole stack (issue 14): odd message shapes with content capture on, request values
+out of their documented ranges, captured content over its size cap and ``response_format`` string forms.
+
+The gateway runs with content capture on and spans going to the SDK's in-memory exporter; the upstream is the
+fake OpenAI server, which records what it was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from relaygate import Gateway
+from relaygate.settings import TelemetrySettings
+from tests.conftest import KEY_A, make_settings
+from tests.fakes.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.anyio
+
+HEADERS = {"authorization": f"Bearer {KEY_A}"}
+
+
+class Stack:
+    def __init__(self, client: httpx.AsyncClient, spans: InMemorySpanExporter) -> None:
+        self.client = client
+        self.spans = spans
+
+    def calls(self) -> list[ReadableSpan]:
+        return [span for span in self.spans.get_finished_spans() if span.kind == SpanKind.CLIENT]
+
+    async def chat(self, **body: Any) -> httpx.Response:
+        body = {"model": "upstream/gpt-4o", "messages": [{"role": "user", "content": "Hi"}], **body}
+        return await self.client.post("/v1/chat/completions", json=body)
+
+
+async def stack(upstream_url: str, **telemetry: Any) -> AsyncIterator[Stack]:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    settings = make_settings(upstream_url, telemetry=TelemetrySettings(capture_content=True, **telemetry))
+    gateway = Gateway(settings, tracer_provider=provider)
+    async with gateway.lifespan():
+        transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=HEADERS) as client:
+            yield Stack(client, spans)
+
+
+@pytest.fixture
+async def gateway(upstream_url: str, fake_upstream: FakeOpenAI) -> AsyncIterator[Stack]:
+    async for each in stack(upstream_url):
+        yield each
+
+
+# --- item 3: odd message shapes with content capture on ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": [{"type": "image_url", "image_url": "https://example.com/cat.png"}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": 12}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": None}}]},
+        {"role": "user", "content": [{"type": "text", "text": {"nested": True}}]},
+        {"role": "assistant", "content": None, "tool_calls": ["not an object", 3, None]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": 1, "function": "f"}]},
+        {"role": {"odd": 1}, "content": "Hi"},
+    ],
+)
+async def test_odd_message_shapes_with_content_capture_are_never_a_500(
+    gateway: Stack, message: dict[str, Any]
+) -> None:
+    response = await gateway.chat(messages=[message, {"role": "user", "content": "Hi"}])
+    assert response.status_code < 500, response.text
+    if response.status_code == 200:
+        (call,) = gateway.calls()
+        assert isinstance(orjson.loads(str((call.attributes or {})["gen_ai.input.messages"])), list)
+
+
+async def test_a_bare_string_image_url_is_captured_as_its_uri(gateway: Stack) -> None:
+    content = [{"type": "image_url", "image_url": "https://example.com/cat.png"}]
+    response = await gateway.chat(messages=[{"role": "user", "content": content}])
+    assert response.status_code == 200, response.text
+    (call,) = gateway.calls()
+    (message,) = orjson.loads(str((call.attributes or {})["gen_ai.input.messages"]))
+    assert message["parts"] == [{"type": "uri", "modality": "image", "uri": "https://example.com/cat.png"}]
+
+
+# --- item 6: captured content is capped ----------------------------------------------------------------------
+
+
+async def test_captured_content_is_capped_at_64_kib_by_default_and_the_cut_is_marked(gateway: Stack) -> None:
+    prompt = "é" * 200_000  # 400 KB of UTF-8
+    system = {"role": "system", "content": "s" * 100_000}
+    response = await gateway.chat(messages=[system, {"role": "user", "content": prompt}])
+    assert response.status_code == 200, response.text
+    (call,) = gateway.calls()
+    attributes = dict(call.attributes or {})
+    for name in ("gen_ai.input.messages", "gen_ai.system_instructions"):
+        value = str(attributes[name])
+        assert len(value.encode()) <= 64 * 1024
+        assert value.endswith(" bytes]") and "…[truncated " in value
+    assert attributes["relaygate.content.truncated"] == ("gen_ai.input.messages", "gen_ai.system_instructions")
+
+
+async def test_the_cap_is_configurable_and_small_content_is_left_whole(
+    upstream_url: str, fake_upstream: FakeOpenAI
+) -> None:
+    async for each in stack(upstream_url, capture_content_max_bytes=300):
+        response = await each.chat(messages=[{"role": "user", "content": "x" * 1000}])
+        assert response.status_code == 200, response.text
+        response = await each.chat(messages=[{"role": "user", "content": "short"}])
+        assert response.status_code == 200, response.text
+        long, short = (dict(call.attributes or {}) for call in each.calls())
+        assert len(str(long["gen_ai.input.messages"]).encode()) <= 300
+        assert "…[truncated" in str(long["gen_ai.input.messages"])
+        assert "gen_ai.output.messages" in short and "relaygate.content.truncated" not in short
+        assert orjson.loads(str(short["gen_ai.input.messages"]))[0]["parts"][0]["content"] == "short"
