@@ -123,3 +123,87 @@ async def test_the_cap_is_configurable_and_small_content_is_left_whole(
         assert "…[truncated" in str(long["gen_ai.input.messages"])
         assert "gen_ai.output.messages" in short and "relaygate.content.truncated" not in short
         assert orjson.loads(str(short["gen_ai.input.messages"]))[0]["parts"][0]["content"] == "short"
+
+
+# --- item 5: request values out of their documented ranges ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", -1e308),
+        ("max_tokens", 0),
+        ("max_completion_tokens", -5),
+        ("seed", 2**63),
+        ("seed", -(2**63) - 1),
+        ("n", 0),
+        ("temperature", 3),
+        ("temperature", -0.1),
+        ("top_p", 1.5),
+        ("presence_penalty", 2.5),
+        ("frequency_penalty", -3),
+        ("top_logprobs", 50),
+        ("top_logprobs", -1),
+    ],
+)
+async def test_a_value_beyond_its_documented_range_is_a_400_naming_the_field(
+    gateway: Stack, fake_upstream: FakeOpenAI, field: str, value: Any
+) -> None:
+    response = await gateway.chat(**{field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field and field in error["message"]
+    assert error["type"] == "invalid_request_error"
+    assert not fake_upstream.requests  # nothing was forwarded
+    assert not gateway.calls()
+
+
+async def test_values_at_the_edges_of_their_ranges_are_forwarded_and_on_the_span(
+    gateway: Stack, fake_upstream: FakeOpenAI
+) -> None:
+    edges = {"temperature": 2, "top_p": 0, "presence_penalty": -2, "frequency_penalty": 2, "seed": 2**63 - 1}
+    response = await gateway.chat(**edges, top_logprobs=20, logprobs=True, n=1, max_tokens=1)
+    assert response.status_code == 200, response.text
+    sent = fake_upstream.last("/chat/completions").body
+    assert {key: sent[key] for key in edges} == edges
+    (call,) = gateway.calls()
+    assert (call.attributes or {})["gen_ai.request.seed"] == 2**63 - 1
+
+
+async def test_an_embeddings_body_with_a_seed_beyond_int64_keeps_it_off_the_span(
+    gateway: Stack, fake_upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # These endpoints do not take sampling values; whatever a caller sends under those names is the
+    # provider's to judge, and never an attribute that the exporter cannot encode.
+    body = b'{"model": "upstream/text-embedding-3-small", "input": "Hi", "seed": 9223372036854775808, "top_p": 1e308}'
+    response = await gateway.client.post("/v1/embeddings", content=body)
+    assert response.status_code == 200, response.text
+    assert fake_upstream.last("/embeddings").body["seed"] == 2**63
+    (call,) = gateway.calls()
+    for call in [call]:
+        attributes = dict(call.attributes or {})
+        assert "gen_ai.request.seed" not in attributes
+        assert attributes["gen_ai.request.top_p"] == 1e308  # a finite float: encodable
+    assert "Traceback" not in caplog.text
+
+
+# --- item 12: response_format string forms --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["json_object", "text"])
+async def test_a_bare_string_response_format_is_sent_as_its_object(
+    gateway: Stack, fake_upstream: FakeOpenAI, kind: str
+) -> None:
+    response = await gateway.chat(response_format=kind)
+    assert response.status_code == 200, response.text
+    sent = fake_upstream.last("/chat/completions").body
+    assert sent["response_format"] == {"type": kind}
+    (call,) = gateway.calls()
+    assert (call.attributes or {})["gen_ai.output.type"] == ("json" if kind == "json_object" else "text")
+
+
+async def test_an_unknown_response_format_string_is_a_400(gateway: Stack, fake_upstream: FakeOpenAI) -> None:
+    response = await gateway.chat(response_format="yaml")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "response_format"
+    assert not fake_upstream.requests

@@ -8,6 +8,7 @@ itself parsed (thread, run, label, project, key id) and, when asked for, message
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -393,10 +394,10 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
         out[names.REQUEST_STREAM] = True
     for key, name in PARAMETERS.items():
         value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if _encodable(value):
             out[name] = value
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+    if isinstance(max_tokens, int) and _encodable(max_tokens):
         out[names.REQUEST_MAX_TOKENS] = max_tokens
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -404,7 +405,7 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
     elif isinstance(stop, list) and all(isinstance(item, str) for item in stop):
         out[names.REQUEST_STOP_SEQUENCES] = stop
     choices = body.get("n")
-    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
+    if isinstance(choices, int) and _encodable(choices) and choices != 1:
         out[names.REQUEST_CHOICE_COUNT] = choices
     if endpoint == "chat":
         response_format = body.get("response_format")
@@ -415,3 +416,14 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
     elif endpoint == "embeddings" and isinstance(body.get("encoding_format"), str):
         out[names.REQUEST_ENCODING_FORMATS] = [body["encoding_format"]]
     return out
+
+
+def _encodable(value: Any) -> bool:
+    """A number OTLP can carry: an int within int64 or a finite float (the exporter logs a traceback for
+    any other, per attribute, and drops it). The chat request's ranges are checked before; this is for the
+    endpoints and dialects whose bodies carry the same names unchecked."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
