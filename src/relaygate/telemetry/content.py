@@ -85,10 +85,9 @@ def input_messages(messages: Any) -> tuple[str, str | None]:
         if role in ("system", "developer"):
             system += _parts(message.get("content"))
         elif role == "tool":
-            conversation.append(
-                {"role": "tool", "parts": [{"type": "tool_call_response", "id": _text(message.get("tool_call_id")) or None,
-                                            "response": message.get("content")}]}
-            )  # fmt: skip
+            call_id = _text(message.get("tool_call_id")) or None
+            response = {"type": "tool_call_response", "id": call_id, "response": message.get("content")}
+            conversation.append({"role": "tool", "parts": [response]})
         else:
             parts = _parts(message.get("content")) + _tool_calls(message.get("tool_calls"))
             conversation.append({"role": role, "parts": parts})
