@@ -8,6 +8,7 @@ fake OpenAI server, which records what it was sent.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from relaygate import Gateway
 from relaygate.settings import TelemetrySettings
 from tests.conftest import KEY_A, make_settings
 from tests.fakes.openai_server import FakeOpenAI
+from tests.servers import relaygate_serve
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +206,55 @@ async def test_an_unknown_response_format_string_is_a_400(gateway: Stack, fake_u
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "response_format"
     assert not fake_upstream.requests
+
+
+# --- item 15: authenticate before header checks; truncate what is echoed --------------------------------------
+
+
+def test_header_checks_come_after_authentication_and_echoes_are_cut(tmp_path: Path) -> None:
+    config = tmp_path / "relaygate.yaml"
+    config.write_text(SERVE_CONFIG)
+    long = "x" * 10_000
+    chat = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hi"}]}
+    with relaygate_serve(["--config", str(config)], cwd=tmp_path) as base:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            # Without a key: 401, whatever else is wrong.
+            for headers, path in [
+                ({"X-Label": long}, "/v1/chat/completions"),
+                ({"X-Thread-Id": ""}, "/v1/chat/completions"),
+                ({"X-Project-Id": "proj-b"}, "/proj-a/v1/chat/completions"),
+            ]:
+                response = client.post(path, json=chat, headers=headers)
+                assert response.status_code == 401, response.text
+                assert response.json()["error"]["code"] == "invalid_api_key"
+            # With one: the header's own refusal.
+            keyed = {"authorization": f"Bearer {SERVE_KEY}"}
+            response = client.post("/v1/chat/completions", json=chat, headers={**keyed, "X-Label": long})
+            assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_header"
+            response = client.post(
+                "/proj-a/v1/chat/completions", json=chat, headers={**keyed, "X-Project-Id": "proj-b"}
+            )
+            assert response.status_code == 400 and response.json()["error"]["code"] == "project_mismatch"
+            # What an error echoes of the caller is cut.
+            for path, body in [
+                (f"/threads/{long}/cost", None),
+                (f"/v1/{long}", chat),
+                ("/v1/chat/completions", {**chat, "model": f"mock-{long}/x"}),
+                (f"/{long}/v1/chat/completions", chat),
+            ]:
+                response = client.post(path, json=body, headers=keyed) if body else client.get(path, headers=keyed)
+                assert 400 <= response.status_code < 500, response.text
+                assert len(response.text) < 1000 and "x" * 201 not in response.text, (path, response.text[:300])
+                assert "…" in response.json()["error"]["message"] or "x" * 50 not in response.text
+
+
+SERVE_KEY = "rg-bad-input-key"
+SERVE_CONFIG = f"""\
+providers:
+  mock: {{kind: mock}}
+projects:
+  - id: proj-a
+    keys: ["{SERVE_KEY}"]
+  - id: proj-b
+    keys: ["rg-bad-input-key-b"]
+"""

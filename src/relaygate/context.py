@@ -271,6 +271,10 @@ class RequestContext:
     overbilled: bool = False
     # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
     caller_key: CallerKey | None = None
+    # A refusal of the request's headers found before the caller was authenticated (an over-long X-Label,
+    # projects that differ): AuthMiddleware sends it once the key is checked, so that a caller without a
+    # key learns nothing but that it needs one.
+    refusal: GatewayError | None = None
 
     def add_secret(self, *values: str) -> None:
         """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and
