@@ -32,6 +32,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ServerError",
     "ServiceUnavailableError",
     "UpstreamConnectionError",
@@ -115,6 +116,14 @@ class GatewayError(Exception):
 class InvalidRequestError(GatewayError):
     status = 400
     type = "invalid_request_error"
+
+
+class RequestTimeoutError(GatewayError):
+    """The client did not send its request in time (``relaygate serve``'s ``server.body_timeout``)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class AuthenticationError(GatewayError):
