@@ -87,6 +87,7 @@ class MessageView(TypedDict):
     content: Any
     tool_calls: NotRequired[list[Any]]
     tool_call_id: NotRequired[str]
+    name: NotRequired[str]
     created_at: str
     model: str | None
     cost: float | None

@@ -70,6 +70,8 @@ def message(m: MessageRecord) -> MessageView:
         out["tool_calls"] = m.tool_calls
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
     return out
 
 

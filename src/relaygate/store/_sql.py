@@ -13,12 +13,14 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
 from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
     AGGREGATES,
     CALL_COLUMNS,
+    DELETE_REPEATED_HISTORY,
     EPOCH,
     GROUP_COLUMNS,
     INSERT_CALL,
@@ -76,6 +78,7 @@ class SQLStore(DashboardQueries):
         try:
             call_rows = [self._call_row(c) for c in unique]
             message_rows = [self._message_row(m) for m in messages]
+            history_rows = self._history_rows(messages)
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of the wrong type (a tag value that is not a string, content that is not JSON): as
             # refused as a value the database rejects, and as pointless to retry.
@@ -90,9 +93,21 @@ class SQLStore(DashboardQueries):
                 (UPSERT_ROLLUP, rollup_rows(added, self._bind_time)),
                 (UPSERT_THREAD, thread_rows(added, self._bind_time)),
                 (INSERT_MESSAGE, message_rows),
+                (DELETE_REPEATED_HISTORY, history_rows),
             ]
 
         await self._transaction(plan, [self._bind_uuid(c.id) for c in unique])
+
+    def _history_rows(self, messages: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+        """One row of DELETE_REPEATED_HISTORY per call that brought earlier messages."""
+        earlier: dict[uuid.UUID, list[MessageRecord]] = {}
+        for m in messages:
+            if m.earlier and m.call_id is not None:
+                earlier.setdefault(m.call_id, []).append(m)
+        return [
+            (self._bind_uuid(call_id), len(ms), ms[0].project_id, ms[0].thread_id, self._bind_time(ms[0].created_at))
+            for call_id, ms in earlier.items()
+        ]
 
     # -- calls and threads -----------------------------------------------------------------------------
 

@@ -31,7 +31,17 @@ from relaygate.store.records import (
     utc,
 )
 
-__all__ = ["CALL_COLUMNS", "MESSAGE_COLUMNS", "MODEL_COLUMNS", "Plan", "SQLRows", "Statements", "Totals", "title_of"]
+__all__ = [
+    "CALL_COLUMNS",
+    "DELETE_REPEATED_HISTORY",
+    "MESSAGE_COLUMNS",
+    "MODEL_COLUMNS",
+    "Plan",
+    "SQLRows",
+    "Statements",
+    "Totals",
+    "title_of",
+]
 
 TITLE_LENGTH = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,7 +54,7 @@ CALL_COLUMNS = (
 )
 MESSAGE_COLUMNS = (
     "id, project_id, thread_id, call_id, position, created_at, role, content, tool_calls, tool_call_id, model, "
-    "cost_nanos"
+    "cost_nanos, name"
 )
 MODEL_COLUMNS = (
     "id, project_id, name, provider, model_name_in_provider, model_type, description, owner_name, priority, "
@@ -71,6 +81,11 @@ def _updates(columns: str, keep: set[str]) -> str:
 INSERT_CALL = f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({_placeholders(CALL_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_placeholders(MESSAGE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
+)
+# A call's earlier messages (its first positions) go again when its thread already had messages before it.
+DELETE_REPEATED_HISTORY = (
+    "DELETE FROM messages WHERE call_id = ? AND position < ? AND EXISTS "
+    "(SELECT 1 FROM messages AS e WHERE e.project_id = ? AND e.thread_id = ? AND e.created_at < ?)"
 )
 UPSERT_MODEL = (
     f"INSERT INTO models ({MODEL_COLUMNS}) VALUES ({_placeholders(MODEL_COLUMNS)}) "
@@ -343,6 +358,7 @@ class SQLRows(Store):
             _opt_text(m.tool_call_id),
             _opt_text(m.model),
             m.cost_nanos,
+            _opt_text(m.name),
         )
 
     def _read_message(self, r: Sequence[Any]) -> MessageRecord:
@@ -359,6 +375,7 @@ class SQLRows(Store):
             tool_call_id=r[9],
             model=r[10],
             cost_usd=None if r[11] is None else nanos_to_usd(r[11]),
+            name=r[12],
         )
 
     @staticmethod

@@ -211,10 +211,15 @@ class MessageRecord:
     content: Any = None
     tool_calls: Any = None
     tool_call_id: str | None = None
+    # The message's name: a tool message's function (OpenAI's legacy ``function`` role and named participants).
+    name: str | None = None
     call_id: uuid.UUID | None = None
     model: str | None = None
     cost_usd: float | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Not stored: a message of the conversation before the call's new turn, kept only when its thread has no
+    # messages from an earlier call (the first call of a thread brings its whole history; later ones do not).
+    earlier: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
