@@ -172,8 +172,11 @@ class SQLStore(DashboardQueries):
         columns = [GROUP_COLUMNS[d] for d in dims]
         select = "".join(f"{c}, " for c in columns)
         group = f" GROUP BY {', '.join(columns)}" if columns else ""
+        # Calls refused before routing have no provider or model: left out of groups by either.
+        routed = " AND model <> ''" if {GroupBy.PROVIDER, GroupBy.MODEL} & set(dims) else ""
         rows = await self._fetch(
             f"SELECT {select}{AGGREGATES} FROM calls WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+            + routed
             + group,
             [project_id, *self._window(start, end)],
         )
@@ -207,7 +210,8 @@ class SQLStore(DashboardQueries):
     async def usage_by_model(
         self, project_id: str, start: datetime, end: datetime, bucket: Bucket | None = None
     ) -> list[ModelUsage]:
-        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+        # Calls refused before routing have no model: they are in the totals, not in any model's row.
+        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ? AND model <> ''"
         args = [project_id, *self._window(start, end)]
         if bucket is None:
             rows = await self._fetch(

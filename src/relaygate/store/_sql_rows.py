@@ -96,6 +96,8 @@ UPSERT_PRICES = (
     f"ON CONFLICT (project_id, model) DO UPDATE SET {_updates(PRICE_COLUMNS, set())}"
 )
 
+# A call that answered without a known price (the roll-ups of the dashboard do not count these).
+UNPRICED = "CASE WHEN cost_nanos IS NULL AND status < 400 AND error IS NULL THEN 1 ELSE 0 END"
 # Partial aggregates of a set of calls, in the order Totals.add reads them. Sums stay integers (tokens,
 # nano-dollars, microseconds); averages are divided in Python, so both backends agree to the last bit.
 AGGREGATES = (
@@ -103,7 +105,8 @@ AGGREGATES = (
     "COALESCE(SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END), 0), "
     "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(total_tokens), 0), "
     "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), "
-    "COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(latency_us), 0), COALESCE(SUM(ttft_us), 0), COUNT(ttft_us)"
+    "COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(latency_us), 0), COALESCE(SUM(ttft_us), 0), COUNT(ttft_us), "
+    f"COALESCE(SUM({UNPRICED}), 0)"
 )
 GROUP_COLUMNS = {
     GroupBy.PROVIDER: "provider",
@@ -186,10 +189,12 @@ class Totals:
     latency_us: int = 0
     ttft_us: int = 0
     ttft_count: int = 0
+    unpriced: int = 0
 
     def add(self, row: Sequence[Any]) -> None:
-        # int(): PostgreSQL returns SUM(bigint) as numeric (Decimal).
-        (c, e, p, co, t, ca, cw, r, cost, lat, ttft, ttft_n) = (int(v) for v in row)
+        # int(): PostgreSQL returns SUM(bigint) as numeric (Decimal). The roll-ups' rows have no unpriced count.
+        (c, e, p, co, t, ca, cw, r, cost, lat, ttft, ttft_n) = (int(v) for v in row[:12])
+        self.unpriced += int(row[12]) if len(row) > 12 else 0
         self.calls += c
         self.errors += e
         self.prompt_tokens += p
@@ -214,6 +219,7 @@ class Totals:
             cache_write_tokens=self.cache_write_tokens,
             reasoning_tokens=self.reasoning_tokens,
             cost_nanos=self.cost_nanos,
+            unpriced=self.unpriced,
             avg_latency_ms=self.latency_us / self.calls / 1000 if self.calls else None,
             avg_ttft_ms=self.ttft_us / self.ttft_count / 1000 if self.ttft_count else None,
         )
