@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from relaygate.store._aggregates import AGGREGATES, Totals, figures_of
 from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
 from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
-    AGGREGATES,
     CALL_COLUMNS,
     DELETE_REPEATED_HISTORY,
     EPOCH,
@@ -32,10 +32,8 @@ from relaygate.store._sql_rows import (
     UPSERT_MODEL,
     UPSERT_PRICES,
     Statements,
-    Totals,
     check_page,
     dumps,
-    figures_of,
     loads,
     sort_key,
     sql_text,

@@ -14,8 +14,9 @@ from datetime import datetime
 from operator import add
 from typing import Any
 
+from relaygate.store._aggregates import AGGREGATES, UNPRICED, Totals
 from relaygate.store._rollup_sql import latency_lead
-from relaygate.store._sql_rows import AGGREGATES, CALL_COLUMNS, UNPRICED, SQLRows, Totals, loads, title_of
+from relaygate.store._sql_rows import CALL_COLUMNS, SQLRows, loads, title_of
 from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, ThreadSummary, utc
 from relaygate.store.rollups import (
     DAY,
