@@ -63,7 +63,7 @@ class Usage:
     @classmethod
     def checked(cls, usage: dict[str, Any]) -> Usage | None:
         """:meth:`from_openai`, or ``None`` (usage unknown) when a figure is not a count: negative, fractional,
-        not a number or beyond 2**53. Such figures would poison the ledger and the budgets; the call settles
+        not a number or beyond ten billion. Such figures would poison the ledger and the budgets; the call settles
         as one whose provider reported no usage."""
         figures = (usage, *(_details(usage, *names) for names in DETAILS))
         if not all(sane_count(value) for each in figures for key, value in each.items() if key in COUNTS):
@@ -97,12 +97,14 @@ COUNTS = frozenset(
         "audio_tokens",
     }
 )  # fmt: skip
-MAX_COUNT = 2**53
+# Ten billion tokens in one call: far beyond any model's window, and small enough that its cost in nano-dollars at
+# any real price (up to $100,000 per 1M tokens) stays within a 64-bit integer column.
+MAX_COUNT = 10**10
 DETAILS = (("prompt_tokens_details", "input_tokens_details"), ("completion_tokens_details", "output_tokens_details"))
 
 
 def sane_count(value: Any) -> bool:
-    """A token count: a whole number from 0 to 2**53 (``10.0`` is one), or absent (``None``)."""
+    """A token count: a whole number from 0 to MAX_COUNT (``10.0`` is one), or absent (``None``)."""
     if value is None:
         return True
     if isinstance(value, bool) or not isinstance(value, int | float):
