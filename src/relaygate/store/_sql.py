@@ -13,12 +13,14 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from relaygate.store._aggregates import AGGREGATES, Totals, figures_of
 from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
 from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
-    AGGREGATES,
     CALL_COLUMNS,
+    DELETE_REPEATED_HISTORY,
     EPOCH,
     GROUP_COLUMNS,
     INSERT_CALL,
@@ -30,10 +32,8 @@ from relaygate.store._sql_rows import (
     UPSERT_MODEL,
     UPSERT_PRICES,
     Statements,
-    Totals,
     check_page,
     dumps,
-    figures_of,
     loads,
     sort_key,
     sql_text,
@@ -76,6 +76,7 @@ class SQLStore(DashboardQueries):
         try:
             call_rows = [self._call_row(c) for c in unique]
             message_rows = [self._message_row(m) for m in messages]
+            history_rows = self._history_rows(messages)
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of the wrong type (a tag value that is not a string, content that is not JSON): as
             # refused as a value the database rejects, and as pointless to retry.
@@ -90,9 +91,21 @@ class SQLStore(DashboardQueries):
                 (UPSERT_ROLLUP, rollup_rows(added, self._bind_time)),
                 (UPSERT_THREAD, thread_rows(added, self._bind_time)),
                 (INSERT_MESSAGE, message_rows),
+                (DELETE_REPEATED_HISTORY, history_rows),
             ]
 
         await self._transaction(plan, [self._bind_uuid(c.id) for c in unique])
+
+    def _history_rows(self, messages: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+        """One row of DELETE_REPEATED_HISTORY per call that brought earlier messages."""
+        earlier: dict[uuid.UUID, list[MessageRecord]] = {}
+        for m in messages:
+            if m.earlier and m.call_id is not None:
+                earlier.setdefault(m.call_id, []).append(m)
+        return [
+            (self._bind_uuid(call_id), len(ms), ms[0].project_id, ms[0].thread_id, self._bind_time(ms[0].created_at))
+            for call_id, ms in earlier.items()
+        ]
 
     # -- calls and threads -----------------------------------------------------------------------------
 
@@ -157,8 +170,11 @@ class SQLStore(DashboardQueries):
         columns = [GROUP_COLUMNS[d] for d in dims]
         select = "".join(f"{c}, " for c in columns)
         group = f" GROUP BY {', '.join(columns)}" if columns else ""
+        # Calls refused before routing have no provider or model: left out of groups by either.
+        routed = " AND model <> ''" if {GroupBy.PROVIDER, GroupBy.MODEL} & set(dims) else ""
         rows = await self._fetch(
             f"SELECT {select}{AGGREGATES} FROM calls WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+            + routed
             + group,
             [project_id, *self._window(start, end)],
         )
@@ -192,7 +208,8 @@ class SQLStore(DashboardQueries):
     async def usage_by_model(
         self, project_id: str, start: datetime, end: datetime, bucket: Bucket | None = None
     ) -> list[ModelUsage]:
-        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+        # Calls refused before routing have no model: they are in the totals, not in any model's row.
+        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ? AND model <> ''"
         args = [project_id, *self._window(start, end)]
         if bucket is None:
             rows = await self._fetch(

@@ -14,8 +14,9 @@ from datetime import datetime
 from operator import add
 from typing import Any
 
+from relaygate.store._aggregates import AGGREGATES, UNPRICED, Totals
 from relaygate.store._rollup_sql import latency_lead
-from relaygate.store._sql_rows import AGGREGATES, CALL_COLUMNS, SQLRows, Totals, loads, title_of
+from relaygate.store._sql_rows import CALL_COLUMNS, SQLRows, loads, title_of
 from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, ThreadSummary, utc
 from relaygate.store.rollups import (
     DAY,
@@ -225,6 +226,7 @@ class DashboardQueries(SQLRows):
     async def _summaries(self, rows: Sequence[Sequence[Any]]) -> list[ThreadSummary]:
         """Threads rows (project, thread, first, last, calls, cost) with their message counts and titles."""
         counts: dict[tuple[str, str], int] = {}
+        unpriced: dict[tuple[str, str], tuple[int, int]] = {}
         titles: dict[tuple[str, str], str | None] = {}
         by_project: dict[str, list[str]] = {}
         for r in rows:
@@ -237,6 +239,14 @@ class DashboardQueries(SQLRows):
                 [project, *ids],
             ):
                 counts[project, thread_id] = int(count)
+            # How many of each listed thread's calls answered, and how many of those had no price.
+            for thread_id, without_price, answered in await self._fetch(
+                f"SELECT thread_id, COALESCE(SUM({UNPRICED}), 0), "
+                "COALESCE(SUM(CASE WHEN status < 400 AND error IS NULL THEN 1 ELSE 0 END), 0) FROM calls "
+                f"WHERE project_id = ? AND thread_id IN ({marks}) GROUP BY thread_id",
+                [project, *ids],
+            ):
+                unpriced[project, thread_id] = (int(without_price), int(answered))
             # The first user message of each listed thread only, not all of them.
             for thread_id, content in await self._fetch(
                 "SELECT thread_id, content FROM (SELECT thread_id, content, ROW_NUMBER() OVER "
@@ -255,6 +265,8 @@ class DashboardQueries(SQLRows):
                 cost_nanos=int(r[5]),
                 title=titles.get((r[0], r[1])),
                 project_id=r[0],
+                unpriced=unpriced.get((r[0], r[1]), (0, 0))[0],
+                answered=unpriced.get((r[0], r[1]), (0, None))[1],
             )
             for r in rows
         ]

@@ -189,6 +189,9 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, SQLITE_ROLLUP_STATEMENTS),
+    Migration(
+        7, "the name of a thread's messages (a tool message's function)", ("ALTER TABLE messages ADD COLUMN name TEXT",)
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -334,6 +337,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, POSTGRES_ROLLUP_STATEMENTS),
+    Migration(
+        7,
+        "the name of a thread's messages (a tool message's function)",
+        ('ALTER TABLE messages ADD COLUMN name TEXT COLLATE "C"',),
+    ),
 )
 
 
