@@ -11,11 +11,10 @@ import heapq
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from operator import add
 from typing import Any
 
 from relaygate.store._rollup_sql import latency_lead
-from relaygate.store._sql_rows import AGGREGATES, CALL_COLUMNS, SQLRows, Totals, loads, title_of
+from relaygate.store._sql_rows import CALL_COLUMNS, SQLRows, Totals, loads, title_of
 from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, ThreadSummary, utc
 from relaygate.store.rollups import (
     DAY,
@@ -25,9 +24,7 @@ from relaygate.store.rollups import (
     CallFilter,
     Dimension,
     RollupRow,
-    Segment,
     ThreadCursor,
-    bucket_of,
     segments,
 )
 
@@ -51,6 +48,21 @@ _RAW_VALUES = {
     ),
 }
 _DIMENSIONS = {dim.value: dim for dim in Dimension}
+_ROLLUP_SUMS = (
+    "calls, errors, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_write_tokens, "
+    "reasoning_tokens, cost_nanos, latency_us, ttft_us, ttft_count"
+)
+# What a ragged edge's calls are read with, and each call's figures as a roll-up row of one call.
+_EDGE_COLUMNS = (
+    "started_at, provider, model, user_id, label, key_id, status, error, prompt_tokens, completion_tokens, "
+    "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, latency_us, ttft_us"
+)
+_CALL_SUMS = (
+    "1 AS calls, CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END AS errors, prompt_tokens, "
+    "completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+    "COALESCE(cost_nanos, 0) AS cost_nanos, latency_us, COALESCE(ttft_us, 0) AS ttft_us, "
+    "CASE WHEN ttft_us IS NULL THEN 0 ELSE 1 END AS ttft_count"
+)
 _FAILED = "(status >= 400 OR error IS NOT NULL)"
 _SIZES = {Bucket.HOUR: HOUR, Bucket.DAY: DAY}
 
@@ -88,51 +100,57 @@ class DashboardQueries(SQLRows):
         if bucket is not None and Bucket(bucket) not in _SIZES:
             raise ValueError("roll-ups are bucketed by hour or day")
         size = _SIZES[Bucket(bucket)] if bucket is not None else None
-        # Sums per (dimension, bucket, value), added as tuples: a long window brings thousands of rows.
-        merged: dict[tuple[Dimension, datetime | None, str], tuple[int, ...]] = {}
-        buckets: dict[datetime, datetime] = {}
-        if projects and wanted:
-            for segment in segments(start, end, coarsest=size or WEEK):
-                for dim, when, value, sums in await self._segment_rows(projects, segment, wanted, size is not None):
-                    if when is not None and size is not None:
-                        when = buckets.get(when) or buckets.setdefault(when, bucket_of(when, size))
-                    key = (dim, when, value)
-                    row = tuple(int(v) for v in sums)  # PostgreSQL sums bigints as numeric
-                    acc = merged.get(key)
-                    merged[key] = row if acc is None else tuple(map(add, acc, row))
         out: dict[Dimension, list[RollupRow]] = {dim: [] for dim in wanted}
-        for (dim, when, value), sums in merged.items():
+        parts = segments(start, end, coarsest=size or WEEK) if projects and wanted else []
+        if not parts:
+            return out
+        # One statement: each segment's rows (roll-up rows, or the calls of a ragged edge as rows of one call),
+        # summed by the database per dimension, bucket and value. A long window brings tens of thousands of
+        # roll-up rows (a user's per week and per day at the edges); none of them crosses into Python.
+        edges = [s for s in parts if s.source == "calls"]
+        selects: list[str] = []
+        args: list[Any] = []
+        rolled = [s for s in parts if s.source != "calls"]
+        for segment in rolled:
+            selects.append(
+                f"SELECT dim, bucket_start AS started_at, value, {_ROLLUP_SUMS} FROM call_rollups "
+                f"WHERE project_id IN ({_marks(projects)}) AND span = ? AND dim IN ({_marks(wanted)}) "
+                "AND bucket_start >= ? AND bucket_start < ?"
+            )
+            args += [*projects, segment.source, *(d.value for d in wanted)]
+            args += [self._bind_time(segment.start), self._bind_time(segment.end)]
+        with_edges = ""
+        if edges:
+            # The edges' calls are read once (a CTE used more than once is materialised by both databases).
+            ranges = " UNION ALL ".join(
+                f"SELECT {_EDGE_COLUMNS} FROM calls WHERE project_id IN ({_marks(projects)}) "
+                "AND started_at >= ? AND started_at < ?"
+                for _ in edges
+            )
+            with_edges = f"WITH edge AS ({ranges}) "
+            edge_args: list[Any] = []
+            for segment in edges:
+                edge_args += [*projects, self._bind_time(segment.start), self._bind_time(segment.end)]
+            args = edge_args + args
+            selects += [
+                f"SELECT '{dim.value}' AS dim, started_at, {_RAW_VALUES[dim]} AS value, {_CALL_SUMS} FROM edge"
+                for dim in wanted
+            ]
+        when = self._bucket_sql(Bucket(bucket)) if bucket is not None else "NULL"
+        rows = await self._fetch(
+            f"{with_edges}SELECT dim, {when}, value, {_SUMS} FROM ({' UNION ALL '.join(selects)}) AS parts "
+            "GROUP BY 1, 2, 3",
+            args,
+        )
+        for dim, at, value, *sums in rows:
             totals = Totals()
             totals.add(sums)
-            out[dim].append(RollupRow(when, _decode(value), totals.figures()))
-        for rows in out.values():
-            rows.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
+            out[_DIMENSIONS[dim]].append(
+                RollupRow(None if bucket is None else self._read_bucket(at), _decode(value), totals.figures())
+            )
+        for found in out.values():
+            found.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
         return out
-
-    async def _segment_rows(
-        self, projects: Sequence[str], segment: Segment, dims: Sequence[Dimension], bucketed: bool
-    ) -> list[tuple[Dimension, datetime | None, str, Sequence[Any]]]:
-        """(dimension, hour or day, value, sums) of one segment; the time is ``None`` unless ``bucketed``."""
-        bounds = [self._bind_time(segment.start), self._bind_time(segment.end)]
-        out: list[tuple[Dimension, datetime | None, str, Sequence[Any]]] = []
-        if segment.source == "calls":
-            bucket = self._bucket_sql(Bucket.HOUR) if bucketed else "NULL"
-            for dim in dims:
-                rows = await self._fetch(
-                    f"SELECT {bucket}, {_RAW_VALUES[dim]}, {AGGREGATES} FROM calls "
-                    f"WHERE project_id IN ({_marks(projects)}) AND started_at >= ? AND started_at < ? GROUP BY 1, 2",
-                    [*projects, *bounds],
-                )
-                out += [(dim, self._read_bucket(r[0]) if bucketed else None, r[1], r[2:]) for r in rows]
-            return out
-        # Bucketed, the roll-up's own buckets are kept (and folded into the series' buckets by the caller).
-        bucket, group = ("bucket_start", "dim, bucket_start, value") if bucketed else ("NULL", "dim, value")
-        rows = await self._fetch(
-            f"SELECT dim, {bucket}, value, {_SUMS} FROM call_rollups WHERE project_id IN ({_marks(projects)}) "
-            f"AND span = ? AND dim IN ({_marks(dims)}) AND bucket_start >= ? AND bucket_start < ? GROUP BY {group}",
-            [*projects, segment.source, *(d.value for d in dims), *bounds],
-        )
-        return [(_DIMENSIONS[r[0]], self._read_time(r[1]) if bucketed else None, r[2], r[3:]) for r in rows]
 
     async def recent_calls(
         self,
