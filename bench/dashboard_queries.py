@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bench.ledger_seed import PROJECTS
-from relaygate.limits.periods import period_of
+from relaygate.limits.periods import Period, period_of
 from relaygate.store import CallCursor, CallFilter, Dimension, SpendKind, SpendScope, Store, ThreadCursor
 from relaygate.ui.views.calls import CHOICES_WINDOW
 from relaygate.ui.windows import PERIODS, window_of
@@ -62,17 +62,11 @@ def budget_queries(store: Store, now: datetime) -> Queries:
         ("a model", SpendScope(SpendKind.MODEL, "gpt-4o", MAIN, provider="openai")),
         ("the project, without callers' own keys", SpendScope(SpendKind.PROJECT, MAIN, caller_keys=False)),
     ]
-    out: Queries = []
-    for what, scope in scopes:
-        for period in (day, month, total):
-            out.append(
-                (
-                    "budgets",
-                    f"{what}: spent in {period.label}",
-                    lambda s=scope, p=period: store.spend(s, p.start, p.end),
-                )
-            )
-    return out
+
+    def spent(scope: SpendScope, period: Period) -> Query:
+        return lambda: store.spend(scope, period.start, period.end)
+
+    return [("budgets", f"{what}: spent in {p.label}", spent(s, p)) for what, s in scopes for p in (day, month, total)]
 
 
 async def list_queries(store: Store, now: datetime) -> Queries:

@@ -21,9 +21,12 @@ editing these.
 from __future__ import annotations
 
 __all__ = [
+    "OWN_KEY_DIMS",
+    "POSTGRES_OWN_KEY_STATEMENTS",
     "POSTGRES_ROLLUP_STATEMENTS",
     "ROLLUP_COLUMNS",
     "ROLLUP_CONFLICT",
+    "SQLITE_OWN_KEY_STATEMENTS",
     "SQLITE_ROLLUP_STATEMENTS",
     "latency_lead",
 ]
@@ -166,3 +169,23 @@ POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
     _THREAD_BACKFILL,
     *_INDEXES,
 )
+
+
+# The next step: roll-ups of the calls paid with the caller's own provider key, apart, so that a budget that
+# leaves them out (limits' ``byok_calls: ignore``) is read from the roll-ups too: what it has used is the
+# scope's roll-up less its ``own_`` roll-up. Only such calls add these rows (``_rollup_rows.py``).
+OWN_KEY_DIMS = {"all": "own_all", "key": "own_key", "user": "own_user", "model": "own_model"}
+
+
+def _own_key_backfill(spans: dict[str, str]) -> tuple[str, ...]:
+    return tuple(
+        f"INSERT INTO call_rollups ({ROLLUP_COLUMNS}) SELECT project_id, '{span}', '{OWN_KEY_DIMS[dim]}', {bucket}, "
+        f"{value}, {_GROUP_SUMS} FROM calls WHERE caller_key IS NOT NULL GROUP BY 1, 4, 5"
+        for span, bucket in spans.items()
+        for dim, value in _dims("calls")
+        if dim in OWN_KEY_DIMS
+    )
+
+
+SQLITE_OWN_KEY_STATEMENTS = _own_key_backfill(_SQLITE_SPANS)
+POSTGRES_OWN_KEY_STATEMENTS = _own_key_backfill(_PG_SPANS)
