@@ -37,6 +37,7 @@ _COLUMNS = (
 )
 # A segment's sums, named s0 to s11 (a union's columns are named by its first part) in the order of AGGREGATES.
 _SUMS = ", ".join(f"SUM({column}) AS s{i}" for i, column in enumerate(_COLUMNS.split(", ")))
+_NAMED = ", ".join(f"{column} AS s{i}" for i, column in enumerate(_COLUMNS.split(", ")))
 # The value of each dimension computed from a row of calls, as the roll-up triggers write it.
 _RAW_VALUES = {
     Dimension.ALL: "''",
@@ -57,7 +58,7 @@ _EDGE_COLUMNS = (
     "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, latency_us, ttft_us"
 )
 # The segments' sums added up, by position (each segment names its columns differently).
-_OUTER_SUMS = ", ".join(f"SUM(s{i})" for i in range(12))
+_OUTER_SUMS = ", ".join(f"CAST(SUM(s{i}) AS BIGINT)" for i in range(12))
 # A ragged edge's calls summed as a roll-up row is (AGGREGATES, named as _SUMS).
 _CALL_SUMS = (
     "COUNT(*) AS s0, SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END) AS s1, "
@@ -114,18 +115,19 @@ class DashboardQueries(SpendQueries):
         parts = segments(start, end, coarsest=size or WEEK) if projects and wanted else []
         if not parts:
             return out
-        # One statement: each segment's rows summed by dimension, (bucket,) and value, then the segments' sums
-        # added up by the database. A long window brings tens of thousands of roll-up rows (a user's per week,
-        # and per day and hour at the edges); none of them crosses into Python.
+        # One statement: the segments' rows summed by the database. A long window brings tens of thousands of
+        # roll-up rows (a user's per week, and per day and hour at the edges); none of them crosses into Python.
+        # Without buckets, each segment is summed by value first (its weeks or days fold into one row a value);
+        # with them, a segment's rows are already one per bucket and value and project, and are summed once.
         edges = [s for s in parts if s.source == "calls"]
         selects: list[str] = []
         args: list[Any] = []
-        at, by = ("bucket_start", "dim, bucket_start, value") if size is not None else ("NULL", "dim, value")
+        columns = f"dim, bucket_start AS started_at, value, {_NAMED}" if size else f"dim, NULL, value, {_SUMS}"
         for segment in (s for s in parts if s.source != "calls"):
             selects.append(
-                f"SELECT dim, {at} AS started_at, value, {_SUMS} FROM call_rollups "
-                f"WHERE project_id IN ({_marks(projects)}) AND span = ? AND dim IN ({_marks(wanted)}) "
-                f"AND bucket_start >= ? AND bucket_start < ? GROUP BY {by}"
+                f"SELECT {columns} FROM call_rollups WHERE project_id IN ({_marks(projects)}) AND span = ? "
+                f"AND dim IN ({_marks(wanted)}) AND bucket_start >= ? AND bucket_start < ?"
+                + ("" if size else " GROUP BY dim, value")
             )
             args += [*projects, segment.source, *(d.value for d in wanted)]
             args += [self._bind_time(segment.start), self._bind_time(segment.end)]
