@@ -26,6 +26,7 @@ from relaygate.store.rollups import (
     Dimension,
     RollupRow,
     ThreadCursor,
+    extend,
     segments,
 )
 
@@ -112,9 +113,18 @@ class DashboardQueries(SpendQueries):
             raise ValueError("roll-ups are bucketed by hour or day")
         size = _SIZES[Bucket(bucket)] if bucket is not None else None
         out: dict[Dimension, list[RollupRow]] = {dim: [] for dim in wanted}
-        parts = segments(start, end, coarsest=size or WEEK) if projects and wanted else []
-        if not parts:
+        start, end = utc(start, "start"), utc(end, "end")
+        if not projects or not wanted or start >= end:
             return out
+        last = await self._last_start(projects)
+        if last is None or last < start:
+            return out
+        if last < end:
+            # Nothing started at or after the window's end (a window up to now, the dashboard's): its last,
+            # ragged part is all of its hour's, day's or week's calls so far, read from that one roll-up row
+            # rather than from finer rows and the calls.
+            end = extend(end, size or WEEK)
+        parts = segments(start, end, coarsest=size or WEEK)
         # One statement: the segments' rows summed by the database. A long window brings tens of thousands of
         # roll-up rows (a user's per week, and per day and hour at the edges); none of them crosses into Python.
         # Without buckets, each segment is summed by value first (its weeks or days fold into one row a value);
@@ -163,6 +173,12 @@ class DashboardQueries(SpendQueries):
         for found in out.values():
             found.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
         return out
+
+    async def _last_start(self, projects: Sequence[str]) -> datetime | None:
+        """When the newest call of ``projects`` started (one index probe a project); ``None``: no calls."""
+        probes = " UNION ALL ".join("SELECT MAX(started_at) AS at FROM calls WHERE project_id = ?" for _ in projects)
+        rows = await self._fetch(f"SELECT MAX(at) FROM ({probes}) AS probes", list(projects))
+        return None if rows[0][0] is None else self._read_time(rows[0][0])
 
     async def recent_calls(
         self,

@@ -28,6 +28,7 @@ __all__ = [
     "RollupRow",
     "Segment",
     "ThreadCursor",
+    "extend",
     "latency_bin",
     "percentile",
     "segments",
@@ -102,6 +103,11 @@ def segments(start: datetime, end: datetime, *, coarsest: timedelta = WEEK) -> l
             right.append(Segment(source, inner_high, high))
         low, high, source = inner_low, inner_high, name
     return [*left, Segment(source, low, high), *reversed(right)]
+
+
+def extend(end: datetime, size: timedelta) -> datetime:
+    """``end`` moved up to the next bucket boundary of ``size`` (weeks from Monday), or itself if on one."""
+    return _ceil(end, size)
 
 
 def bucket_of(when: datetime, size: timedelta) -> datetime:
