@@ -171,10 +171,17 @@ POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
 )
 
 
-# The next step: roll-ups of the calls paid with the caller's own provider key, apart, so that a budget that
-# leaves them out (limits' ``byok_calls: ignore``) is read from the roll-ups too: what it has used is the
-# scope's roll-up less its ``own_`` roll-up. Only such calls add these rows (``_rollup_rows.py``).
+# The next step: roll-ups of four weeks (from a Monday), the coarsest a long window is read from; and roll-ups
+# of the calls paid with the caller's own provider key, apart, so that a budget that leaves them out (limits'
+# ``byok_calls: ignore``) is read from the roll-ups too: what it has used is the scope's roll-up less its
+# ``own_`` roll-up. Only such calls add these rows (``_rollup_rows.py``).
 OWN_KEY_DIMS = {"all": "own_all", "key": "own_key", "user": "own_user", "model": "own_model"}
+_FOUR_WEEKS_US = 4 * 604800000000
+_SQLITE_FOUR_WEEKS = {"4week": f"((started_at - 345600000000) / {_FOUR_WEEKS_US}) * {_FOUR_WEEKS_US} + 345600000000"}
+_PG_FOUR_WEEKS = {
+    "4week": "TIMESTAMPTZ '1970-01-05 00:00:00+00' + INTERVAL '28 days' * "
+    "floor((extract(epoch FROM started_at) - 345600) / 2419200)"
+}
 
 
 def _own_key_backfill(spans: dict[str, str]) -> tuple[str, ...]:
@@ -187,5 +194,8 @@ def _own_key_backfill(spans: dict[str, str]) -> tuple[str, ...]:
     )
 
 
-SQLITE_OWN_KEY_STATEMENTS = _own_key_backfill(_SQLITE_SPANS)
-POSTGRES_OWN_KEY_STATEMENTS = _own_key_backfill(_PG_SPANS)
+SQLITE_OWN_KEY_STATEMENTS = (
+    *_backfill(_SQLITE_FOUR_WEEKS),
+    *_own_key_backfill({**_SQLITE_SPANS, **_SQLITE_FOUR_WEEKS}),
+)
+POSTGRES_OWN_KEY_STATEMENTS = (*_backfill(_PG_FOUR_WEEKS), *_own_key_backfill({**_PG_SPANS, **_PG_FOUR_WEEKS}))

@@ -19,8 +19,8 @@ from relaygate.store._sql_spend import SpendQueries
 from relaygate.store.records import MAX_PAGE_SIZE, Bucket, CallRecord, Figures, ThreadSummary, utc
 from relaygate.store.rollups import (
     DAY,
+    FOUR_WEEKS,
     HOUR,
-    WEEK,
     CallCursor,
     CallFilter,
     Dimension,
@@ -123,8 +123,8 @@ class DashboardQueries(SpendQueries):
             # Nothing started at or after the window's end (a window up to now, the dashboard's): its last,
             # ragged part is all of its hour's, day's or week's calls so far, read from that one roll-up row
             # rather than from finer rows and the calls.
-            end = extend(end, size or WEEK)
-        parts = segments(start, end, coarsest=size or WEEK)
+            end = extend(end, size or FOUR_WEEKS)
+        parts = segments(start, end, coarsest=size or FOUR_WEEKS)
         # One statement: the segments' rows summed by the database. A long window brings tens of thousands of
         # roll-up rows (a user's per week, and per day and hour at the edges); none of them crosses into Python.
         # Without buckets, each segment is summed by value first (its weeks or days fold into one row a value);
@@ -167,9 +167,16 @@ class DashboardQueries(SpendQueries):
             args,
         )
         times: dict[Any, datetime] = {}
-        for dim, at, value, *sums in rows:
+        counts: dict[int, Figures] = {}  # a latency bin's figures are its count: thousands of rows, few counts
+        for row in rows:
+            dim, at = _DIMENSIONS[row[0]], row[1]
             start_of = None if bucket is None else times.get(at) or times.setdefault(at, self._read_bucket(at))
-            out[_DIMENSIONS[dim]].append(RollupRow(start_of, _decode(value), _figures(sums)))
+            if dim is Dimension.LATENCY:
+                n = int(row[3])
+                figures = counts.get(n) or counts.setdefault(n, Figures(calls=n))
+            else:
+                figures = _figures(row[3:])
+            out[dim].append(RollupRow(start_of, _decode(row[2]), figures))
         for found in out.values():
             found.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
         return out

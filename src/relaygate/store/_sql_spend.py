@@ -20,7 +20,7 @@ from typing import Any
 from relaygate.store._rollup_sql import OWN_KEY_DIMS
 from relaygate.store._sql_rows import SPEND_COLUMNS, SQLRows, sql_text
 from relaygate.store.records import SpendKind, SpendScope
-from relaygate.store.rollups import segments
+from relaygate.store.rollups import FOUR_WEEKS, segments
 
 __all__ = ["SpendQueries", "rolled_up"]
 
@@ -52,7 +52,7 @@ class SpendQueries(SQLRows):
         project, dim, value = found
         parts: list[str] = []
         args: list[Any] = []
-        for segment in segments(start, end):
+        for segment in segments(start, end, coarsest=FOUR_WEEKS):
             bounds = [self._bind_time(segment.start), self._bind_time(segment.end)]
             if segment.source == "calls":
                 where, where_args = self._spend_where(scope)

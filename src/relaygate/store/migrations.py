@@ -37,7 +37,7 @@ class Migration:
 
 # The dashboard's step (its SQL in _rollup_sql.py): roll-ups of the calls, a row per thread, list indexes.
 DASHBOARD_MIGRATION = "call roll-ups by hour and day, threads, indexes of the calls list"
-OWN_KEY_MIGRATION = "roll-ups of the calls paid with the caller's own provider key, for budgets that leave them out"
+OWN_KEY_MIGRATION = "roll-ups of four weeks; roll-ups of the calls paid with the caller's own provider key, apart"
 
 SQLITE_SCHEMA_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (

@@ -37,13 +37,18 @@ __all__ = [
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 WEEK = timedelta(weeks=1)
+# Four weeks from a Monday: the coarsest roll-ups, so that a long window (a year: 13 of them) reads a user's
+# figures from a dozen rows rather than fifty.
+FOUR_WEEKS = timedelta(weeks=4)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Weeks start on Monday (ISO), as the store's week buckets do; 1970-01-05 was one.
 MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
 
 
 class Dimension(enum.StrEnum):
-    """What roll-up rows are grouped by. ``model`` is ``provider/model``; ``latency`` is the histogram."""
+    """What roll-up rows are grouped by. ``model`` is ``provider/model``; ``latency`` is the histogram: a row per
+    latency bin (:func:`latency_bin`), whose figures are the number of its calls (its other figures are not
+    summed: a histogram is read for its counts, and a long series has thousands of bins)."""
 
     ALL = "all"
     PROVIDER = "provider"
@@ -73,7 +78,7 @@ class Segment:
 
 
 def _floor(when: datetime, size: timedelta) -> datetime:
-    origin = MONDAY if size == WEEK else EPOCH
+    origin = MONDAY if size in (WEEK, FOUR_WEEKS) else EPOCH
     return origin + ((when - origin) // size) * size
 
 
@@ -89,7 +94,8 @@ def segments(start: datetime, end: datetime, *, coarsest: timedelta = WEEK) -> l
     start, end = utc(start, "start"), utc(end, "end")
     if start >= end:
         return []
-    sizes = [(size, name) for size, name in ((HOUR, "hour"), (DAY, "day"), (WEEK, "week")) if size <= coarsest]
+    spans = ((HOUR, "hour"), (DAY, "day"), (WEEK, "week"), (FOUR_WEEKS, "4week"))
+    sizes = [(size, name) for size, name in spans if size <= coarsest]
     left: list[Segment] = []
     right: list[Segment] = []
     low, high, source = start, end, "calls"
