@@ -4,10 +4,12 @@ Reading the figures of a month straight from ``calls`` scans every call of the m
 on a million calls), so the figures are also kept summed as the calls are written, in the same transaction
 as the calls (``_rollup_rows.py``: a batch is summed in Python and upserted once per distinct row):
 
-- ``call_rollups``: per project, ``span`` (``hour``, ``day`` or ``week``), dimension and bucket, the sums the figures
-  are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`, same order). ``dim`` is ``all`` (one row per
-  bucket), ``provider``, ``model`` (``provider/model``), ``user``, ``label``, ``key`` or ``latency`` (a
-  histogram: ``value`` is the latency's bin, see :func:`relaygate.store.rollups.latency_bin`). ``value`` is
+- ``call_rollups``: per project, ``span`` (``hour``, ``day``, ``week``; ``4week`` from the next step),
+  dimension and bucket, the sums the figures are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`,
+  same order). ``dim`` is ``all`` (one row per bucket), ``provider``, ``model`` (``provider/model``),
+  ``user``, ``label``, ``key`` or ``latency`` (a histogram: ``value`` is the latency's bin, see
+  :func:`relaygate.store.rollups.latency_bin`); from the next step also ``own_all``, ``own_key``,
+  ``own_user`` and ``own_model``, for the calls paid with the caller's own provider key only. ``value`` is
   ``''`` for a call without one and ``'='`` followed by the value otherwise, so that no value is NULL in the
   primary key (NULLs never conflict).
 - ``threads``: per thread, its first start, last end, number of calls and cost, as the management API's

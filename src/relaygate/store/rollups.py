@@ -1,8 +1,10 @@
 """What the dashboard reads from the ledger: roll-up rows, the calls list's filters and cursors, percentiles.
 
-A window ``[start, end)`` is read from the roll-ups (``_rollup_sql.py``) where it covers whole buckets and
-from the calls themselves at its ragged edges (:func:`segments`), so its figures are exactly those of the
-calls that started in it, as :meth:`~relaygate.store.Store.usage_total` counts them, whatever the window.
+A window ``[start, end)`` is read from the roll-ups (``_rollup_sql.py``) where it covers whole buckets (of an
+hour, a day, a week or four weeks) and from the calls themselves at its ragged edges (:func:`segments`), so
+its figures are exactly those of the calls that started in it, as :meth:`~relaygate.store.Store.usage_total`
+counts them, whatever the window. When nothing started at or after its end (a window up to now), its end is
+first moved up to a bucket's (:func:`extend`): its last part is then that bucket's roll-up row so far.
 Latencies are kept as a histogram of two significant digits (:func:`latency_bin`); :func:`percentile`
 reads p50 and p95 from it, within the width of a bin (under 10%).
 """
