@@ -11,7 +11,7 @@ time. The output names each page's heaviest query on each backend, then every qu
 overview page (every query and the rendering) is timed too, through the gateway itself.
 
 Options: ``--calls N`` (1,000,000), ``--backend sqlite|postgres|both``, ``--sqlite PATH`` (a file kept for a
-rerun with ``--reuse``), ``--postgres URL`` (the schema ``bench_dashboard`` is used and kept for ``--reuse``),
+rerun with ``--reuse``), ``--postgres URL`` and ``--schema NAME`` (``bench_dashboard``, kept for ``--reuse``),
 ``--repeat N``, ``--out DIR``.
 """
 
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--sqlite", default=str(Path(__file__).parent / ".dashboard-ledger.db"))
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--schema", default="bench_dashboard", help="PostgreSQL schema of the ledger")
     parser.add_argument("--reuse", action="store_true", help="keep a ledger already seeded with --calls calls")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS))
@@ -199,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         backends.append(("sqlite", f"sqlite:///{args.sqlite}"))
     if args.backend in ("postgres", "both"):
         if not args.reuse:
-            anyio.run(_drop_schema, args.postgres)
-        backends.append(("postgres", f"{args.postgres}?schema=bench_dashboard"))
+            anyio.run(_drop_schema, args.postgres, args.schema)
+        backends.append(("postgres", f"{args.postgres}?schema={args.schema}"))
     results = [anyio.run(run_backend, name, url, args) for name, url in backends]
     if args.only:
         return 0
@@ -213,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r["heaviest"]["fastest_ms"] < GOAL_MS for r in results) else 1
 
 
-async def _drop_schema(url: str) -> None:
+async def _drop_schema(url: str, schema: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP SCHEMA IF EXISTS bench_dashboard CASCADE")
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
 

@@ -25,6 +25,7 @@ from relaygate.store.rollups import (
     CallFilter,
     Dimension,
     RollupRow,
+    Segment,
     ThreadCursor,
     extend,
     segments,
@@ -125,47 +126,14 @@ class DashboardQueries(SpendQueries):
             # rather than from finer rows and the calls.
             end = extend(end, size or FOUR_WEEKS)
         parts = segments(start, end, coarsest=size or FOUR_WEEKS)
-        # One statement: the segments' rows summed by the database. A long window brings tens of thousands of
-        # roll-up rows (a user's per week, and per day and hour at the edges); none of them crosses into Python.
-        # Without buckets, each segment is summed by value first (its weeks or days fold into one row a value);
-        # with them, a segment's rows are already one per bucket and value and project, and are summed once.
-        edges = [s for s in parts if s.source == "calls"]
-        selects: list[str] = []
-        args: list[Any] = []
-        columns = f"dim, bucket_start AS started_at, value, {_NAMED}" if size else f"dim, NULL, value, {_SUMS}"
-        for segment in (s for s in parts if s.source != "calls"):
-            selects.append(
-                f"SELECT {columns} FROM call_rollups WHERE project_id IN ({_marks(projects)}) AND span = ? "
-                f"AND dim IN ({_marks(wanted)}) AND bucket_start >= ? AND bucket_start < ?"
-                + ("" if size else " GROUP BY dim, value")
-            )
-            args += [*projects, segment.source, *(d.value for d in wanted)]
-            args += [self._bind_time(segment.start), self._bind_time(segment.end)]
-        with_edges = ""
-        if edges:
-            # The ragged edges' calls are read once (a CTE used more than once is materialised by both).
-            ranges = " UNION ALL ".join(
-                f"SELECT {_EDGE_COLUMNS} FROM calls WHERE project_id IN ({_marks(projects)}) "
-                "AND started_at >= ? AND started_at < ?"
-                for _ in edges
-            )
-            with_edges = f"WITH edge AS ({ranges}) "
-            edge_args: list[Any] = []
-            for segment in edges:
-                edge_args += [*projects, self._bind_time(segment.start), self._bind_time(segment.end)]
-            args = edge_args + args
-            hour = self._bucket_sql(Bucket.HOUR) if size is not None else "NULL"
-            selects += [
-                f"SELECT '{dim.value}' AS dim, {hour} AS started_at, {_RAW_VALUES[dim]} AS value, {_CALL_SUMS} "
-                f"FROM edge GROUP BY {'2, 3' if size is not None else '3'}"
-                for dim in wanted
-            ]
-        when = self._bucket_sql(Bucket(bucket)) if bucket is not None else "NULL"
-        rows = await self._fetch(
-            f"{with_edges}SELECT dim, {when}, value, {_OUTER_SUMS} FROM ({' UNION ALL '.join(selects)}) AS parts "
-            f"GROUP BY {'1, 2, 3' if size is not None else '1, 3'}",
-            args,
-        )
+        # The latency histogram on its own: its bins are read for their counts only (a long series has
+        # thousands of them), the other dimensions for every figure.
+        rows = []
+        if Dimension.LATENCY in wanted:
+            rows += await self._sum_segments(projects, parts, [Dimension.LATENCY], bucket, counts=True)
+        others = [d for d in wanted if d is not Dimension.LATENCY]
+        if others:
+            rows += await self._sum_segments(projects, parts, others, bucket, counts=False)
         times: dict[Any, datetime] = {}
         counts: dict[int, Figures] = {}  # a latency bin's figures are its count: thousands of rows, few counts
         for row in rows:
@@ -180,6 +148,62 @@ class DashboardQueries(SpendQueries):
         for found in out.values():
             found.sort(key=lambda r: (r.bucket_start is not None, r.bucket_start, r.value is not None, r.value or ""))
         return out
+
+    async def _sum_segments(
+        self,
+        projects: Sequence[str],
+        parts: Sequence[Segment],
+        dims: Sequence[Dimension],
+        bucket: Bucket | None,
+        *,
+        counts: bool,
+    ) -> list[Sequence[Any]]:
+        """(dimension, bucket, value, sums...) of the window cut into ``parts``, in one statement: the segments'
+        rows summed by the database (a long window brings tens of thousands of roll-up rows, a user's per week
+        and per day and hour at the edges; none of them crosses into Python). Without buckets, each segment is
+        summed by value first (its weeks or days fold into one row a value); with them, a segment's rows are
+        already one per bucket, value and project, and are summed once. ``counts``: the number of calls only."""
+        edges = [s for s in parts if s.source == "calls"]
+        selects: list[str] = []
+        args: list[Any] = []
+        if bucket is not None:
+            columns = f"dim, bucket_start AS started_at, value, {'calls AS s0' if counts else _NAMED}"
+        else:
+            columns = f"dim, NULL, value, {'SUM(calls) AS s0' if counts else _SUMS}"
+        for segment in (s for s in parts if s.source != "calls"):
+            selects.append(
+                f"SELECT {columns} FROM call_rollups WHERE project_id IN ({_marks(projects)}) AND span = ? "
+                f"AND dim IN ({_marks(dims)}) AND bucket_start >= ? AND bucket_start < ?"
+                + ("" if bucket is not None else " GROUP BY dim, value")
+            )
+            args += [*projects, segment.source, *(d.value for d in dims)]
+            args += [self._bind_time(segment.start), self._bind_time(segment.end)]
+        with_edges = ""
+        if edges:
+            # The ragged edges' calls are read once (a CTE used more than once is materialised by both).
+            ranges = " UNION ALL ".join(
+                f"SELECT {_EDGE_COLUMNS} FROM calls WHERE project_id IN ({_marks(projects)}) "
+                "AND started_at >= ? AND started_at < ?"
+                for _ in edges
+            )
+            with_edges = f"WITH edge AS ({ranges}) "
+            edge_args: list[Any] = []
+            for segment in edges:
+                edge_args += [*projects, self._bind_time(segment.start), self._bind_time(segment.end)]
+            args = edge_args + args
+            hour = self._bucket_sql(Bucket.HOUR) if bucket is not None else "NULL"
+            selects += [
+                f"SELECT '{dim.value}' AS dim, {hour} AS started_at, {_RAW_VALUES[dim]} AS value, "
+                f"{'COUNT(*) AS s0' if counts else _CALL_SUMS} FROM edge GROUP BY {'2, 3' if bucket else '3'}"
+                for dim in dims
+            ]
+        when = self._bucket_sql(Bucket(bucket)) if bucket is not None else "NULL"
+        sums = _OUTER_SUMS.split(", ")[:1] if counts else _OUTER_SUMS.split(", ")
+        return await self._fetch(
+            f"{with_edges}SELECT dim, {when}, value, {', '.join(sums)} FROM ({' UNION ALL '.join(selects)}) "
+            f"AS parts GROUP BY {'1, 2, 3' if bucket is not None else '1, 3'}",
+            args,
+        )
 
     async def _last_start(self, projects: Sequence[str]) -> datetime | None:
         """When the newest call of ``projects`` started (one index probe a project); ``None``: no calls."""
