@@ -28,7 +28,6 @@ from relaygate.store._sql_rows import (
     MESSAGE_COLUMNS,
     MODEL_COLUMNS,
     PRICE_COLUMNS,
-    SPEND_COLUMNS,
     UPSERT_MODEL,
     UPSERT_PRICES,
     Statements,
@@ -51,8 +50,6 @@ from relaygate.store.records import (
     ModelUsage,
     Page,
     RecordRejectedError,
-    SpendKind,
-    SpendScope,
     StoredResponse,
     SummaryRow,
     ThreadSummary,
@@ -233,23 +230,6 @@ class SQLStore(DashboardQueries):
         # Either every row has a bucket or none has; the epoch stands in for "no bucket" in the sort key.
         usage.sort(key=lambda u: (u.bucket_start or EPOCH, u.provider, u.model))
         return usage
-
-    async def spend(self, scope: SpendScope, start: datetime, end: datetime) -> int:
-        column = SPEND_COLUMNS[SpendKind(scope.kind)]
-        sql = (
-            f"SELECT COALESCE(SUM(cost_nanos), 0) FROM calls WHERE {column} = ? AND started_at >= ? AND started_at < ?"
-        )
-        args = [scope.id, *self._window(start, end)]
-        if scope.project_id is not None:
-            sql += " AND project_id = ?"
-            args.append(scope.project_id)
-        if scope.provider is not None:
-            sql += " AND provider = ?"
-            args.append(scope.provider)
-        if not scope.caller_keys:
-            sql += " AND caller_key IS NULL"
-        rows = await self._fetch(sql, args)
-        return int(rows[0][0])
 
     # -- model registry and custom prices --------------------------------------------------------------
 
