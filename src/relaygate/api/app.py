@@ -218,7 +218,7 @@ class ApiApp:
         rows = [
             cast(answers.AnalyticsRow,
                  {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
-                  **pt.group, "cost": pt.figures.cost_usd, **views.figures(pt.figures)})
+                  **pt.group, "cost": pt.figures.known_cost_usd, **views.figures(pt.figures)})
             for pt in points
         ]  # fmt: skip
         answer: answers.AnalyticsAnswer = {

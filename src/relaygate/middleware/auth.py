@@ -56,19 +56,20 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path in self.public_paths:
-            await self.app(scope, receive, send)
-            return
-        if path in self.open_paths and self.keys and header(scope, b"authorization") is None:
-            get_context(scope).project_id = None  # no key: no project's view, whatever the path named
-            await self.app(scope, receive, send)
-            return
         admin = any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes)
         try:
-            if admin:
+            if path in self.public_paths:
+                pass
+            elif path in self.open_paths and self.keys and header(scope, b"authorization") is None:
+                get_context(scope).project_id = None  # no key: no project's view, whatever the path named
+            elif admin:
                 self._check_admin(scope)
             else:
                 self._check_key(scope)
+            # What the layers outside found wrong with the headers, told only to an authenticated caller.
+            refusal = get_context(scope).refusal
+            if refusal is not None:
+                raise refusal
         except GatewayError as error:
             await send_error(send, error, admin=admin)  # the admin API's errors carry seed 003's code and message
             return
