@@ -106,3 +106,12 @@ OPENAI_COMPATIBLE_HOSTS = (
     ("api.cohere.ai", "cohere"),
 )
 OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
+
+# Tool calls (GenAI conventions' execute_tool span; MCP's method name). The tool's MCP server is relaygate's own.
+OPERATION_EXECUTE_TOOL = "execute_tool"
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_TYPE = "gen_ai.tool.type"
+TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+MCP_METHOD = "mcp.method.name"
+MCP_SERVER = "relaygate.mcp.server"
