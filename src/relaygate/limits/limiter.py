@@ -261,10 +261,14 @@ class Limiter:
 
     # --- after the call ---------------------------------------------------------------------------------
 
-    async def settle(self, admission: Admission, ctx: RequestContext) -> None:
-        """Move the counters from the reservation to what the call used; never raises."""
+    async def settle(self, admission: Admission, ctx: RequestContext, *, model_only: bool = False) -> None:
+        """Move the counters from the reservation to what the call used; never raises. ``model_only``: a tool
+        loop's model call that another follows, settled to its own usage (the guards' calls are settled with
+        the last)."""
         served = admission.worst.served_by(ctx.route)
-        tokens, nanos = settlement.used(ctx, served, self.ledger, stream=admission.stream, tally=admission.tally)
+        tokens, nanos = settlement.used(
+            ctx, served, self.ledger, stream=admission.stream, tally=admission.tally, guards=not model_only
+        )
         if served is not None and settlement.overbilled(ctx, served, self.ledger):
             self._flag_overbilled(ctx, served)
         adjustments = []

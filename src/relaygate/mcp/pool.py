@@ -64,6 +64,8 @@ class McpPool:
         self._connections: dict[str, Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._adhoc: OrderedDict[str, Endpoint] = OrderedDict()
+        # Each server's last tool list, kept when its session drops (see list_tools' stale_ok).
+        self._known: dict[str, list[types.Tool]] = {}
 
     # --- who may use what -----------------------------------------------------------------------------
 
@@ -121,8 +123,20 @@ class McpPool:
 
     # --- tools ---------------------------------------------------------------------------------------
 
-    async def list_tools(self, server: str) -> list[types.Tool]:
-        """The server's tools (those its ``tools:`` names), from the cache when it is fresh."""
+    async def list_tools(self, server: str, *, stale_ok: bool = False) -> list[types.Tool]:
+        """The server's tools (those its ``tools:`` names), from the cache when it is fresh. With ``stale_ok``, a
+        server that cannot be reached gives the tools it last listed, if it ever did (the tool loop offers
+        them: a call then tells the model the server is down)."""
+        try:
+            tools = await self._list_tools(server)
+        except ServerUnavailable:
+            known = self._known.get(server)
+            if not stale_ok or known is None:
+                raise
+            return self._offered(server, known)
+        return tools
+
+    async def _list_tools(self, server: str) -> list[types.Tool]:
         for attempt in (1, 2):
             connection = await self._connection(server)
             if connection.tools_fresh(self.options.tools_ttl):
@@ -141,6 +155,7 @@ class McpPool:
                     continue
                 raise _failure(server, "listing its tools", exc) from None
             connection.tools, connection.tools_at = tools, time.monotonic()
+            self._known[server] = tools
             return self._offered(server, tools)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -8,9 +8,10 @@ server is not for, an unknown server) are the gateway's own errors; the SDK's tr
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict
 
 from relaygate.errors import ErrorBody
 from relaygate.routes import Route

@@ -28,13 +28,12 @@ from relaygate.errors import GatewayError
 from relaygate.ledger.tools import ToolCallOutcome, tool_call_record
 from relaygate.mcp.errors import McpFailure, ServerUnavailable, ToolTimeout, UnknownServer, UnknownTool
 from relaygate.mcp.routes import SEPARATOR, target_of
-from relaygate.telemetry.tools import ToolSpan
+from relaygate.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from relaygate.ledger import Ledger
     from relaygate.limits.limiter import Limiter
     from relaygate.mcp.pool import McpPool
-    from relaygate.telemetry import Telemetry
 
 __all__ = ["ERROR_META", "ToolServer"]
 
@@ -105,7 +104,8 @@ class ToolServer:
         ctx, target = self._caller()
         server, tool = (target, name) if target else self._split(name, ctx.project_id)
         request_id = str(self.server.request_context.request_id)
-        span = ToolSpan(self.telemetry, ctx, tool=tool, server=server, call_id=request_id, arguments=arguments)
+        telemetry = self.telemetry
+        span = telemetry.tool_span(ctx, server, tool, request_id) if telemetry is not None else None
         started, started_wall = time.perf_counter(), time.time()
         error: str | None = "client_disconnected"
         message: str | None = "the client left before the call ended"
@@ -128,7 +128,8 @@ class ToolServer:
             return _error_result(message, error)
         finally:
             duration = time.perf_counter() - started
-            span.end(error, message)
+            if span is not None:
+                Telemetry.end_tool_span(span, error)
             self._record(ctx, ToolCallOutcome(server, tool, name, started_wall, duration, status, error, message))
 
     def _split(self, name: str, project_id: str | None) -> tuple[str, str]:

@@ -138,7 +138,12 @@ class _Reply:
         self.created = int(time.time())
         self.prompt_tokens = sum(_word_count(_text(message.get("content"))) for message in body["messages"])
         self.tool_call = _tool_call(body)
-        words = ("relaygate mock reply to: " + _last_user_text(body["messages"])).split(" ")
+        last = body["messages"][-1] if body["messages"] else {}
+        if isinstance(last, dict) and last.get("role") == "tool":
+            # A tool's result came back (a tool loop): the answer says what it was.
+            words = ("relaygate mock reply to the tool result: " + _text(last.get("content"))).split(" ")
+        else:
+            words = ("relaygate mock reply to: " + _last_user_text(body["messages"])).split(" ")
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         self.finish_reason = "tool_calls" if self.tool_call is not None else "stop"
         if self.tool_call is not None:
@@ -181,9 +186,13 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
-    """A call of the named (or first) tool when the request forces one."""
+    """A call of the named (or first) tool when the request forces one, unless the last message is a tool's
+    result (then the reply answers it)."""
     tools = [tool for tool in body.get("tools") or () if isinstance(tool, dict) and tool.get("function")]
     choice = body.get("tool_choice")
+    messages = body.get("messages") or []
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+        return None
     if not tools or not (choice == "required" or isinstance(choice, dict)):
         return None
     name = tools[0]["function"].get("name", "tool")

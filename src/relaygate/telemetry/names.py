@@ -35,6 +35,12 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 TOKEN_TYPE = "gen_ai.token.type"
+# execute_tool spans (gen-ai-spans.md, "Execute tool span"); the MCP conventions (mcp.md) name the method.
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_TYPE = "gen_ai.tool.type"
+MCP_METHOD = "mcp.method.name"
+EXECUTE_TOOL = "execute_tool"
 ERROR_TYPE = "error.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -107,11 +113,5 @@ OPENAI_COMPATIBLE_HOSTS = (
 )
 OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
 
-# Tool calls (GenAI conventions' execute_tool span; MCP's method name). The tool's MCP server is relaygate's own.
-OPERATION_EXECUTE_TOOL = "execute_tool"
-TOOL_NAME = "gen_ai.tool.name"
-TOOL_CALL_ID = "gen_ai.tool.call.id"
-TOOL_TYPE = "gen_ai.tool.type"
-TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
-MCP_METHOD = "mcp.method.name"
+# The MCP server an execute_tool span's tool belongs to.
 MCP_SERVER = "relaygate.mcp.server"
