@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from relaygate._asgi import route_path
+from relaygate._asgi import header, route_path
 from relaygate.context import get_context
 from relaygate.errors import (
     GatewayError,
     MethodNotAllowedError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     ServiceUnavailableError,
     send_error,
@@ -106,6 +107,19 @@ class McpApp:
                 "here (the gateway keeps no MCP sessions).",
                 headers=[(b"allow", b"POST")],
             )
+        content_type = (header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+        if content_type != "application/json":
+            # The transport refuses it too, with a 400 in plain text; MCP's messages are JSON.
+            raise GatewayError(
+                f"MCP messages are JSON: send them with Content-Type: application/json (not {content_type!r}).",
+                status=415,
+                type="invalid_request_error",
+                code="unsupported_media_type",
+            )
+        length = header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            # The transport would refuse it too, in plain text; this says it as the gateway's errors do.
+            raise PayloadTooLargeError(f"Request body is {length} bytes; the limit is {self.max_body_bytes} bytes.")
         project_id = get_context(scope).project_id
         if target and target not in self.pool.servers:
             raise NotFoundError(f"No MCP server named '{target}' is configured.", code="mcp_server_not_found")
