@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from relaygate import Gateway
 from relaygate.limits.config import ProjectLimits
+from relaygate.limits.usage import limit_usage
 from relaygate.settings import McpServerSettings, ProjectSettings, Settings
 from tests.fakes.mcp_servers import FakeMcp, serve_mcp
 
@@ -127,7 +128,12 @@ async def test_a_keys_own_tool_calls_per_minute_holds(calc: tuple[str, FakeMcp])
     async with gateway.lifespan(), session_of(gateway, "/mcp/calc") as session:
         first = await session.call_tool("add", {"a": 1, "b": 2})
         second = await session.call_tool("add", {"a": 3, "b": 4})
+        assert gateway.limiter is not None
+        usage = {(use.kind.value, use.name): use for use in await limit_usage(gateway.limiter, "proj")}
     assert not first.isError and second.isError
+    # The refused call reserved nothing: the project counts the one call made (draining), as the dashboard shows.
+    project = usage[("project", "tool_calls_per_minute")]
+    assert project.unit == "tool_calls" and project.used is not None and 0 < project.used <= 1
     text = second.content[0].text if isinstance(second.content[0], types.TextContent) else ""
     assert text.startswith("key key_") and "tool_calls_per_minute 1 reached" in text
     assert (second.meta or {})["relaygate/error"]["type"] == "rate_limit_exceeded"
