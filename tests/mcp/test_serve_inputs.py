@@ -150,3 +150,18 @@ def test_tool_calls_per_minute_belongs_to_projects_and_keys() -> None:
         entry = "upstream/gpt-4o" if group == "models" else "default"
         with pytest.raises(ValidationError, match="tool_calls_per_minute limits MCP tool calls"):
             ProjectLimits.model_validate({group: {entry: {"tool_calls_per_minute": 1}}})
+
+
+async def test_mounted_under_a_prefix_the_endpoint_is_below_it(calc: tuple[str, FakeMcp]) -> None:
+    from examples.starlette_app import build_app
+
+    gateway = Gateway(settings(calc[0]))
+    app = build_app(gateway)  # the gateway at /llm
+    transport = httpx.ASGITransport(app=app)
+    headers = {"authorization": f"Bearer {KEY}"}
+    async with gateway.lifespan(), httpx.AsyncClient(transport=transport, headers=headers) as http:
+        async with streamable_http_client("http://host/llm/mcp/calc", http_client=http) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("mul", {"a": 3, "b": 3})
+    assert isinstance(result.content[0], types.TextContent) and result.content[0].text == "9.0"
