@@ -165,3 +165,27 @@ async def test_mounted_under_a_prefix_the_endpoint_is_below_it(calc: tuple[str, 
                 await session.initialize()
                 result = await session.call_tool("mul", {"a": 3, "b": 3})
     assert isinstance(result.content[0], types.TextContent) and result.content[0].text == "9.0"
+
+
+async def test_a_server_that_is_down_is_an_mcp_error_and_an_error_result(calc: tuple[str, FakeMcp]) -> None:
+    from mcp.shared.exceptions import McpError
+
+    from tests.servers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/mcp"
+    gateway = Gateway(
+        Settings(
+            mcp_servers={"calc": McpServerSettings(url=calc[0]), "down": McpServerSettings(url=down)},
+            projects=[ProjectSettings(id="proj", keys=[KEY])],
+            database=None,
+        )
+    )
+    async with gateway.lifespan():
+        async with session_of(gateway, "/mcp/down") as session:
+            with pytest.raises(McpError, match="'down' cannot be reached"):
+                await session.list_tools()
+            result = await session.call_tool("add", {"a": 1, "b": 1})
+        assert result.isError and (result.meta or {})["relaygate/error"]["type"] == "mcp_server_unavailable"
+        async with session_of(gateway, "/mcp") as session:  # the union leaves it out, and still answers
+            names = [tool.name for tool in (await session.list_tools()).tools]
+    assert names and all(name.startswith("calc__") for name in names)

@@ -63,8 +63,11 @@ class ToolServer:
         self.telemetry = telemetry
         self.server: Server[Any, Any] = Server("relaygate", __version__, instructions=INSTRUCTIONS)
         self.server.list_tools()(self.list_tools)  # type: ignore[no-untyped-call]
-        # The servers behind check the arguments; the SDK's own check would need their schemas on every call.
-        self.server.call_tool(validate_input=False)(self.call_tool)
+        # tools/call is answered by its handler in the SDK's table rather than through Server.call_tool(): that
+        # decorator lists the tools before a call whose tool it has not seen (to check the arguments against its
+        # schema), which here would list remote servers on the call's path, and a server that cannot be listed
+        # would fail the call before it is counted, traced or recorded. The servers behind check the arguments.
+        self.server.request_handlers[types.CallToolRequest] = self._handle_call
 
     def _caller(self) -> tuple[RequestContext, str]:
         """The request's context and what it asks for: a server's name, or "" for every server it may use."""
@@ -99,6 +102,9 @@ class ToolServer:
         ]
 
     # --- tools/call -------------------------------------------------------------------------------------
+
+    async def _handle_call(self, request: types.CallToolRequest) -> types.ServerResult:
+        return types.ServerResult(await self.call_tool(request.params.name, request.params.arguments or {}))
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         ctx, target = self._caller()
