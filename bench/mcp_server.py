@@ -7,32 +7,37 @@ from __future__ import annotations
 
 import argparse
 
+import uvicorn
 from mcp.server.fastmcp import FastMCP
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 TOOL = "ping"
 
 
-def build(port: int) -> FastMCP:
-    server = FastMCP("bench", host="127.0.0.1", port=port, log_level="WARNING")
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def build() -> Starlette:
+    server = FastMCP("bench", host="127.0.0.1", log_level="WARNING")
 
     @server.tool()
     def ping() -> str:
         """Answers pong."""
         return "pong"
 
-    @server.custom_route("/health", methods=["GET"])  # type: ignore[untyped-decorator]
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    return server
+    app = server.streamable_http_app()
+    app.add_route("/health", health, methods=["GET"])
+    return app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
-    build(parser.parse_args().port).run(transport="streamable-http")
+    port = parser.parse_args().port
+    uvicorn.run(build(), host="127.0.0.1", port=port, access_log=False, log_level="warning", backlog=4096)
 
 
 if __name__ == "__main__":

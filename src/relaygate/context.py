@@ -260,7 +260,7 @@ class RequestContext:
         """A tool loop's model call is over and another follows: the observers close what they follow of it
         (an attempt's span ends, the ledger banks its cost), its usage joins ``loop_usage``, and what it
         recorded of its answer is forgotten."""
-        for observer in list(self.observers):
+        for observer in [*self.observers, self.output_filter]:
             done = getattr(observer, "on_model_call_done", None)
             if done is not None:
                 done(self)

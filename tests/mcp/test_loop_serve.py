@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import openai
+import orjson
 import pytest
 import yaml
 
+from relaygate.store import CallRecord, open_store
 from tests.conftest import KEY_A, KEY_B, UPSTREAM_KEY
 from tests.fakes.mcp_servers import FakeMcp, serve_mcp
 from tests.fakes.openai_server import FakeOpenAI
@@ -39,6 +42,7 @@ class Stack:
     mcp: dict[str, FakeMcp]
     urls: dict[str, str]
     receiver: OtlpReceiver
+    database: str
 
 
 def config(upstream_url: str, servers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -51,6 +55,21 @@ def config(upstream_url: str, servers: dict[str, dict[str, Any]]) -> dict[str, A
         "prices": {f"upstream/{model}": {"input": 0, "output": 100} for model in MODELS},
         "database": "sqlite:///ledger.db",
         "mcp_servers": servers,
+        "guards": {
+            "no_injection": {
+                "type": "regex",
+                "stage": "input",
+                "action": "block",
+                "parameters": {"patterns": ["(?i)ignore previous instructions"]},
+            },
+            "no_pii": {"type": "pii", "stage": "input", "action": "redact"},
+            "no_secret_out": {
+                "type": "regex",
+                "stage": "output",
+                "action": "block",
+                "parameters": {"patterns": ["sk-[A-Za-z0-9]{8,}"]},
+            },
+        },
         "mcp": {"max_iterations": 3, "tool_timeout": 0.5, "allowed_hosts": ["localhost"]},
     }
 
@@ -77,7 +96,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "OTEL_METRIC_EXPORT_INTERVAL": "60000",
         }
         url = stack.enter_context(relaygate_serve(["--config", str(path)], env=env, cwd=tmp))
-        yield Stack(url, upstream, mcp, {name: s["url"] for name, s in servers.items()}, receiver)
+        urls = {name: server["url"] for name, server in servers.items()}
+        yield Stack(url, upstream, mcp, urls, receiver, f"sqlite:///{tmp / 'ledger.db'}")
 
 
 @pytest.fixture
@@ -127,6 +147,22 @@ async def test_a_chat_request_gets_an_answer_that_used_the_tool(gw: Stack) -> No
     assert answer["usage"]["prompt_tokens"] == 22 and answer["usage"]["completion_tokens"] == 10
     assert answer["usage"]["cost"] == pytest.approx(0.001)
     assert float(response.headers["x-cost-usd"]) == pytest.approx(0.001)
+    # The ledger records the request with both model calls, each priced.
+    record = await recorded(gw, response.headers["x-trace-id"])
+    assert record.cost_usd == pytest.approx(0.001)
+    assert (record.prompt_tokens, record.completion_tokens) == (22, 10)
+    assert [attempt["cost_usd"] for attempt in record.attempts] == [pytest.approx(0.0005)] * 2
+    assert [attempt["completion_tokens"] for attempt in record.attempts] == [5, 5]
+
+
+async def recorded(gw: Stack, trace_id: str) -> CallRecord:
+    async with open_store(gw.database) as store:
+        for _ in range(100):
+            calls = await store.calls_of_trace("proj-a", trace_id)
+            if calls:
+                return calls[0]
+            await anyio.sleep(0.1)
+    raise AssertionError(f"no call of trace {trace_id} in the ledger")
 
 
 async def test_a_streamed_request_streams_the_answer_through_the_openai_sdk(gw: Stack) -> None:
@@ -233,7 +269,6 @@ async def test_the_caller_s_own_tools_are_returned_to_the_caller_under_their_own
     [
         ("nope", 400, "mcp_servers"),
         ([{"type": "sse"}], 400, "mcp_servers[0].name"),
-        ([{"name": "nowhere"}], 400, "mcp_servers[0].name"),
         ([{"name": 3}], 400, "mcp_servers[0].name"),
         ([{"name": "adder"}], 403, "mcp_servers[0].name"),
         ([{"name": "x", "type": "sse", "server_url": "http://127.0.0.1:9/sse"}], 403, "mcp_servers[0].server_url"),
@@ -245,6 +280,14 @@ async def test_bad_mcp_servers_get_a_clear_error(gw: Stack, servers: Any, status
     assert response.status_code == status, response.text
     assert response.json()["error"]["param"] == param
     assert gw.upstream.models_seen() == []
+
+
+async def test_a_server_that_is_not_configured_is_left_out(gw: Stack) -> None:
+    # The seeds' example names LangDB's built-in websearch server: answered without its tools.
+    response = post(gw, chat(servers=[{"name": "websearch", "type": "in-memory"}]))
+    assert response.status_code == 200, response.text
+    assert "tools" not in gw.upstream.last("/chat/completions").body
+    assert gw.mcp["calc"].calls == []
 
 
 async def test_a_request_s_own_server_on_an_allowed_host(gw: Stack) -> None:
@@ -285,14 +328,12 @@ async def test_the_thread_keeps_the_tool_calls_and_results(gw: Stack) -> None:
 
 
 async def test_traces_show_a_span_per_model_call_and_per_tool_call_under_the_request(gw: Stack) -> None:
-    gw.receiver.clear()
     response = post(gw, chat("upstream/agent-parallel"))
     assert response.status_code == 200
-    tools = gw.receiver.wait_for_spans(lambda span: span.name.startswith("execute_tool"), count=2)
-    trace_id = tools[0].trace_id
-    spans = gw.receiver.wait_for_spans(lambda span: span.trace_id == trace_id and span.kind == "SERVER")
-    server = next(span for span in spans if span.trace_id == trace_id and span.kind == "SERVER")
-    mine = [span for span in gw.receiver.spans if span.trace_id == trace_id]
+    trace_id = response.headers["x-trace-id"]
+    mine = gw.receiver.wait_for_spans(lambda span: span.trace_id == trace_id, count=5)
+    mine = [span for span in mine if span.trace_id == trace_id]
+    server = next(span for span in mine if span.kind == "SERVER")
     clients = [span for span in mine if span.kind == "CLIENT"]
     executes = [span for span in mine if span.name.startswith("execute_tool")]
     assert len(clients) == 2 and len(executes) == 2
@@ -336,3 +377,112 @@ async def test_a_server_unreachable_at_start_is_a_warning(tmp_path: Path) -> Non
         assert "MCP server 'calc' cannot be reached" in log.read_text()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "mcp_server_unavailable"
+
+
+def forced(tool: str, **extra: Any) -> dict[str, Any]:
+    return chat(tool_choice={"type": "function", "function": {"name": tool}}, **extra)
+
+
+async def test_input_guards_judge_tool_results_before_the_model_reads_them(gw: Stack) -> None:
+    response = post(gw, forced("calc__injection", extra={"guards": ["no_injection"]}))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "guard_violation"
+    # The injection never reached the model: only the first model call was made.
+    assert len(gw.upstream.models_seen()) == 1
+    assert gw.mcp["calc"].names() == ["injection"]
+
+
+async def test_a_redacting_input_guard_redacts_tool_results(gw: Stack) -> None:
+    response = post(gw, forced("calc__email", extra={"guards": ["no_pii"]}))
+    assert response.status_code == 200, response.text
+    assert "ann@example.com" not in response.text
+    second = gw.upstream.last("/chat/completions").body
+    assert second["messages"][-1]["role"] == "tool" and "ann@example.com" not in second["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_output_guards_judge_the_final_answer(gw: Stack, stream: bool) -> None:
+    response = post(gw, forced("calc__secret", extra={"guards": ["no_secret_out"]}, stream=stream))
+    assert "guard_violation" in response.text
+    if stream:
+        text = "".join(
+            (choice.get("delta") or {}).get("content") or ""
+            for line in response.text.splitlines()
+            if line.startswith("data: {") and '"choices"' in line
+            for choice in orjson.loads(line[len("data: ") :])["choices"]
+        )
+        assert "sk-" not in text
+    else:
+        assert response.status_code == 400 and "sk-abcdefghijklmnop" not in response.text
+    assert len(gw.upstream.models_seen()) == 2
+
+
+async def test_a_client_that_leaves_stops_the_loop(gw: Stack) -> None:
+    # Each tool call hangs past tool_timeout (0.5 s); the client leaves as the first one starts.
+    body = {**forced("calc__hang", stream=True), "model": "upstream/agent-forever"}
+    with httpx.stream(
+        "POST", gw.url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY_A}"}, timeout=30
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith(": relaygate: calling"):
+                break
+    time.sleep(1.5)
+    # Without the client, no second model call was made.
+    assert len(gw.upstream.models_seen()) == 1
+    assert gw.mcp["calc"].names() == ["hang"]
+
+
+async def test_the_responses_api_runs_the_loop_too(gw: Stack) -> None:
+    response = httpx.post(
+        gw.url + "/v1/responses",
+        json={"model": "upstream/agent", "input": "What is 1 + 1?", "mcp_servers": [{"name": "calc"}]},
+        headers={"authorization": f"Bearer {KEY_A}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    texts = [
+        part["text"]
+        for item in response.json()["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    ]
+    assert texts == ["The tool said: 2.0"]
+    assert gw.mcp["calc"].calls == [("add", {"a": 1, "b": 1})]
+
+
+async def test_the_responses_api_streams_the_loop(gw: Stack) -> None:
+    body = {"model": "upstream/agent", "input": "What is 1 + 1?", "mcp_servers": [{"name": "calc"}], "stream": True}
+    response = httpx.post(gw.url + "/v1/responses", json=body, headers={"authorization": f"Bearer {KEY_A}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    events = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    completed = orjson.loads(response.text.strip().splitlines()[-1].removeprefix("data: "))
+    texts = [part["text"] for item in completed["response"]["output"] for part in item.get("content", [])]
+    assert texts == ["The tool said: 2.0"]
+
+
+async def test_a_streamed_call_of_the_caller_s_own_tool_reaches_the_caller(gw: Stack) -> None:
+    client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=KEY_A)
+    own = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    stream = await client.chat.completions.create(
+        model="upstream/agent-parallel",
+        messages=[{"role": "user", "content": "Look it up."}],
+        tools=[own],  # type: ignore[list-item]
+        stream=True,
+        extra_body={"mcp_servers": [{"name": "calc"}]},
+    )
+    calls: dict[int, str] = {}
+    finishes = []
+    async for chunk in stream:
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or ():
+                if call.function and call.function.name:
+                    calls[call.index] = call.function.name
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    await client.close()
+    # The model called lookup and calc__add at once: the caller gets its own call, the MCP one is not run.
+    assert calls == {0: "lookup"}
+    assert finishes == ["tool_calls"]
+    assert gw.mcp["calc"].calls == []

@@ -101,6 +101,8 @@ class ToolLoop:
         if value is None or value == []:
             return None
         servers = requested_servers(value, self.pool, self.options, ctx.project_id)
+        if not servers:
+            return None
         if isinstance(body.get("n"), int) and body["n"] != 1:
             raise InvalidRequestError("mcp_servers needs n = 1: a tool loop follows one answer.", param="n")
         listed = await self._tools(servers)
@@ -284,8 +286,10 @@ class ToolLoop:
                     await send_body(step.feed(data))
             finally:
                 await self.fallback.finish(ctx, opened)
+            if step.failed:
+                return  # the error event was the stream's last
             ours = step.mcp_calls
-            if step.failed or not ours or step.own_calls:
+            if not ours or step.own_calls:
                 await send_body(step.finish(usage=self._usage(ctx, None), usage_chunk=usage_chunk))
                 return
             if iteration == limit:

@@ -4,7 +4,8 @@ An entry names a configured server (``{"name": "calc"}``, any ``type``: the seed
 configured one; ``slug`` stands for ``name``), or a server of its own by ``server_url`` (``type`` ``sse`` or
 ``ws`` says its transport; streamable HTTP otherwise), which only a host in ``mcp.allowed_hosts`` may serve.
 Malformed entries are 400s naming the field; a server the project may not use, or a ``server_url`` on a host
-not allowed, a 403.
+not allowed, a 403. A name that is not configured is left out, with a warning in the log: the seeds' own
+example names LangDB's built-in ``websearch``, and a gateway without one answers it without its tools.
 
 The servers' tools join the request's own under names of their own (``calc__add``), which the caller's tool
 names cannot take: a name already used gets a suffix (``calc__add_2``).
@@ -12,6 +13,7 @@ names cannot take: a name already used gets a suffix (``calc__add_2``).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,8 @@ from relaygate.mcp.pool import ADHOC_PREFIX, McpPool
 from relaygate.settings.mcp import McpSettings, McpTransport
 
 __all__ = ["PARAM", "ToolCatalog", "requested_servers", "tool_catalog"]
+
+logger = logging.getLogger("relaygate.mcp")
 
 PARAM = "mcp_servers"
 # OpenAI's rule for function names.
@@ -52,11 +56,14 @@ def requested_servers(value: Any, pool: McpPool, options: McpSettings, project_i
                 f"Missing required parameter: '{where}.name'.", param=f"{where}.name", code="missing_required_parameter"
             )
         elif name not in pool.servers:
+            # Not an error: LangDB's own example names its built-in "websearch" server, which a gateway that does
+            # not configure one answers without (the request goes on without its tools).
             configured = ", ".join(pool.servers_for(project_id)) or "none"
-            raise InvalidRequestError(
-                f"Unknown MCP server '{name}' in {where}.name; the configured servers are: {configured}.",
-                param=f"{where}.name",
-                code="mcp_server_not_found",
+            logger.warning(
+                "%s.name: no MCP server '%s' is configured (configured: %s); the request goes on without it",
+                where,
+                name,
+                configured,
             )
         elif not pool.may_use(name, project_id):
             raise PermissionDeniedError(

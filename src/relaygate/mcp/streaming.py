@@ -28,6 +28,8 @@ class StreamStep:
         # Tool calls by their index in the stream: id, name, arguments; and whether each is an MCP tool's.
         self.calls: dict[int, dict[str, str]] = {}
         self.mcp: dict[int, bool] = {}
+        # The caller's own calls, renumbered from 0 in the order they came (the MCP calls between are left out).
+        self.own_index: dict[int, int] = {}
         self.held: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
         self.done = False
@@ -97,7 +99,10 @@ class StreamStep:
             self.mcp[index] = known["name"] in self.mcp_names
         if isinstance(function.get("arguments"), str):
             known["arguments"] += function["arguments"]
-        return None if self.mcp.get(index, False) else call
+        if self.mcp.get(index, False):
+            return None
+        renumbered = self.own_index.setdefault(index, len(self.own_index))
+        return call if renumbered == index else {**call, "index": renumbered}
 
     @property
     def mcp_calls(self) -> list[dict[str, str]]:
