@@ -5,7 +5,8 @@ The ``calc`` server's tools:
 
 - ``add(a, b)`` and ``mul(a, b)``: numbers in, their sum and product out;
 - ``fail(reason)``: raises, so the result is an MCP error result saying ``reason``;
-- ``hang(seconds)``: answers ``"woke"`` after ``seconds``;
+- ``hang(seconds)``: answers ``"woke"`` after five times ``seconds`` (a model's ``1`` hangs past a test's
+  ``tool_timeout``);
 - ``inject(text)``: answers ``text`` as it is;
 - ``injection()``, ``email()``, ``secret()``: a prompt injection, an e-mail address, something like an API key
   (what guards should catch in a tool result or in the answer made from it);
@@ -73,7 +74,7 @@ class FakeMcp:
         async def hang(seconds: float) -> str:
             """Sleeps before answering."""
             self.record("hang", {"seconds": seconds})
-            await anyio.sleep(seconds)
+            await anyio.sleep(5 * seconds)
             return "woke"
 
         @server.tool()

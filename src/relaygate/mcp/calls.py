@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
-from mcp import types
 
 from relaygate.mcp.errors import McpFailure, ToolTimeout
 from relaygate.mcp.pool import McpPool
 
 if TYPE_CHECKING:
+    from mcp import types
+
     from relaygate.context import RequestContext
     from relaygate.guards import Guard, Guards
     from relaygate.telemetry import Telemetry
@@ -98,6 +99,8 @@ async def _one(call: ToolCall, ctx: RequestContext, pool: McpPool, timeout: floa
 
 def result_text(result: types.CallToolResult) -> str:
     """What a tool result says, as the text of a ``tool`` message."""
+    from mcp import types
+
     parts: list[str] = []
     for block in result.content:
         if isinstance(block, types.TextContent):

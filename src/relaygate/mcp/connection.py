@@ -16,16 +16,22 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp import ClientSession, types
-from mcp.shared.message import SessionMessage
-from mcp.shared.session import RequestResponder
 
 from relaygate.settings.mcp import McpTransport
+
+if TYPE_CHECKING:
+    # Imported when a session is opened (run), not with relaygate: the SDK takes a while to import.
+    from mcp import ClientSession, types
+    from mcp.shared.message import SessionMessage
+    from mcp.shared.session import RequestResponder
+
+    Streams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
+    Message = RequestResponder[types.ServerRequest, types.ClientResult] | types.ServerNotification | Exception
 
 __all__ = ["Connection", "Endpoint"]
 
@@ -33,8 +39,6 @@ logger = logging.getLogger("relaygate.mcp")
 
 T = TypeVar("T")
 
-Streams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
-Message = RequestResponder[types.ServerRequest, types.ClientResult] | types.ServerNotification | Exception
 # How long an SSE or streamable-HTTP stream may stay silent; servers send keep-alive pings well within it.
 READ_TIMEOUT = 300.0
 
@@ -84,6 +88,8 @@ class Connection:
             raise self.error or ConnectionError("the session closed before it was ready")
 
     async def run(self) -> None:
+        from mcp import ClientSession, types
+
         try:
             async with AsyncExitStack() as stack:
                 # open() bounds this with the connect timeout (a cancel scope here could not be left while the
@@ -92,7 +98,9 @@ class Connection:
                 # The server's messages pass through _forward, which sees the transport end (an SSE stream the
                 # server closed) and ends the connection with it; left, the session would wait for answers that
                 # cannot come.
-                incoming, to_session = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+                incoming: MemoryObjectSendStream[SessionMessage | Exception]
+                to_session: MemoryObjectReceiveStream[SessionMessage | Exception]
+                incoming, to_session = anyio.create_memory_object_stream(0)
                 await stack.enter_async_context(to_session)
                 group = await stack.enter_async_context(anyio.create_task_group())
                 group.start_soon(self._forward, read, incoming)
@@ -181,6 +189,8 @@ class Connection:
         return self.tools is not None and time.monotonic() - self.tools_at < ttl
 
     async def _on_message(self, message: Message) -> None:
+        from mcp import types
+
         if isinstance(message, types.ServerNotification) and isinstance(
             message.root, types.ToolListChangedNotification
         ):

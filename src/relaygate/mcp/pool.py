@@ -24,15 +24,17 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp import ClientSession, types
-from mcp.shared.exceptions import McpError
 
 from relaygate.mcp.connection import Connection, Endpoint, describe
 from relaygate.mcp.errors import McpFailure, ServerUnavailable, ToolTimeout, UnknownServer, UnknownTool
 from relaygate.settings.mcp import McpServerSettings, McpSettings, McpTransport
+
+if TYPE_CHECKING:
+    # The SDK is imported when a session is first opened, not with relaygate (it takes a while to import).
+    from mcp import ClientSession, types
 
 __all__ = ["ADHOC_PREFIX", "McpPool"]
 
@@ -44,8 +46,10 @@ ADHOC_PREFIX = "url:"
 MAX_ADHOC = 32
 # Errors that say the session is gone rather than that the server answered: the call did not get through.
 DROPPED = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
-# The codes of a session the server no longer knows (the SDK's streamable-HTTP client says 32600 for a 404).
-SESSION_CODES = frozenset({32600, types.INVALID_REQUEST})
+# JSON-RPC codes: the SDK's for a closed connection, and those of a session the server no longer knows (the
+# SDK's streamable-HTTP client says 32600 for a 404).
+CONNECTION_CLOSED = -32000
+SESSION_CODES = frozenset({32600, -32600})
 
 
 class McpPool:
@@ -137,6 +141,8 @@ class McpPool:
         return tools
 
     async def _list_tools(self, server: str) -> list[types.Tool]:
+        from mcp.shared.exceptions import McpError
+
         for attempt in (1, 2):
             connection = await self._connection(server)
             if connection.tools_fresh(self.options.tools_ttl):
@@ -165,6 +171,8 @@ class McpPool:
         """Call a tool; the server's result as it came (``isError`` when the tool failed). Raises
         :class:`~relaygate.mcp.errors.McpFailure` when no result comes: unknown server or tool, the server
         unreachable, or no answer within ``timeout`` (default ``mcp.tool_timeout``)."""
+        from mcp.shared.exceptions import McpError
+
         settings = self.servers.get(server)
         if settings is not None and settings.tools is not None and name not in settings.tools:
             raise UnknownTool(f"MCP server '{server}' offers no tool '{name}'", server=server)
@@ -243,17 +251,23 @@ async def _list_all(connection: Connection) -> list[types.Tool]:
 
 
 async def _list_page(session: ClientSession, *, cursor: str | None) -> types.ListToolsResult:
-    return await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+    from mcp.types import PaginatedRequestParams
+
+    return await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
 
 
 def _dropped(exc: BaseException) -> bool:
+    from mcp.shared.exceptions import McpError
+
     if isinstance(exc, McpError):
         code = exc.error.code
-        return code == types.CONNECTION_CLOSED or (code in SESSION_CODES and "session" in exc.error.message.lower())
+        return code == CONNECTION_CLOSED or (code in SESSION_CODES and "session" in exc.error.message.lower())
     return isinstance(exc, DROPPED)
 
 
 def _failure(server: str, doing: str, exc: BaseException) -> McpFailure:
+    from mcp.shared.exceptions import McpError
+
     shown = _shown(server)
     if isinstance(exc, McpError) and not _dropped(exc):
         return McpFailure(f"MCP server '{shown}' answered an error while {doing}: {exc.error.message}", server=server)

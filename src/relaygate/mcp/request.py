@@ -16,14 +16,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from mcp import types
 
 from relaygate.errors import InvalidRequestError, PermissionDeniedError
 from relaygate.mcp.pool import ADHOC_PREFIX, McpPool
 from relaygate.settings.mcp import McpSettings, McpTransport
+
+if TYPE_CHECKING:
+    from mcp import types
 
 __all__ = ["PARAM", "ToolCatalog", "requested_servers", "tool_catalog"]
 

@@ -34,6 +34,7 @@ USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+CONTENT_TRUNCATED = "relaygate.content.truncated"
 TOKEN_TYPE = "gen_ai.token.type"
 # execute_tool spans (gen-ai-spans.md, "Execute tool span"); the MCP conventions (mcp.md) name the method.
 TOOL_NAME = "gen_ai.tool.name"
