@@ -91,3 +91,21 @@ def test_the_benchmark_runs_every_path_and_writes_its_results(tmp_path: Path) ->
     assert headroom["ok"], headroom["detail"]
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "latest.md").read_text().startswith("| path |")
+
+
+def test_the_script_router_micro_benchmark_runs() -> None:
+    """``python -m bench.scripts --quick``: a row per case, each with a median and a 99th percentile."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scripts", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == [
+        "plain provider/model (no router)",
+        "seed 001's script router (named)",
+        "a script reading the request and metrics",
+        "the V8 call alone (ScriptEngine.run_sync, no thread hop)",
+    ]
+    for row in rows:
+        p50, p99 = (float(cell.replace(",", "")) for cell in row.strip("| ").split(" | ")[1:])
+        assert 0 <= p50 <= p99

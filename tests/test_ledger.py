@@ -32,7 +32,11 @@ GPT_4O_MINI_CALL = 0.000004425
 # text-embedding-3-small (0.02): the fake counts 4 tokens.
 EMBEDDING_CALL = 0.00000008
 REPLY = "Hello from the fake upstream"
-MODEL = {"model_name": "m", "provider_info_id": "upstream"}
+# Seed 003's required fields (project_id null: a model of every project).
+MODEL = {
+    "model_name": "m", "description": "a model", "provider_info_id": "upstream", "project_id": None,
+    "model_type": "completions", "owner_name": "us", "priority": 0,
+}  # fmt: skip
 CUSTOM_PRICES = "/projects/proj-a/custom_prices"
 
 
@@ -158,6 +162,24 @@ async def test_every_endpoint_matches_the_calls_made(gateway: Gateway) -> None:
 
         series = (await client.post("/analytics", json={"period": "last_day", "min_unit": "day"})).json()
         assert series["min_unit"] == "day"
+        # /analytics splits each bucket by group_by as /analytics/summary does (seed 000's AnalyticsRequest).
+        split = (
+            await client.post("/analytics", json={"period": "last_day", "min_unit": "day", "group_by": ["user"]})
+        ).json()
+        assert split["groupBy"] == ["user"]
+        per_user_rows: dict[str | None, int] = {}
+        for row in split["rows"]:
+            per_user_rows[row["user"]] = per_user_rows.get(row["user"], 0) + row["requests"]
+        assert per_user_rows == {None: 2, "u-1": 2, "u-2": 1}
+        by_both = (
+            await client.post("/analytics", json={"period": "last_day", "groupBy": ["provider", "model", "tag"]})
+        ).json()["rows"]
+        assert sorted((row["model"], row["tag"], row["requests"]) for row in by_both) == [
+            ("gpt-4o", "team=ml", 2), ("gpt-4o-mini", "team=ml", 1), ("status-500", "team=ml", 1),
+            ("text-embedding-3-small", "team=ml", 1),
+        ]  # fmt: skip
+        assert {row["provider"] for row in by_both} == {"upstream"}
+        assert sum(row["cost"] for row in by_both) == pytest.approx(total_cost)
         assert sum(row["requests"] for row in series["rows"]) == 5
         assert sum(row["total_cost"] for row in series["rows"]) == pytest.approx(total_cost)
 
@@ -363,7 +385,7 @@ async def test_admin_routes_refuse_a_missing_or_wrong_admin_key(gateway: Gateway
         ("POST", "/admin/models", {**MODEL, "input_token_price": 1e308}, "input_token_price"),
         ("POST", CUSTOM_PRICES, {"m/x": {"per_input_token": 1e14, "per_output_token": 1}}, "m/x.per_input_token"),
         ("POST", "/admin/models", {"provider_info_id": "upstream"}, "model_name"),
-        ("POST", "/admin/models", {"model_name": "m", "provider_info_id": "nowhere"}, "provider_info_id"),
+        ("POST", "/admin/models", {**MODEL, "provider_info_id": "nowhere"}, "provider_info_id"),
         ("POST", "/admin/models", {**MODEL, "input_token_price": -1}, "input_token_price"),
         ("POST", "/projects/proj-a/custom_prices", {"gpt-4o": {"per_input_token": 1, "per_output_token": 1}}, "gpt-4o"),
         ("POST", CUSTOM_PRICES, {"upstream/gpt-4o": {"per_input_token": 1}}, "upstream/gpt-4o.per_output_token"),

@@ -118,11 +118,14 @@ def api(gateway_url: str) -> Iterator[openai.OpenAI]:
         yield made
 
 
-def assert_error_shape(response: Any, status: int) -> dict[str, Any]:
-    """``response`` (httpx or the SDK's httpx2) carries ``status`` and exactly the OpenAI error shape."""
+def assert_error_shape(response: Any, status: int, *, admin: bool = False) -> dict[str, Any]:
+    """``response`` (httpx or the SDK's httpx2) carries ``status`` and exactly the OpenAI error shape; the admin
+    API's (``admin``) has seed 003's ``code`` (the status) and ``message`` beside it."""
     assert response.status_code == status
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
+    if admin:
+        assert (body.pop("code"), body.pop("message")) == (status, body["error"]["message"])
     assert set(body) == {"error"}
     error: dict[str, Any] = body["error"]
     assert set(error) == ERROR_FIELDS
@@ -280,14 +283,14 @@ def test_project_in_path_and_header_differ_is_400(gateway_url: str) -> None:
 
 def test_admin_routes_need_the_admin_key(gateway_url: str) -> None:
     missing = httpx.get(gateway_url + "/admin/anything")
-    assert assert_error_shape(missing, 401)["code"] == "invalid_api_key"
+    assert assert_error_shape(missing, 401, admin=True)["code"] == "invalid_api_key"
     wrong = httpx.get(gateway_url + "/admin/anything", headers={"X-Admin-Key": "not-the-admin-key"})
-    assert_error_shape(wrong, 401)
+    assert_error_shape(wrong, 401, admin=True)
     # A client key is not an admin key.
     client_key = httpx.get(gateway_url + "/admin/anything", headers={"Authorization": f"Bearer {KEY_A}"})
-    assert_error_shape(client_key, 401)
+    assert_error_shape(client_key, 401, admin=True)
     right = httpx.get(gateway_url + "/admin/anything", headers={"X-Admin-Key": ADMIN_KEY})
-    assert assert_error_shape(right, 404)["code"] == "unknown_url"  # let in, but no such route yet
+    assert assert_error_shape(right, 404, admin=True)["code"] == "unknown_url"  # let in, but no such route yet
 
 
 # --- what is refused before the upstream is called --------------------------------------------------

@@ -557,7 +557,8 @@ async def test_the_seed_router_object_routes_the_request(upstream_url: str, fake
         (None, "router"),
         ("fallback", "router"),
         ({"targets": ["upstream/a"]}, "router.type"),
-        ({"type": "script", "script": "const route = () => ({model: 'test'});"}, "router.type"),
+        # The project does not allow scripts carried by requests (request_scripts: false, the default).
+        ({"type": "script", "script": "const route = () => ({model: 'test'});"}, "router.script"),
         ({"type": "fallback"}, "router.targets"),
         ({"type": "fallback", "targets": []}, "router.targets"),
         ({"type": "fallback", "targets": ["upstream/a", "nowhere/b"]}, "router.targets[1]"),

@@ -282,6 +282,11 @@ class RequestContext:
     overbilled: bool = False
     # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
     caller_key: CallerKey | None = None
+    # The models a script router chose for this request, in order (relaygate.routing.scripted); set once,
+    # before the limits reserve and the proxy routes, so that both see the same choice.
+    router_choice: tuple[str, ...] | None = None
+    # Or why the script router gave none (a 400): raised again rather than running the script twice.
+    router_refusal: Exception | None = None
     # A tool loop's model calls before the current one (relaygate.mcp.loop): their usage summed; ``usage``
     # stays the current call's, and the ledger records the sum of both (Usage.plus).
     loop_usage: Usage | None = None

@@ -18,7 +18,7 @@ from relaygate.responses import (
 )
 from relaygate.routes import Route
 
-__all__ = ["CHAT", "EMBEDDINGS", "HEALTH", "IMAGES", "MODEL", "MODELS", "PROXY_ROUTES"]
+__all__ = ["CHAT", "EMBEDDINGS", "HEALTH", "IMAGES", "MODEL", "MODELS", "PROXY_ROUTES", "ROOT_MODELS"]
 
 CHAT = Route(
     "POST",
@@ -101,6 +101,20 @@ MODELS = Route(
     ),
     answer=ModelList,
 )
+# LangDB's API reference lists the models at the root base URL too (seed 002: GET /models).
+ROOT_MODELS = Route(
+    "GET",
+    "/models",
+    "listModelsAtRoot",
+    "List models (root)",
+    "Models",
+    description=(
+        "`GET /v1/models` at the root base URL, as LangDB's API reference has it. With `public_catalogue: true` "
+        "both answer without a key: the gateway's models and prices, without any project's registered models."
+    ),
+    answer=ModelList,
+    scoped=False,
+)
 MODEL = Route(
     "GET",
     "/v1/models/{model}",
@@ -124,4 +138,4 @@ HEALTH = Route(
     answer=Health,
 )
 
-PROXY_ROUTES = (CHAT, EMBEDDINGS, IMAGES, MODELS, MODEL, HEALTH)
+PROXY_ROUTES = (CHAT, EMBEDDINGS, IMAGES, MODELS, ROOT_MODELS, MODEL, HEALTH)

@@ -15,7 +15,10 @@ from starlette.types import Scope, Send
 from typing_extensions import TypedDict
 
 __all__ = [
+    "ADMIN_PREFIXES",
     "Refuse",
+    "AdminErrorBody",
+    "admin_path",
     "AuthenticationError",
     "ClientDisconnected",
     "DeadlineExceededError",
@@ -78,6 +81,23 @@ def clip_echoes(text: str) -> str:
         return text
     text = _LONG_WORD.sub(lambda match: match.group()[:ECHO_WORD] + "…", text)
     return text if len(text) <= ECHO_MESSAGE else text[:ECHO_MESSAGE] + "…"
+
+
+class AdminErrorBody(ErrorBody):
+    """The admin API's errors (``/admin/...``, ``/projects/...``): OpenAI's ``error``, and beside it the fields
+    of seed 003's ``Error``, ``code`` (the HTTP status) and ``message``, so that an OpenAI client and a client
+    of LangDB's admin API both read them."""
+
+    code: int
+    message: str
+
+
+# The admin API's paths (X-Admin-Key): its errors are AdminErrorBody.
+ADMIN_PREFIXES = ("/admin", "/projects", "/v1/admin", "/v1/projects")
+
+
+def admin_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in ADMIN_PREFIXES)
 
 
 class GatewayError(Exception):
@@ -231,7 +251,11 @@ class ClientDisconnected(Exception):
     """The client went away; nothing more can be sent to it."""
 
 
-def error_frame(error: GatewayError) -> bytes:
+def error_frame(error: GatewayError, *, admin: bool = False) -> bytes:
+    """The error's JSON; ``admin``: :class:`AdminErrorBody`, with seed 003's ``code`` and ``message`` too."""
+    if admin:
+        body: AdminErrorBody = {**error.body(), "code": error.status, "message": error.message}
+        return orjson.dumps(body)
     return orjson.dumps(error.body())
 
 
@@ -244,14 +268,19 @@ Refuse = Callable[[Scope, Send, GatewayError, Sequence[tuple[bytes, bytes]]], Aw
 
 
 async def send_refusal(scope: Scope, send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]]) -> None:
-    """The default :data:`Refuse`: :func:`send_error`, whatever the path (the gateway gives the outer layers
-    :meth:`relaygate.dialects.DialectMiddleware.refuse`, which answers a dialect's routes in its shape)."""
-    await send_error(send, error, headers)
+    """The default :data:`Refuse`: :func:`send_error`, in the admin API's shape on its paths (the gateway gives
+    the outer layers :meth:`relaygate.dialects.DialectMiddleware.refuse`, which answers a dialect's routes in
+    its shape)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    await send_error(send, error, headers, admin=admin_path(path[len(root) :] if path.startswith(root) else path))
 
 
-async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    """Send ``error`` as a whole JSON response; only valid before ``http.response.start``."""
-    body = error_frame(error)
+async def send_error(
+    send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = (), *, admin: bool = False
+) -> None:
+    """Send ``error`` as a whole JSON response; only valid before ``http.response.start``. ``admin``: in the
+    admin API's shape (:class:`AdminErrorBody`)."""
+    body = error_frame(error, admin=admin)
     await send(
         {
             "type": "http.response.start",

@@ -19,6 +19,7 @@ from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
+from relaygate.errors import ADMIN_PREFIXES
 from relaygate.fallback import Fallback
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
@@ -60,7 +61,8 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("relaygate")
 
 # Routes that need X-Admin-Key: the model registry and the projects' custom prices.
-ADMIN_PREFIXES = ("/admin", "/projects", "/v1/admin", "/v1/projects")
+# What public_catalogue: true lets anyone read without a key (seed 002 shows them at the root, unauthenticated).
+CATALOGUE_PATHS = ("/models", "/v1/models", "/pricing", "/v1/pricing")
 
 
 class Gateway:
@@ -116,6 +118,9 @@ class Gateway:
             prices=self.prices,
             aliases=self.settings.model_aliases,
             presets=preset_provider,
+            routers=self.settings.routers,
+            script_limits=self.settings.router_scripts,
+            script_projects=[project.id for project in self.settings.projects if project.request_scripts],
         )
         counters = self.settings.counters
         # The optimized strategy's figures are shared when limit counters are (and only through Redis), under
@@ -203,6 +208,7 @@ class Gateway:
             admin_key_digest=key_digest(admin_key) if admin_key else None,
             public_paths=[route.path for route in stack_routes(stack) if route.access == "public"],
             admin_prefixes=ADMIN_PREFIXES,
+            open_paths=CATALOGUE_PATHS if self.settings.public_catalogue else (),
         )
         stack = dialect_layer = DialectMiddleware(stack, dialects=self.dialects)
         # Every route the stack serves, from the layers that dispatch on them: the OpenAPI document, the
@@ -356,6 +362,8 @@ class Gateway:
             await self.ledger.close()
         for provider in [*self.providers.values(), *self.router.preset_providers.values()]:
             await provider.aclose()
+        # Script routers' V8 engines (and their threads).
+        self.router.scripts.close()
         if self.export is not None:
             # Queued spans are exported before the process goes; a slow collector costs the
             # exporter's own timeout, off the event loop.

@@ -14,13 +14,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from relaygate._asgi import Headers, read_json_body, route_path, send_json
 from relaygate.context import ModelCatalog, RequestContext, get_context
-from relaygate.endpoints import CHAT, EMBEDDINGS, HEALTH, IMAGES, MODEL, MODELS
+from relaygate.endpoints import CHAT, EMBEDDINGS, HEALTH, IMAGES, MODEL, MODELS, ROOT_MODELS
 from relaygate.errors import (
     ClientDisconnected,
     GatewayError,
     MethodNotAllowedError,
     NotFoundError,
     ServerError,
+    admin_path,
     send_error,
     sse_error_frame,
 )
@@ -88,6 +89,7 @@ class ProxyApp:
             EMBEDDINGS: self._embeddings,
             IMAGES: self._images,
             MODELS: self._models,
+            ROOT_MODELS: self._models,
             MODEL: self._model,
             HEALTH: self._health,
         }
@@ -112,7 +114,8 @@ class ProxyApp:
             ctx.scrub(error)
             ctx.error = ctx.error or error.code or error.type
             if not status:
-                await send_error(send_tracked, error, _routed(ctx))
+                # A path below the admin API's prefixes that no route serves answers in its shape too.
+                await send_error(send_tracked, error, _routed(ctx), admin=admin_path(route_path(scope)))
         except (ClientDisconnected, OSError):
             ctx.error = "client_disconnected"
         except Exception:
@@ -147,7 +150,7 @@ class ProxyApp:
         normalise_chat(body)
         self._note_user(ctx, request.extra)
         prepared = await self.tool_loop.prepare(ctx, body) if self.tool_loop is not None else None
-        plan = self._plan(scope, ctx, "chat", request.model, body)
+        plan = await self._plan(scope, ctx, "chat", request.model, body)
         if prepared is not None and self.tool_loop is not None:
             if request.stream:
                 await self.tool_loop.stream(receive, send, ctx, plan, prepared, usage_chunk=request.wants_usage_chunk)
@@ -163,19 +166,23 @@ class ProxyApp:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(EmbeddingRequest, body)
         self._note_user(ctx, request.extra)
-        plan = self._plan(scope, ctx, "embeddings", request.model, body)
+        plan = await self._plan(scope, ctx, "embeddings", request.model, body)
         await self._whole(receive, send, ctx, plan, "embeddings", body)
 
     async def _images(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ImageGenerationRequest, body)
         self._note_user(ctx, request.extra)
-        await self._whole(receive, send, ctx, self._plan(scope, ctx, "images", request.model, body), "images", body)
+        plan = await self._plan(scope, ctx, "images", request.model, body)
+        await self._whole(receive, send, ctx, plan, "images", body)
 
-    def _plan(self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]) -> Plan:
+    async def _plan(
+        self, scope: Scope, ctx: RequestContext, endpoint: Endpoint, model: str, body: dict[str, Any]
+    ) -> Plan:
         ctx.endpoint = endpoint
         if self.catalog is not None:
             model = self.catalog.resolve(ctx.project_id, model) or model
+        await self.router.prepare(model, body, ctx=ctx, headers=scope["headers"])
         plan = self.router.plan(model, body, ctx=ctx, headers=scope["headers"])
         ctx.route = plan.targets[0].route
         return plan

@@ -90,7 +90,8 @@ async def guarded(
 ) -> AsyncIterator[Guarded]:
     settings = Settings(
         providers={"upstream": ProviderSettings(kind="openai", base_url=upstream_url, api_key=UPSTREAM_KEY)},
-        projects=[ProjectSettings(id="proj-a", keys=[KEY_A], guards=list(project_guards))],
+        # request_scripts: seed 001's example request carries a script router, which routes it to model "test".
+        projects=[ProjectSettings(id="proj-a", keys=[KEY_A], guards=list(project_guards), request_scripts=True)],
         default_provider="upstream",
         guards=dict(guards),
         guard_options=GuardOptions(**options),

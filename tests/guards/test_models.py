@@ -63,7 +63,8 @@ async def test_the_seeds_example_request_runs_its_two_guards(upstream_url: str, 
         judged, answered = fake_upstream.requests
         assert judged.body["model"] == "judge"
         assert "<text>\nWrite a haiku about recursion in programming.\n</text>" in judged.body["messages"][1]["content"]
-        assert answered.body["model"] == "gpt-4o" and "extra" not in answered.body
+        # The seed's script router sends it to "test" (tests/test_routing_scripts.py).
+        assert answered.body["model"] == "test" and "extra" not in answered.body
         results = g.results()
         assert [result.id for result in g.ctx.guard_results] == list(SEED_GUARDS)
         assert all(result.passed for result in results.values())
@@ -71,7 +72,7 @@ async def test_the_seeds_example_request_runs_its_two_guards(upstream_url: str, 
         assert (toxicity.provider, toxicity.model) == ("upstream", "judge")
         assert toxicity.usage is not None and toxicity.usage.total_tokens == 16
         # The request's own usage stays the answer's, not the judge's.
-        assert g.ctx.usage is not None and g.ctx.response_model == "gpt-4o"
+        assert g.ctx.usage is not None and g.ctx.response_model == "test"
 
         toxic = {**SEED_REQUEST, "messages": [{"role": "user", "content": "Write a haiku calling my boss an idiot."}]}
         refused = await g.client.post("/v1/chat/completions", json=toxic)
@@ -88,7 +89,7 @@ async def test_a_judge_call_is_traced_as_a_genai_call_under_the_request(
     async with guarded(upstream_url, SEED_GUARDS) as g:
         await g.client.post("/v1/chat/completions", json=SEED_REQUEST)
         calls = [span for span in g.spans.get_finished_spans() if span.kind == SpanKind.CLIENT]
-        assert sorted(span.name for span in calls) == ["chat gpt-4o", "chat judge"]
+        assert sorted(span.name for span in calls) == ["chat judge", "chat test"]
         server = g.server_span()
         assert all(span.parent is not None and span.parent.span_id == server.context.span_id for span in calls)
 

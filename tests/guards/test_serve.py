@@ -35,6 +35,7 @@ projects:
   - id: proj-a
     keys: ["${{PROJ_A_KEY}}"]
     guards: [no_pii]
+    request_scripts: true   # the seed's request carries a script router
 """
 
 
@@ -63,7 +64,7 @@ def test_the_seeds_request_and_the_projects_pii_guard(sdk: openai.OpenAI, fake_u
     )
     assert reply.choices[0].message.content == REPLY
     sent = fake_upstream.last("/chat/completions").body
-    assert sent["model"] == "gpt-4o"
+    assert sent["model"] == "test"  # where the seed's script router sends it
     assert sent["messages"][0]["content"] == "Write a haiku about recursion; reply to [EMAIL]."
     assert any(seen.body["model"] == "judge" for seen in fake_upstream.requests)
 

@@ -110,13 +110,21 @@ class ThreadCostAnswer(FigureFields):
 
 
 class AnalyticsRow(FigureFields):
+    """One bucket's figures; with ``group_by``, one row per bucket and group, with each dimension's value."""
+
     timestamp: str
     timestamp_us: int
     cost: float | None
+    provider: NotRequired[str | None]
+    model: NotRequired[str | None]
+    user: NotRequired[str | None]
+    label: NotRequired[str | None]
+    tag: NotRequired[str | None]
 
 
 class AnalyticsAnswer(Window):
     min_unit: str
+    groupBy: list[str]
     rows: list[AnalyticsRow]
 
 
@@ -188,6 +196,7 @@ class RegisteredModel(TypedDict):
     provider_info_id: str
     project_id: str | None
     public: bool
+    request_response_mapping: str | None
     model_type: str
     input_token_price: str | None
     output_token_price: str | None

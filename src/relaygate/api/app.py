@@ -28,12 +28,14 @@ from relaygate._asgi import route_path, send_json
 from relaygate.api import answers, views
 from relaygate.api.bodies import (
     MAX_OFFSET,
+    AnalyticsRequest,
     CustomPrice,
     ModelCreateRequest,
     SummaryRequest,
     ThreadsRequest,
     UsageModelsRequest,
     WindowRequest,
+    missing_fields,
 )
 from relaygate.api.exchange import ApiRequest, int_param
 from relaygate.api.routes import API_ROUTES, MAX_MESSAGES_PAGE, OPENAPI
@@ -127,6 +129,8 @@ class ApiApp:
             await self.app(scope, receive, send)
             return
         methods = match.methods
+        # The admin API's errors carry seed 003's {code, message} beside OpenAI's error (AdminErrorBody).
+        admin = any(route.access == "admin" for route in methods.values())
         started = False
 
         async def send_tracked(message: Message) -> None:
@@ -149,11 +153,12 @@ class ApiApp:
             await self.handlers[route](request)
         except GatewayError as error:
             if not started:
-                await send_error(send, error)
+                await send_error(send, error, admin=admin)
         except Exception:
             logger.exception("management API: %s %s failed", scope["method"], scope["path"])
             if not started:
-                await send_error(send, ServerError("The ledger could not answer: its database failed.", status=503))
+                failure = ServerError("The ledger could not answer: its database failed.", status=503)
+                await send_error(send, failure, admin=admin)
 
     async def _ready(self) -> None:
         ledger = self.ledger
@@ -205,16 +210,23 @@ class ApiApp:
     # --- analytics and usage --------------------------------------------------------------------------
 
     async def _analytics(self, r: ApiRequest) -> None:
-        body = parse_request(UsageModelsRequest, await r.body(optional=True))
+        body = parse_request(AnalyticsRequest, await r.body(optional=True))
         start, end = body.window()
         bucket = body.min_unit or _bucket_for(end - start)
-        points = await self.ledger.store.analytics(r.project, start, end, bucket)
-        rows: list[answers.AnalyticsRow] = [
-            {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
-             "cost": pt.figures.known_cost_usd, **views.figures(pt.figures)}
+        points = await self.ledger.store.analytics(r.project, start, end, bucket, body.group_by)
+        # cast: the group's keys are the dimensions asked for (provider, model, user, label, tag).
+        rows = [
+            cast(answers.AnalyticsRow,
+                 {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
+                  **pt.group, "cost": pt.figures.known_cost_usd, **views.figures(pt.figures)})
             for pt in points
         ]  # fmt: skip
-        answer: answers.AnalyticsAnswer = {**_window(start, end), "min_unit": bucket.value, "rows": rows}
+        answer: answers.AnalyticsAnswer = {
+            **_window(start, end),
+            "min_unit": bucket.value,
+            "groupBy": [dimension.value for dimension in body.group_by],
+            "rows": rows,
+        }
         await r.json(answer)
 
     async def _analytics_summary(self, r: ApiRequest) -> None:
@@ -271,7 +283,9 @@ class ApiApp:
 
     async def _register_model(self, r: ApiRequest) -> None:
         r.admin()
-        body = parse_request(ModelCreateRequest, await r.body())
+        raw = await r.body()
+        missing_fields(raw)
+        body = parse_request(ModelCreateRequest, raw)
         if body.provider_info_id not in self.providers:
             raise InvalidRequestError(
                 f"Unknown provider '{body.provider_info_id}'; the providers are: {', '.join(sorted(self.providers))}.",
@@ -302,6 +316,7 @@ class ApiApp:
                 tags=body.tags,
                 parameters=body.parameters,
                 prices=prices,
+                request_response_mapping=body.request_response_mapping,
             )
         )
         await self.ledger.reload_prices()

@@ -18,12 +18,14 @@ from relaygate.pricing import ModelPrice
 from relaygate.store import Bucket, GroupBy, ModelPrices
 
 __all__ = [
+    "AnalyticsRequest",
     "CustomPrice",
     "ModelCreateRequest",
     "SummaryRequest",
     "ThreadsRequest",
     "UsageModelsRequest",
     "WindowRequest",
+    "missing_fields",
 ]
 
 Period = Literal["last_hour", "last_day", "last_week", "last_month", "last_year"]
@@ -96,23 +98,59 @@ class UsageModelsRequest(WindowRequest):
     min_unit: Bucket | None = Field(None, validation_alias=AliasChoices("min_unit", "granularity"))
 
 
+class AnalyticsRequest(UsageModelsRequest, SummaryRequest):
+    """``POST /analytics``: buckets of ``min_unit``, each split by ``group_by`` as ``/analytics/summary`` splits."""
+
+
+# Seed 003's ModelCreateRequest.required, with the other names a field is accepted under.
+REQUIRED_MODEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "model_name": ("model_name",),
+    "description": ("description",),
+    "provider_info_id": ("provider_info_id", "provider"),
+    "project_id": ("project_id",),
+    "model_type": ("model_type",),
+    "owner_name": ("owner_name",),
+    "priority": ("priority",),
+}
+
+
+def missing_fields(body: dict[str, Any]) -> None:
+    """Raise a 400 naming every field seed 003 requires of ``POST /admin/models`` that ``body`` lacks."""
+    missing = [name for name, names in REQUIRED_MODEL_FIELDS.items() if not any(n in body for n in names)]
+    if missing:
+        quoted = ", ".join(f"'{name}'" for name in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise InvalidRequestError(
+            f"Missing required parameter{plural}: {quoted}. Seed 003's ModelCreateRequest requires "
+            f"{', '.join(REQUIRED_MODEL_FIELDS)} (project_id may be null: a model of every project).",
+            param=missing[0],
+            code="missing_required_parameter",
+        )
+
+
 class ThreadsRequest(_Body):
     limit: int = Field(20, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class ModelCreateRequest(_Body):
-    """``POST /admin/models``. ``provider_info_id`` names one of the gateway's providers (by name)."""
+    """``POST /admin/models``. ``provider_info_id`` names one of the gateway's providers (by name).
+
+    Seed 003 requires ``model_name``, ``description``, ``provider_info_id``, ``project_id``, ``model_type``,
+    ``owner_name`` and ``priority``: a request missing any is a 400 naming each one (:func:`missing_fields`).
+    ``project_id`` may be ``null``: a model of every project.
+    """
 
     model_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-/]*$")
-    description: str = ""
+    description: str = Field(max_length=4000)
     provider_info_id: str = Field(
         min_length=1, max_length=128, validation_alias=AliasChoices("provider_info_id", "provider")
     )
-    project_id: str | None = None
+    project_id: str | None
     public: bool = False
-    request_response_mapping: str | None = None
-    model_type: str = "completions"
+    # How the provider's requests and answers map to the API ("openai-compatible"): stored and returned.
+    request_response_mapping: str | None = Field(None, max_length=200)
+    model_type: str = Field(min_length=1, max_length=64)
     # USD per token, as LangDB's registry takes them.
     input_token_price: Price | None = None
     output_token_price: Price | None = None
@@ -125,8 +163,8 @@ class ModelCreateRequest(_Body):
     type_prices: TypePrices | None = None
     # USD per megapixel (1024 x 1024 pixels) of generated image.
     mp_price: ImagePrice | None = None
-    owner_name: str = ""
-    priority: int = 0
+    owner_name: str = Field(max_length=200)
+    priority: int = Field(ge=-1_000_000, le=1_000_000)
     model_name_in_provider: str | None = Field(None, min_length=1, max_length=200)
     parameters: dict[str, Any] = Field(default_factory=dict)
 

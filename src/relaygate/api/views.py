@@ -118,6 +118,7 @@ def model_entry(m: ModelEntry, model_price: ModelPrice | None) -> RegisteredMode
         "provider_info_id": m.provider,
         "project_id": m.project_id,
         "public": m.public,
+        "request_response_mapping": m.request_response_mapping,
         "model_type": m.model_type,
         "input_token_price": _per_token(model_price.input if model_price else None),
         "output_token_price": _per_token(model_price.output if model_price else None),

@@ -13,7 +13,14 @@ from relaygate._asgi import route_path
 from relaygate.context import get_context
 from relaygate.dialects.base import Dialect, DialectRoute
 from relaygate.dialects.egress import Egress
-from relaygate.errors import ClientDisconnected, GatewayError, MethodNotAllowedError, ServerError, send_error
+from relaygate.errors import (
+    ClientDisconnected,
+    GatewayError,
+    MethodNotAllowedError,
+    ServerError,
+    admin_path,
+    send_error,
+)
 from relaygate.routes import Route
 
 __all__ = ["DialectMiddleware", "DialectRoutes"]
@@ -111,7 +118,7 @@ class DialectMiddleware:
             path = scoped.group(1)  # below a /{project_id} prefix, valid or not
         found, _ = self._match(scope, path)
         if found is None:
-            await send_error(send, error, headers)
+            await send_error(send, error, headers, admin=admin_path(path))
             return
         route, dialect, params = found
         exchange = dialect.exchange(get_context(scope), route, params)

@@ -205,6 +205,8 @@ class Ledger:
         for (owner, key), entry in sorted(self._registered.items()):
             if owner and owner != project_id:
                 continue
+            if project_id is None and not entry.public:
+                continue  # a caller without a key (public_catalogue) sees the public entries only
             price = model_price(entry.prices)
             out.append(
                 {

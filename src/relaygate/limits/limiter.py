@@ -125,8 +125,11 @@ class Limiter:
 
     # --- before the call --------------------------------------------------------------------------------
 
-    async def admit(self, ctx: RequestContext, endpoint: str, body: dict[str, Any]) -> Admission | None:
-        """Reserve the call's worst case, or raise the refusal; ``None`` when no limit applies to it."""
+    async def admit(
+        self, ctx: RequestContext, endpoint: str, body: dict[str, Any], *, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Admission | None:
+        """Reserve the call's worst case, or raise the refusal; ``None`` when no limit applies to it. A script
+        router runs here (``headers`` are the request's), so that the reservation is for what it chose."""
         limits = self.projects.get(ctx.project_id or "")
         model = body.get("model")
         if limits is None or not isinstance(model, str):
@@ -135,6 +138,7 @@ class Limiter:
             # A registered name is limited as the model it is served as, as the proxy routes it.
             model = self.ledger.resolve(ctx.project_id, model) or model
         try:
+            await self.router.prepare(model, body, ctx=ctx, headers=headers)
             targets = self.router.reachable(model, body, ctx=ctx)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing

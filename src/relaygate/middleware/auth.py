@@ -31,6 +31,8 @@ class AuthMiddleware:
     means that project. A 401 for the API key carries ``WWW-Authenticate: Bearer`` (MCP clients read it).
     Paths under ``admin_prefixes`` need ``X-Admin-Key`` instead, and are refused with a 403 when no admin
     key is configured. ``public_paths`` (``/health``) need nothing.
+    ``open_paths`` (the catalogue, with ``public_catalogue: true``) need no key: a request without one
+    goes on with no project (``ctx.project_id`` is ``None``); one with a key is checked as anywhere else.
 
     With an empty key ring every API request is let through into project ``default`` (or the one it
     names): that is the embedded default for a gateway on a developer's machine.
@@ -44,11 +46,13 @@ class AuthMiddleware:
         admin_key_digest: bytes | None = None,
         public_paths: Collection[str] = ("/health",),
         admin_prefixes: tuple[str, ...] = ("/admin",),
+        open_paths: Collection[str] = (),
     ) -> None:
         self.app = app
         self.keys = keys
         self.admin_key_digest = admin_key_digest
         self.public_paths = frozenset(public_paths)
+        self.open_paths = frozenset(open_paths)
         self.admin_prefixes = admin_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,10 +60,13 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
+        admin = any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes)
         try:
             if path in self.public_paths:
                 pass
-            elif any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes):
+            elif path in self.open_paths and self.keys and header(scope, b"authorization") is None:
+                get_context(scope).project_id = None  # no key: no project's view, whatever the path named
+            elif admin:
                 self._check_admin(scope)
             else:
                 self._check_key(scope)
@@ -68,7 +75,7 @@ class AuthMiddleware:
             if refusal is not None:
                 raise refusal
         except GatewayError as error:
-            await send_error(send, error)
+            await send_error(send, error, admin=admin)  # the admin API's errors carry seed 003's code and message
             return
         await self.app(scope, receive, send)
 

@@ -43,7 +43,7 @@ class LimitsMiddleware:
         ctx = get_context(scope)
         try:
             body = await read_json_body(scope, receive, self.max_body_bytes)
-            admission = await self.limiter.admit(ctx, endpoint, body)
+            admission = await self.limiter.admit(ctx, endpoint, body, headers=scope["headers"])
         except ClientDisconnected:
             ctx.error = "client_disconnected"
             return

@@ -4,19 +4,23 @@ A requested model is first looked up among the config's ``model_aliases`` (:mod:
 routed as the name it stands for, and its targets' routes keep the name the client asked for. Then it is,
 in this order:
 
-1. ``router/dynamic``: the request's own ``router`` object (:mod:`.request`); when the object has a
-   ``name``, its targets' routes say ``router/<name>`` as the requested model, so that the ledger and
-   the traces tell one named router from another;
+1. ``router/dynamic``, or any model beside a ``router`` object: the request's own router (:mod:`.request`),
+   whose default target the model is; with ``router/dynamic``, when the object has a ``name``, its
+   targets' routes say ``router/<name>`` as the requested model, so that the ledger and the traces tell
+   one named router from another. A script router (:mod:`.scripted`) runs in :meth:`ModelRouter.prepare`,
+   before the limits and the proxy plan the request;
 2. a virtual model of the config, asked for by its name (``smart``) or as ``router/smart``; a virtual
    model's name therefore wins over the same bare name sent to ``default_provider``;
 3. ``provider/model``, the part before the first ``/`` being a provider's name, or an alias of one
    (``google`` for ``gemini``: :mod:`relaygate.settings.presets`); a request that brings its own provider
    key (``ctx.caller_key``) may also name a preset that is not configured (``together/...``), which is
    then made once, without a key of its own;
-4. a bare name (or one whose prefix names no provider), sent to ``default_provider`` when there is one.
+4. a bare name, sent to ``default_provider`` when there is one (and a name with a ``/`` that the default
+   provider lists whole among its ``models``: ``meta-llama/Llama-3.1-8B`` on a vLLM).
 
 A prefix that names a preset nobody configured is a 400 ``provider_not_configured`` saying how to
-configure it; any other unknown name is a 404 ``model_not_found``.
+configure it; a prefix that names no provider at all is a 404 ``model_not_found`` naming the prefix and
+the providers, default provider or not; any other unknown name is a 404 ``model_not_found`` too.
 
 Names of the first two kinds give a plan of several targets in their strategy's order; the others give
 a plan of one target. Every plan carries the retry settings that bound its attempts.
@@ -25,7 +29,7 @@ a plan of one target. Every plan carries the retry settings that bound its attem
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +42,8 @@ from relaygate.routing.breaker import CircuitBreaker
 from relaygate.routing.conditions import Facts, parse_when
 from relaygate.routing.metrics import TargetMetrics
 from relaygate.routing.plan import Plan, Target, VirtualModel
-from relaygate.routing.request import parse_router
+from relaygate.routing.request import ScriptSpec, parse_router
+from relaygate.routing.scripted import ScriptRouters
 from relaygate.routing.strategies import order
 from relaygate.settings import (
     DYNAMIC_MODEL,
@@ -47,6 +52,8 @@ from relaygate.settings import (
     ConfigError,
     Preset,
     RetrySettings,
+    ScriptLimits,
+    ScriptRouterSettings,
     TargetSettings,
     VirtualModelSettings,
     configured_name,
@@ -81,6 +88,9 @@ class ModelRouter:
         prices: PriceBook | None = None,
         aliases: Mapping[str, str] | None = None,
         presets: Callable[[Preset], Provider] | None = None,
+        routers: Mapping[str, ScriptRouterSettings] | None = None,
+        script_limits: ScriptLimits | None = None,
+        script_projects: Collection[str] = (),
     ) -> None:
         self.providers = dict(providers)
         self.aliases = Aliases(aliases or {})
@@ -96,6 +106,8 @@ class ModelRouter:
         self.virtual: dict[str, VirtualModel] = {}
         for name, settings in (models or {}).items():
             self.virtual[name] = self._compile(name, settings, _config_error(f"models.{name}"))
+        # Script routers: the config's named ones, and the projects whose requests may carry their own.
+        self.scripts = ScriptRouters(routers, limits=script_limits, projects=script_projects)
 
     def resolve(self, requested: str, *, param: str = "model", caller_key: bool = False) -> Route:
         """The provider route of a ``provider/model`` (or bare, default-provider) name; ``caller_key``: the
@@ -105,7 +117,11 @@ class ModelRouter:
         prefix, slash, model = requested.partition("/")
         provider = self.provider(prefix, caller_key=caller_key) if slash else None
         if provider is None and self.default_provider is not None:
-            provider, model = self.providers[self.default_provider], requested
+            default = self.providers[self.default_provider]
+            # A prefix that names no provider is an error, not a model of the default provider: unless that
+            # provider lists the whole name among its models (a vLLM serving meta-llama/Llama-3.1-8B).
+            if not slash or (default.settings.models is not None and default.accepts(requested)):
+                provider, model = default, requested
         if provider is None:
             raise self._unknown(requested, prefix if slash else None, param)
         if not model or not provider.accepts(model):
@@ -140,12 +156,75 @@ class ModelRouter:
                 param=param,
                 code="provider_not_configured",
             )
+        providers = ", ".join(sorted(self.providers))
+        if prefix is not None:
+            return ModelNotFoundError(
+                f"The model '{requested}' does not exist: no provider is named '{prefix}'. Name models as "
+                f"provider/model (or map the name in model_aliases); the providers are: {providers}.",
+                param=param,
+            )
         return ModelNotFoundError(
             f"The model '{requested}' does not exist. Name models as provider/model (or map the name in "
-            "model_aliases); "
-            f"the providers are: {', '.join(sorted(self.providers))}.",
+            f"model_aliases); the providers are: {providers}.",
             param=param,
         )
+
+    async def prepare(
+        self,
+        requested: str,
+        body: Mapping[str, Any],
+        *,
+        ctx: RequestContext,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Run the request's script router, when it has one, and keep its choice on ``ctx`` (once per
+        request): :meth:`plan` and :meth:`reachable` route by it. Raises the router's 400s."""
+        raw = body.get("router")
+        if ctx.router_refusal is not None:
+            raise ctx.router_refusal
+        if raw is None or ctx.router_choice is not None:
+            return
+        routed = self.aliased(requested)
+        default = None if routed == DYNAMIC else routed
+        spec, _ = parse_router(raw, default=default)
+        if not isinstance(spec, ScriptSpec):
+            return
+        caller_key = ctx.caller_key is not None
+
+        def check(name: str) -> None:
+            if name in self.virtual or name == DYNAMIC:
+                raise InvalidRequestError(f"'{name}' is a virtual model; a script names provider/model")
+            self.resolve(self.aliased(name), caller_key=caller_key)
+
+        try:
+            ctx.router_choice = await self.scripts.decide(
+                spec,
+                default=default,
+                ctx=ctx,
+                body=body,
+                headers=headers,
+                models=self._known_models,
+                metrics=self._figures,
+                check=check,
+            )
+        except GatewayError as error:
+            ctx.router_refusal = error
+            raise
+
+    def _known_models(self) -> list[dict[str, str]]:
+        names = [f"{p.name}/{m}" for p in self.providers.values() for m in (p.settings.models or [])]
+        names += self.target_keys()
+        out = []
+        for name in dict.fromkeys(names):
+            provider, _, model = name.partition("/")
+            out.append({"id": name, "provider": provider, "model": model})
+        return out
+
+    def _figures(self) -> dict[str, dict[str, float | None]]:
+        return {
+            key: {metric: self.metrics.figure(key, metric) for metric in ("latency", "ttft", "error_rate")}
+            for key in self.metrics.keys()
+        }
 
     def plan(
         self,
@@ -157,7 +236,7 @@ class ModelRouter:
     ) -> Plan:
         """The targets to try for ``requested``, in order, and the retry settings that bound the attempts."""
         routed = self.aliased(requested)
-        virtual = self._virtual(routed, body)
+        virtual = self._virtual(routed, body, ctx)
         if virtual is None:
             caller_key = ctx is not None and ctx.caller_key is not None
             return Plan((_asked(Target(self.resolve(routed, caller_key=caller_key)), requested),), self.retry)
@@ -189,7 +268,7 @@ class ModelRouter:
         """Every target a request for ``requested`` may be sent to: a virtual model's targets and those of all
         its routes, whichever its strategy tries first or falls back to. What the limits reserve for."""
         routed = self.aliased(requested)
-        virtual = self._virtual(routed, body)
+        virtual = self._virtual(routed, body, ctx)
         if virtual is None:
             caller_key = ctx is not None and ctx.caller_key is not None
             return (_asked(Target(self.resolve(routed, caller_key=caller_key)), requested),)
@@ -199,18 +278,11 @@ class ModelRouter:
         """Every configured target (``provider/model``)."""
         return sorted({key for model in self.virtual.values() for key in model.target_keys()})
 
-    def _virtual(self, requested: str, body: Mapping[str, Any]) -> VirtualModel | None:
-        if requested == DYNAMIC:
-            settings, name = parse_router(body.get("router"))
-            # A named router is recorded by its name (route, ledger, spans), as if it were router/<name>.
-            routed = f"{ROUTER_PREFIX}/{name}" if name is not None else DYNAMIC
-            model = self._compile(name or DYNAMIC, settings, _request_error, requested=routed)
-            # A client may ask for fewer attempts and shorter waits than the operator allows, never more.
-            bounded = {
-                field: min(getattr(model.retry, field), getattr(self.retry, field))
-                for field in ("max_attempts", "deadline", "max_retry_after")
-            }
-            return replace(model, retry=model.retry.model_copy(update=bounded))
+    def _virtual(
+        self, requested: str, body: Mapping[str, Any], ctx: RequestContext | None = None
+    ) -> VirtualModel | None:
+        if requested == DYNAMIC or body.get("router") is not None:
+            return self._requests_router(requested, body, ctx)
         virtual = self.virtual.get(requested)
         prefix, slash, name = requested.partition("/")
         if virtual is None and slash and prefix == ROUTER_PREFIX:
@@ -221,6 +293,31 @@ class ModelRouter:
                     f"The virtual model '{name}' does not exist; the virtual models are: {known}.", param="model"
                 )
         return virtual
+
+    def _requests_router(self, requested: str, body: Mapping[str, Any], ctx: RequestContext | None) -> VirtualModel:
+        """The request's own router as a virtual model; beside a model (not ``router/dynamic``), the model
+        is its default target and the routes keep the model's name as the one asked for."""
+        dynamic = requested == DYNAMIC
+        settings, name = parse_router(body.get("router"), default=None if dynamic else requested)
+        # A named router/dynamic is recorded by its name (route, ledger, spans), as if it were router/<name>.
+        routed = (f"{ROUTER_PREFIX}/{name}" if name is not None else DYNAMIC) if dynamic else requested
+        if isinstance(settings, ScriptSpec):
+            chosen = ctx.router_choice if ctx is not None else None
+            if chosen is None:
+                # Not run (a caller that only asks where a request may go): the router's default target.
+                if dynamic:
+                    raise InvalidRequestError(
+                        "The script router has not run for this request.", param="router", code="invalid_value"
+                    )
+                chosen = (requested,)
+            settings = VirtualModelSettings(strategy="fallback", targets=[self.aliased(m) for m in chosen])
+        model = self._compile(name or routed, settings, _request_error, requested=routed)
+        # A client may ask for fewer attempts and shorter waits than the operator allows, never more.
+        bounded = {
+            field: min(getattr(model.retry, field), getattr(self.retry, field))
+            for field in ("max_attempts", "deadline", "max_retry_after")
+        }
+        return replace(model, retry=model.retry.model_copy(update=bounded))
 
     def _compile(
         self,

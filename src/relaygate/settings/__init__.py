@@ -33,6 +33,7 @@ from relaygate.settings.routing import (
     TargetSettings,
     VirtualModelSettings,
 )
+from relaygate.settings.scripts import MAX_SCRIPT_CHARS, OnScriptError, ScriptLimits, ScriptRouterSettings
 from relaygate.settings.service import ServerSettings, TelemetrySettings
 from relaygate.settings.ui import UiSettings
 
@@ -59,7 +60,11 @@ __all__ = [
     "McpTransport",
     "Metric",
     "Preset",
+    "MAX_SCRIPT_CHARS",
+    "OnScriptError",
     "ProjectSettings",
+    "ScriptLimits",
+    "ScriptRouterSettings",
     "ProviderKind",
     "ProviderSettings",
     "RetrySettings",

@@ -27,6 +27,9 @@ class ProjectSettings(SettingsModel):
     # Whether callers may bring their own provider key for a call (LB-LLM-Key or X-Provider-Key); refused
     # with a 403 otherwise. See relaygate.middleware.byok.
     byok: bool = False
+    # Whether a request may carry its own script router ({"router": {"type": "script", "script": "..."}});
+    # refused with a 400 router_script_not_allowed otherwise. Named routers (routers:) work either way.
+    request_scripts: bool = False
 
     # Rate limits and budgets of the project, its keys, users and models (relaygate.limits.config).
     limits: ProjectLimits | None = None

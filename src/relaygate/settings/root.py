@@ -22,6 +22,7 @@ from relaygate.settings.routing import (
     RetrySettings,
     VirtualModelSettings,
 )
+from relaygate.settings.scripts import ScriptLimits, ScriptRouterSettings
 from relaygate.settings.service import ServerSettings, TelemetrySettings
 from relaygate.settings.ui import UiSettings
 
@@ -66,6 +67,13 @@ class Settings(SettingsModel):
     # snapshots (``claude-sonnet-4-5-20250929``); one ending in ``*`` for every name it starts (``claude-*``,
     # ``*``), the longest winning. See relaygate.routing.aliases.
     model_aliases: dict[str, str] = Field(default_factory=dict)
+    # Named script routers, which a request's router object names: {"router": {"name": "kg_random_router"}}.
+    routers: dict[str, ScriptRouterSettings] = Field(default_factory=dict)
+    # The time and memory limits of every script router, and what a failing one gets (see docs/guides/routing.md).
+    router_scripts: ScriptLimits = Field(default_factory=ScriptLimits)
+    # GET /models and GET /pricing (at the root and under /v1) answer without a key: the gateway's whole
+    # catalogue, with no project's registered models or custom prices. A key still gets its project's view.
+    public_catalogue: bool = False
     # Retries of every request; a virtual model may override fields of it.
     retry: RetrySettings = Field(default_factory=RetrySettings)
     # The circuit breaker of every target (provider/model).
@@ -215,6 +223,14 @@ class Settings(SettingsModel):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @field_validator("routers")
+    @classmethod
+    def _router_names(cls, routers: dict[str, ScriptRouterSettings]) -> dict[str, ScriptRouterSettings]:
+        for name in routers:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"router name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return routers
 
     @model_validator(mode="after")
     def _aliases_route_somewhere(self) -> Settings:

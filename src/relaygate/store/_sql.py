@@ -151,14 +151,28 @@ class SQLStore(DashboardQueries):
 
     # -- analytics and usage ---------------------------------------------------------------------------
 
-    async def analytics(self, project_id: str, start: datetime, end: datetime, bucket: Bucket) -> list[AnalyticsPoint]:
+    async def analytics(
+        self, project_id: str, start: datetime, end: datetime, bucket: Bucket, group_by: Sequence[GroupBy] = ()
+    ) -> list[AnalyticsPoint]:
         expr = self._bucket_sql(Bucket(bucket))
+        dims = list(dict.fromkeys(GroupBy(g) for g in group_by))  # validated, duplicates dropped, order kept
+        columns = "".join(f", {GROUP_COLUMNS[d]}" for d in dims)
         rows = await self._fetch(
-            f"SELECT {expr} AS bucket, {AGGREGATES} FROM calls "
-            "WHERE project_id = ? AND started_at >= ? AND started_at < ? GROUP BY bucket ORDER BY bucket",
+            f"SELECT {expr} AS bucket{columns}, {AGGREGATES} FROM calls "
+            f"WHERE project_id = ? AND started_at >= ? AND started_at < ? GROUP BY bucket{columns} ORDER BY bucket",
             [project_id, *self._window(start, end)],
         )
-        return [AnalyticsPoint(bucket_start=self._read_bucket(r[0]), figures=figures_of(r[1:])) for r in rows]
+        if not dims:
+            return [AnalyticsPoint(bucket_start=self._read_bucket(r[0]), figures=figures_of(r[1:])) for r in rows]
+        merged = _grouped(rows, dims, lead=1)
+        return [
+            AnalyticsPoint(
+                bucket_start=self._read_bucket(key[0]),
+                figures=totals.figures(),
+                group=dict(zip([d.value for d in dims], key[1:], strict=True)),
+            )
+            for key, totals in sorted(merged.items(), key=lambda item: (str(item[0][0]), sort_key(item[0][1:])))
+        ]
 
     async def analytics_summary(
         self, project_id: str, start: datetime, end: datetime, group_by: Sequence[GroupBy]
@@ -175,19 +189,7 @@ class SQLStore(DashboardQueries):
             + group,
             [project_id, *self._window(start, end)],
         )
-        # Tags are expanded here rather than in SQL (json_each vs jsonb_each_text): a SQL group per tag set
-        # becomes one group per key=value, and the partial sums of groups that meet are added up.
-        merged: dict[tuple[str | None, ...], Totals] = {}
-        for row in rows:
-            values: list[list[str | None]] = []
-            for dim, value in zip(dims, row[: len(dims)], strict=True):
-                if dim is GroupBy.TAG:
-                    tags = loads(value) or {}
-                    values.append([f"{k}={v}" for k, v in tags.items()] or [None])
-                else:
-                    values.append([value])
-            for key in _product(values):
-                merged.setdefault(key, Totals()).add(row[len(dims) :])
+        merged = _grouped(rows, dims, lead=0)
         if not rows and not dims:
             merged[()] = Totals()  # an ungrouped summary of nothing is one row of zeros
         return [
@@ -324,8 +326,27 @@ def _first_of_each(calls: Sequence[CallRecord]) -> list[CallRecord]:
     return out
 
 
-def _product(values: list[list[str | None]]) -> list[tuple[str | None, ...]]:
-    keys: list[tuple[str | None, ...]] = [()]
+def _grouped(rows: Sequence[Sequence[Any]], dims: Sequence[GroupBy], *, lead: int) -> dict[tuple[Any, ...], Totals]:
+    """Rows of ``lead`` columns (a bucket), the group columns and the aggregates, summed per group key.
+
+    Tags are expanded here rather than in SQL (json_each vs jsonb_each_text): a SQL group per tag set
+    becomes one group per key=value, and the partial sums of groups that meet are added up."""
+    merged: dict[tuple[Any, ...], Totals] = {}
+    for row in rows:
+        values: list[list[Any]] = [[value] for value in row[:lead]]
+        for dim, value in zip(dims, row[lead : lead + len(dims)], strict=True):
+            if dim is GroupBy.TAG:
+                tags = loads(value) or {}
+                values.append([f"{k}={v}" for k, v in tags.items()] or [None])
+            else:
+                values.append([value])
+        for key in _product(values):
+            merged.setdefault(key, Totals()).add(row[lead + len(dims) :])
+    return merged
+
+
+def _product(values: list[list[Any]]) -> list[tuple[Any, ...]]:
+    keys: list[tuple[Any, ...]] = [()]
     for options in values:
         keys = [key + (option,) for key in keys for option in options]
     return keys

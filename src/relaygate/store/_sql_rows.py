@@ -58,7 +58,7 @@ MESSAGE_COLUMNS = (
 MODEL_COLUMNS = (
     "id, project_id, name, provider, model_name_in_provider, model_type, description, owner_name, priority, "
     "context_size, public, capabilities, input_types, output_types, tags, parameters, input_price, output_price, "
-    "cached_input_price, cache_write_price, per_image_price, mp_price"
+    "cached_input_price, cache_write_price, per_image_price, mp_price, request_response_mapping"
 )
 PRICE_COLUMNS = "input_price, output_price, cached_input_price, cache_write_price, per_image_price, mp_price"
 
@@ -343,6 +343,7 @@ class SQLRows(Store):
             _dumps(m.tags),
             _dumps(m.parameters),
             *self._price_row(m.prices),
+            _opt_text(m.request_response_mapping),
         )
 
     def _read_model(self, r: Sequence[Any]) -> ModelEntry:
@@ -364,6 +365,7 @@ class SQLRows(Store):
             tags=loads(r[14]),
             parameters=loads(r[15]),
             prices=self._read_prices(r[16:22]),
+            request_response_mapping=r[22],
         )
 
     def _window(self, start: datetime, end: datetime) -> list[Any]:

@@ -122,8 +122,11 @@ class Store(ABC):
         """The figures over a thread's calls; ``None`` when the project has no call in that thread."""
 
     @abstractmethod
-    async def analytics(self, project_id: str, start: datetime, end: datetime, bucket: Bucket) -> list[AnalyticsPoint]:
-        """Figures per time bucket, oldest first; buckets without calls are left out."""
+    async def analytics(
+        self, project_id: str, start: datetime, end: datetime, bucket: Bucket, group_by: Sequence[GroupBy] = ()
+    ) -> list[AnalyticsPoint]:
+        """Figures per time bucket, oldest first; buckets without calls are left out. With ``group_by``, one
+        point per bucket and group (as :meth:`analytics_summary` groups), sorted by the group values in a bucket."""
 
     @abstractmethod
     async def analytics_summary(

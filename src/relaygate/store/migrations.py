@@ -199,6 +199,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         7, "the name of a thread's messages (a tool message's function)", ("ALTER TABLE messages ADD COLUMN name TEXT",)
     ),
     Migration(8, OWN_KEY_MIGRATION, SQLITE_OWN_KEY_STATEMENTS),
+    Migration(
+        9,
+        "the registry keeps a model's request_response_mapping (seed 003)",
+        ("ALTER TABLE models ADD COLUMN request_response_mapping TEXT",),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -350,6 +355,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         ('ALTER TABLE messages ADD COLUMN name TEXT COLLATE "C"',),
     ),
     Migration(8, OWN_KEY_MIGRATION, POSTGRES_OWN_KEY_STATEMENTS),
+    Migration(
+        9,
+        "the registry keeps a model's request_response_mapping (seed 003)",
+        ('ALTER TABLE models ADD COLUMN request_response_mapping TEXT COLLATE "C"',),
+    ),
 )
 
 

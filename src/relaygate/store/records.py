@@ -319,6 +319,8 @@ class ThreadSummary:
 class AnalyticsPoint:
     bucket_start: datetime
     figures: Figures
+    # The point's group: each dimension asked for (provider, model, user, label, tag) to its value.
+    group: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,4 +381,6 @@ class ModelEntry:
     tags: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     prices: ModelPrices = field(default_factory=ModelPrices)
+    # How the provider's requests and answers map to the API ("openai-compatible"); kept as given.
+    request_response_mapping: str | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-from relaygate.errors import InvalidRequestError
+from relaygate.errors import InvalidRequestError, ModelNotFoundError
 from relaygate.settings import known_provider
 
 __all__ = ["MAX_DIMENSION", "MAX_IMAGES", "MAX_STEPS", "canonical_request", "split_model"]
@@ -65,10 +65,17 @@ def canonical_request(request: JSON, providers: Collection[str] = ()) -> JSON:
 
 def canonical_model(model: str, providers: Collection[str] = ()) -> str:
     """``provider/model`` for ``provider:model`` when ``provider`` names one (configured, the mock or a preset);
-    any other name stays as it is: ``provider/model``, a model of the default provider with a tag
-    (``llama3:8b``), or ``ollama/llama3:8b``."""
+    a name without ``:`` stays as it is (``provider/model``, or a model of the default provider). Langbase's
+    API names models ``provider:model``: a prefix that names no provider is a 404 naming it, never a model
+    of the default provider (a default provider's model with a tag is ``provider/llama3:8b``)."""
     prefix, colon, rest = model.partition(":")
-    if colon and prefix and rest and "/" not in prefix and known_provider(prefix, providers):
+    if colon and prefix and rest and "/" not in prefix:
+        if not known_provider(prefix, providers):
+            raise ModelNotFoundError(
+                f"The model '{model}' does not exist: no provider is named '{prefix}'. Name models as "
+                f"provider:model; the providers are: {', '.join(sorted({*providers, 'mock'}))}.",
+                param="model",
+            )
         return f"{prefix}/{rest}"
     return model
 
