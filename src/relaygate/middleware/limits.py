@@ -64,5 +64,7 @@ class LimitsMiddleware:
         try:
             await self.app(scope, receive, send_with_limits)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.limiter.settle(admission, ctx)
+            # In-process counters settle in one synchronous step, which a cancellation cannot interrupt.
+            if not self.limiter.settle_now(admission, ctx):
+                with anyio.CancelScope(shield=True):
+                    await self.limiter.settle(admission, ctx)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from relaygate.ids import new_uuid
+
 __all__ = [
     "AnalyticsPoint",
     "Bucket",
@@ -140,7 +142,7 @@ class CallRecord:
     trace_id: str
     started_at: datetime
     ended_at: datetime
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)
     thread_id: str | None = None
     run_id: str | None = None
     label: str | None = None
@@ -214,7 +216,7 @@ class MessageRecord:
     call_id: uuid.UUID | None = None
     model: str | None = None
     cost_usd: float | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
@@ -356,4 +358,4 @@ class ModelEntry:
     tags: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     prices: ModelPrices = field(default_factory=ModelPrices)
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)
