@@ -257,7 +257,8 @@ class _Forwarder:
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.AbstractServer | None = None
         self.writers: list[asyncio.StreamWriter] = []
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
 
     async def _start(self) -> int:
@@ -296,8 +297,18 @@ class _Forwarder:
         self.up = True
 
     def close(self) -> None:
-        self.cut()
+        async def shut() -> None:
+            assert self.server is not None
+            self.server.close()
+            for writer in self.writers:
+                writer.transport.abort()
+            await asyncio.sleep(0.1)
+
+        self.up = False
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
 
 
 async def test_a_database_that_is_down_costs_calls_counted_in_a_metric_and_bounded_memory(
@@ -331,6 +342,7 @@ async def test_a_database_that_is_down_costs_calls_counted_in_a_metric_and_bound
                 await anyio.to_thread.run_sync(_wait_for, lambda: _dropped(reader).get("call", 0) > 0)
             assert "call records dropped" in caplog.text
             forwarder.restore()
+            await recorder.flush()  # what waited is written once the database is back
             later = await _traces(client, 3, start=203)
             await recorder.flush()
             stored = await _stored(gateway, first + down + later)

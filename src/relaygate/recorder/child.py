@@ -9,8 +9,9 @@ messages from its end of a pipe:
   are written before the next batch is read, so that what the recorder holds is one batch;
 - ``("stop",)``: write and export everything, answer ``("stopped", ...)`` and exit.
 
-After each batch it answers ``("progress", resolved, dropped_calls, dropped_spans)``: the calls it has
-stored or given up so far, for the gateway's ``flush`` and its drop metric. When the pipe closes (the
+After each batch it answers ``("progress", batches, resolved, dropped_calls, dropped_spans)``: the batches
+done and the calls stored or given up so far, for the gateway's flow control, its ``flush`` and its drop
+metric. When the pipe closes (the
 gateway went away without a stop) it writes what it received and exits.
 """
 
@@ -60,12 +61,18 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
     # fills and the gateway counts and drops what it cannot hand over, so no process grows without bound.
     inbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=2)
 
+    writer: Any = None
+
     def read() -> None:
         while True:
             try:
                 data: bytes | None = conn.recv_bytes()
             except (EOFError, OSError):
                 data = None
+                if writer is not None:
+                    # The gateway is gone: a write being retried gives up after close_timeout, so that the
+                    # recorder exits rather than retry for ever.
+                    asyncio.run_coroutine_threadsafe(writer.aclose(), loop)
             asyncio.run_coroutine_threadsafe(inbox.put(data), loop).result()
             if data is None:
                 return
@@ -73,9 +80,9 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
     threading.Thread(target=read, name="relaygate-recorder-read", daemon=True).start()
     sink = _sink(config)
     received = 0
+    batches = 0
     stopped = False
     async with AsyncExitStack() as stack:
-        writer = None
         if config.database is not None:
             from relaygate.store import BatchWriter, open_store
 
@@ -87,7 +94,8 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
             resolved = received - (writer.pending if writer is not None else 0)
             dropped = (writer.dropped + writer.stats.rejected) if writer is not None else 0
             try:
-                conn.send_bytes(pickle.dumps((kind, resolved, dropped, sink.dropped if sink is not None else 0)))
+                spans = sink.dropped if sink is not None else 0
+                conn.send_bytes(pickle.dumps((kind, batches, resolved, dropped, spans)))
             except OSError:
                 pass  # the gateway is gone
 
@@ -108,6 +116,7 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
                     for call, messages in calls:
                         writer.submit(call, messages)
                     await writer.flush()
+            batches += 1
             report("progress")
         if writer is not None:
             await writer.aclose()

@@ -9,13 +9,13 @@ Faults:
 
 - **The recorder dies** (killed, out of memory): the sender notices (its write fails, or the process is
   found dead), counts what the recorder had received and not yet stored as dropped, logs an error, and
-  starts a new recorder; what waits in the queue goes to the new one. A crash loses at most the batch the
-  recorder held.
-- **The collector or the database is slow or down**: the recorder stops reading while it retries, the
-  pipe fills, and the queue here grows up to ``max_pending`` records; beyond that new records are dropped,
-  counted in the ``relaygate.recorder.dropped`` metric (by kind: ``call`` or ``span``) and logged (the
-  first, then every thousandth). The recorder's own drops (its span queue, calls the database refused) are
-  added to the same metric.
+  starts a new recorder; what waits in the queue goes to the new one. The recorder is handed at most
+  ``IN_FLIGHT`` (2) batches it has not finished, so a crash loses at most those.
+- **The collector or the database is slow or down**: the recorder finishes no batch while it retries,
+  no further batch is handed over, and the queue here grows up to ``max_pending`` records; beyond that
+  new records are dropped, counted in the ``relaygate.recorder.dropped`` metric (by kind: ``call`` or
+  ``span``) and logged (the first, then every thousandth). The recorder's own drops (its span queue,
+  calls the database refused) are added to the same metric.
 - **A clean stop** (:meth:`Recorder.stop`) hands over everything queued, then asks the recorder to write
   and export all of it and waits for its answer (at most ``close_timeout`` seconds plus a margin).
 """
@@ -46,6 +46,8 @@ logger = logging.getLogger("relaygate.recorder")
 
 DROP_LOG_EVERY = 1000
 METRIC_DROPPED = "relaygate.recorder.dropped"
+# Batches handed to the recorder and not yet done: what a crash of the recorder can lose.
+IN_FLIGHT = 2
 _SPAN = 0
 _CALL = 1
 
@@ -75,6 +77,9 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._progress: list[tuple[int, asyncio.Future[None]]] = []
         self._stopped = threading.Event()
+        self._abandoned = False
+        self._acked = threading.Event()
+        self._batches_sent = self._batches_done = 0
         self._lock = threading.Lock()
         # Calls: accepted into the queue, and resolved (stored, refused or dropped) since the start.
         self.accepted = 0
@@ -171,7 +176,15 @@ class Recorder:
         self._closing = True
         self._wake.set()
         sender, self._sender = self._sender, None
-        await asyncio.to_thread(sender.join)
+        # The recorder has close_timeout to finish; a sender still blocked after that (a recorder that stopped
+        # reading: its database is down) is released by stopping the recorder, and what it held is lost.
+        await asyncio.to_thread(sender.join, self.config.close_timeout + 10)
+        if sender.is_alive():
+            self._abandoned = True
+            process = self._process
+            if process is not None and process.is_alive():
+                process.kill()
+            await asyncio.to_thread(sender.join)
         self._settle_waiters(force=True)
 
     # --- the sender thread ----------------------------------------------------------------------------
@@ -184,6 +197,7 @@ class Recorder:
         theirs.close()
         self._process, self._conn = process, ours
         self._sent = self._child_resolved = 0
+        self._batches_sent = self._batches_done = 0
         self._child_dropped = (0, 0)
         threading.Thread(target=self._receive, args=(ours,), name="relaygate-recorder-receive", daemon=True).start()
         logger.info("recorder: started (pid %s)", process.pid)
@@ -193,8 +207,11 @@ class Recorder:
             self._wake.wait(self.interval)
             self._wake.clear()
             closing = self._closing
-            while self._queue:
+            while self._queue and not self._abandoned and self._can_send():
                 self._send_batch()
+            if self._abandoned:
+                self._give_up()
+                return
             if not self._alive():
                 self._restart()
                 continue
@@ -210,6 +227,7 @@ class Recorder:
             (calls if kind == _CALL else spans).append(item)
         data = pickle.dumps(("batch", spans, calls), protocol=pickle.HIGHEST_PROTOCOL)
         self._sent += len(calls)
+        self._batches_sent += 1
         try:
             assert self._conn is not None
             self._conn.send_bytes(data)
@@ -217,10 +235,36 @@ class Recorder:
             # The recorder is gone: this batch goes with it (counted as the crash's loss).
             self._restart()
 
+    def _can_send(self) -> bool:
+        """Whether the recorder has room for another batch: it holds at most ``IN_FLIGHT`` batches (the pipe's
+        own buffer would otherwise hide a recorder that fell behind, and a crash would lose all of it)."""
+        if self._batches_sent - self._batches_done < IN_FLIGHT:
+            return True
+        self._acked.wait(self.interval)
+        self._acked.clear()
+        return self._batches_sent - self._batches_done < IN_FLIGHT
+
     def _alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
+    def _give_up(self) -> None:
+        """The stop's deadline passed: what the recorder held and what still waits here is lost."""
+        queued = [item for kind, item in self._queue if kind == _CALL]
+        spans = len(self._queue) - len(queued)
+        self._queue.clear()
+        lost = self._sent - self._child_resolved + len(queued)
+        with self._lock:
+            self.resolved += lost
+        self._drop(_CALL, lost, "the recorder did not finish before the stop's deadline")
+        self._drop(_SPAN, spans, "the recorder did not finish before the stop's deadline")
+        if self._process is not None:
+            self._process.join(5)
+        if self._conn is not None:
+            self._conn.close()
+
     def _restart(self) -> None:
+        if self._abandoned:
+            return
         process = self._process
         code = process.exitcode if process is not None else None
         if process is not None:
@@ -262,12 +306,15 @@ class Recorder:
     def _receive(self, conn: Connection) -> None:
         while True:
             try:
-                kind, resolved, dropped_calls, dropped_spans = pickle.loads(conn.recv_bytes())
+                kind, batches, resolved, dropped_calls, dropped_spans = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 self._wake.set()  # the sender finds the process dead and restarts it
+                self._acked.set()
                 return
             if conn is not self._conn:
                 return
+            self._batches_done = batches
+            self._acked.set()
             with self._lock:
                 self.resolved += resolved - self._child_resolved
                 self._child_resolved = resolved
