@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=6000, help="calls to send (default 6000)")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--py-spy", metavar="SVG", help="also record the serving process with py-spy into SVG")
+    parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="also record the serving process with py-spy: a flame graph (.svg), folded stacks (.txt)",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     upstream_port = free_port()
@@ -79,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         pids = server.pids()
         before = {pid: cpu_seconds(pid) for pid in pids}
         if args.py_spy and shutil.which("py-spy"):
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(server.process.pid), "-o", args.py_spy, "-r", "200"])
+            form = "raw" if args.py_spy.endswith(".txt") else "flamegraph"
+            command = ["py-spy", "record", "-p", str(server.process.pid), "-o", args.py_spy, "-r", "200", "-f", form]
+            spy = subprocess.Popen([*command, "--nonblocking", "--threads"], stdout=subprocess.DEVNULL)
         sent = 0
         rate = 0.0
         while sent < args.requests:

@@ -101,12 +101,9 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter(settings, traces_endpoint, headers)))
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
-        logger.info(
-            "telemetry: spans go to %s (OTLP %s%s)",
-            _shown(traces_endpoint),
-            settings.protocol,
-            ", exported by the recorder process" if recorder is not None else "",
-        )
+        logger.info("telemetry: spans go to %s (OTLP %s)", _shown(traces_endpoint), settings.protocol)
+        if recorder is not None:
+            logger.info("telemetry: spans are encoded and exported by the recorder process (server.recorder)")
     if metrics_endpoint is None:
         logger.info("telemetry: metrics go nowhere (%s)", _why_not("metrics", settings))
     elif not _no_meter_provider():
