@@ -153,9 +153,9 @@ async def test_spans_and_rows_come_out_of_the_recorder_as_they_do_in_process(
                 client,
             ):
                 traces = await _traces(client, 5)
+                await gateway.ledger.writer.flush()  # type: ignore[union-attr]
                 if the_recorder is not None:
                     assert the_recorder.pid is not None and the_recorder.pid != os.getpid()
-                await gateway.ledger.writer.flush()  # type: ignore[union-attr]
                 assert await _stored(gateway, traces) == traces
                 rows = [(await gateway.ledger.store.calls_of_trace("proj-a", t))[0] for t in traces]  # type: ignore[union-attr]
             # The stop flushed every span before the gateway's lifespan ended.

@@ -153,7 +153,8 @@ class Recorder:
         if self._sender is not None:
             return
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._spawn)
+        # The sender thread starts the recorder process: the gateway's start-up does not wait for it, and what
+        # the first calls record waits in the queue meanwhile.
         self._sender = threading.Thread(target=self._send_loop, name="relaygate-recorder-send", daemon=True)
         self._sender.start()
 
@@ -203,6 +204,7 @@ class Recorder:
         logger.info("recorder: started (pid %s)", process.pid)
 
     def _send_loop(self) -> None:
+        self._spawn()
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
