@@ -18,9 +18,6 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
 from tests.servers import relaygate_serve, serve_in_thread
 
-# The mock plays an agent (structured outputs, tool calls with tool_choice auto) once the mock-agent work is on
-# main; until then its cases are expected to fail, strictly, so that they are turned on when it lands.
-MOCK_AGENT = pytest.mark.xfail(reason="needs the mock-agent work (the mock playing an agent) on main", strict=True)
 KEY_LIMITED = "rg-test-key-limited-project"
 KEY_GUARDED = "rg-test-key-guarded-project"
 

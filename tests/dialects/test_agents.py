@@ -2,9 +2,8 @@
 ``relaygate serve``: the OpenAI Agents SDK's default model (``OpenAIResponsesModel``) and the Vercel AI SDK's
 default OpenAI provider (``createOpenAI({baseURL})(model)``, on Node; ``tests/node/agent.mjs``).
 
-Each runs against the fake OpenAI-compatible server's ``agent`` model and against the built-in mock. The
-mock plays an agent (tool calls with ``tool_choice: auto``) once the mock-agent work is on main; until then
-its cases are expected to fail (strictly: they must be turned on when it lands).
+Each runs against the fake OpenAI-compatible server's ``agent`` model and against the built-in mock, which
+plays an agent (tool calls with ``tool_choice: auto``).
 """
 
 from __future__ import annotations
@@ -21,13 +20,13 @@ from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_traci
 from openai import AsyncOpenAI
 
 from tests.conftest import KEY_A
-from tests.dialects.conftest import MOCK_AGENT, Fakes
+from tests.dialects.conftest import Fakes
 
 pytestmark = pytest.mark.anyio
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PROMPT = "What is the weather in Paris? Use get_weather."
-MODELS = [pytest.param("upstream/agent", id="fake-openai"), pytest.param("mock/echo", id="mock", marks=MOCK_AGENT)]
+MODELS = [pytest.param("upstream/agent", id="fake-openai"), pytest.param("mock/echo", id="mock")]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from openai.types.responses import FunctionToolParam, ResponseStreamEvent
 
 from tests.conftest import KEY_A
-from tests.dialects.conftest import KEY_GUARDED, KEY_LIMITED, MOCK_AGENT, Fakes, Target, sdk_for
+from tests.dialects.conftest import KEY_GUARDED, KEY_LIMITED, Fakes, Target, sdk_for
 from tests.fakes import anthropic_server, gemini_server
 from tests.fakes.openai_agent import RESPONSES_REPLY
 from tests.fakes.openai_server import REPLY as OPENAI_REPLY
@@ -152,7 +152,7 @@ def test_function_call_streamed(sdk: openai.OpenAI) -> None:
         ("upstream/agent", 1),
         ("anthropic/json", 42),
         ("gemini/json", 42),
-        pytest.param("mock/echo", 1, marks=MOCK_AGENT, id="mock"),
+        pytest.param("mock/echo", 1, id="mock"),
     ],
 )
 def test_parse_with_a_pydantic_model(sdk: openai.OpenAI, fakes: Fakes, model: str, expected: int) -> None:

@@ -30,7 +30,9 @@ def main() -> None:
         importlib.invalidate_caches()  # the runner may have written modules since the last block
         try:
             if request["op"] == "exec":
-                exec(compile(request["code"], request["name"], "exec"), namespace)
+                # dont_inherit: compiled as a reader runs it, without this module's postponed annotations
+                # (under which pydantic cannot resolve a model's fields that name the block's classes).
+                exec(compile(request["code"], request["name"], "exec", dont_inherit=True), namespace)
             else:
                 check(request["path"])
             answer: dict[str, Any] = {"ok": True}

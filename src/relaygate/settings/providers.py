@@ -43,7 +43,8 @@ class ProviderSettings(SettingsModel):
     max_connections: int = Field(1000, ge=1)
     # Ask the upstream for stream_options.include_usage so that usage of streams is always known.
     stream_usage: bool = True
-    # mock only: seconds between streamed chunks.
+    # mock only: seconds the mock waits before each streamed piece (a word, or a piece of a tool call's arguments);
+    # 0 streams the whole answer at once.
     chunk_delay: float = Field(0.0, ge=0)
     # openai only: POST /v1/responses calls go to the upstream's own /responses endpoint as they came (model
     # name aside), so that built-in tools and reasoning items pass through; off: they are translated to chat.
