@@ -61,7 +61,7 @@ class Recorder:
         *,
         max_pending: int = 20_000,
         batch: int = 512,
-        interval: float = 0.05,
+        interval: float = 0.2,
         meter: Meter | None = None,
     ) -> None:
         self.config = config
