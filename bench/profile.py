@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench.load import Target, python_load
-from bench.procs import free_port, start_server
+from bench.procs import free_port, rss_of, start_server
 from bench.run import QUICK, Phases, _chat, _relaygate_full, _relaygate_min
 from bench.upstream import JSON_MODEL
 
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             used = seconds - before.get(pid, 0.0)
             total += used
             role = "serving" if pid == server.process.pid else "child"
-            print(f"  {role:8} {pid:>7} {used / sent * 1e6:8.0f} µs CPU/call  {_name(pid)}")
+            rss = rss_of([pid]) / 2**20
+            print(f"  {role:8} {pid:>7} {used / sent * 1e6:8.0f} µs CPU/call {rss:6.0f} MiB  {_name(pid)}")
         print(f"  {'total':8} {'':>7} {total / sent * 1e6:8.0f} µs CPU/call")
     finally:
         if spy is not None:
