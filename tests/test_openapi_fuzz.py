@@ -1,15 +1,17 @@
 """A bounded schemathesis run against ``/openapi.json``, with every middleware on.
 
 The gateway runs on a real uvicorn on 127.0.0.1 with keys and projects, an admin key, the ledger on
-SQLite, rate limits and budgets, regex and PII guards, and tracing into an in-memory exporter; the mock
-provider answers. schemathesis generates requests from the document (valid ones, and ones that break
-it) for every operation and checks that no answer is a 5xx and that every answer matches the document:
-its status, content type, headers and schema. Bounded by ``MAX_EXAMPLES`` per operation, so the run
-takes seconds.
+SQLite, rate limits and budgets, regex and PII guards, and tracing with content capture into an in-memory
+exporter; the mock provider answers. schemathesis generates requests from the document (valid ones, and
+ones that break it) for every operation and checks that no answer is a 5xx and that every answer matches
+the document: its status, content type, headers and schema. Once the run is over, the gateway's log must
+hold no traceback (nor any error), and every span must encode as OTLP protobuf. Bounded by
+``MAX_EXAMPLES`` per operation, so the run takes seconds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from opentelemetry.exporter.otlp.proto.common._internal import _encode_attributes
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from relaygate import Gateway
 from relaygate.limits.config import ProjectLimits
 from relaygate.pricing import ImagePrices, ModelPrice
-from relaygate.settings import GuardSettings, ProjectSettings, ProviderSettings, Settings
+from relaygate.settings import GuardSettings, ProjectSettings, ProviderSettings, Settings, TelemetrySettings
 from tests.servers import serve_in_thread
 
 # The document's examples name project "default" (the embedded default's) and thread "thread-1".
@@ -69,6 +73,7 @@ def fuzz_settings(database: Path) -> Settings:
             "mock/text-embedding": ModelPrice(input=0.1),
             "mock/image": ModelPrice(images=ImagePrices(prices={"*": {"*": 0.01}})),
         },
+        telemetry=TelemetrySettings(capture_content=True),
         guards={
             "no_secrets": GuardSettings(
                 type="regex", stage="input", action="block", parameters={"patterns": [r"sk-[A-Za-z0-9]{8,}"]}
@@ -78,14 +83,40 @@ def fuzz_settings(database: Path) -> Settings:
     )
 
 
+class LogRecords(logging.Handler):
+    """Every record of WARNING and above that any logger (the gateway's, uvicorn's, OpenTelemetry's) emits."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def tracebacks(self) -> list[str]:
+        return [
+            self.format(r)
+            for r in self.records
+            if r.exc_info is not None or r.levelno >= logging.ERROR or "Traceback" in r.getMessage()
+        ]
+
+
+LOGGED = LogRecords()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, InMemorySpanExporter]]:
+    root = logging.getLogger()
+    root.addHandler(LOGGED)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     gateway = Gateway(fuzz_settings(tmp_path_factory.mktemp("fuzz") / "ledger.db"), tracer_provider=provider)
-    with serve_in_thread(gateway.app) as base_url:
-        yield base_url, exporter
+    try:
+        with serve_in_thread(gateway.app) as base_url:
+            yield base_url, exporter
+    finally:
+        root.removeHandler(LOGGED)
 
 
 # The document the gateway built from this config (its routes do not depend on the database's path); the
@@ -156,3 +187,19 @@ def test_the_run_reached_the_provider_and_the_ledger(served: tuple[str, InMemory
         "POST /v1/responses",
     } <= answered
     assert any(span.kind == SpanKind.CLIENT for span in spans), "no call reached the provider"
+
+
+def test_the_gateway_logged_no_traceback_and_every_span_encodes(served: tuple[str, InMemorySpanExporter]) -> None:
+    """After the run: nothing the gateway (or uvicorn, or the SDK) logged is an error or a traceback, and
+    every span it recorded, captured content and request values included, encodes as OTLP protobuf."""
+    _, exporter = served
+    spans = exporter.get_finished_spans()
+    encoded = encode_spans(spans)
+    assert len(encoded.SerializeToString()) > 0
+    for span in spans:  # the encoder drops (and logs) what it cannot encode: nothing was dropped
+        assert len(_encoded_attributes(span)) == len(span.attributes or {}), span.name
+    assert LOGGED.tracebacks() == []
+
+
+def _encoded_attributes(span: Any) -> list[Any]:
+    return list(_encode_attributes(span.attributes) or [])

@@ -109,7 +109,7 @@ def _build(settings: Settings) -> Gateway | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from relaygate import serving
 
     settings = _load(args.config)
     if settings is None:
@@ -142,10 +142,8 @@ def _serve(args: argparse.Namespace) -> int:
         if args.config:
             set_config_path(args.config)
         share_ui_session_secret()
-        uvicorn.run("relaygate.cli:worker_app", factory=True, workers=workers, **options)
-    else:
-        uvicorn.run(_served(settings, gateway).app, **options)
-    return 0
+        return serving.run("relaygate.cli:worker_app", limits=server, factory=True, workers=workers, **options)
+    return serving.run(_serve_app(settings, gateway), limits=server, workers=1, **options)
 
 
 def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
@@ -164,9 +162,16 @@ def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
     return gateway
 
 
+def _serve_app(settings: Settings, gateway: Gateway | None = None) -> Any:
+    """What uvicorn serves: the gateway, and the 408 for a body that does not come in time."""
+    from relaygate.serving import BodyTimeout
+
+    return BodyTimeout(_served(settings, gateway).app, seconds=settings.server.body_timeout)
+
+
 def worker_app() -> Any:
     """The app of one ``relaygate serve --workers N`` worker (each exports its own spans)."""
-    return _served(load_settings()).app
+    return _serve_app(load_settings())
 
 
 def _explain(settings: Settings) -> None:

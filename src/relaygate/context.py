@@ -11,6 +11,7 @@ chunk's frame goes out; without one, the stream path does nothing more than chec
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,10 +38,12 @@ __all__ = [
     "StreamStopped",
     "Usage",
     "get_context",
+    "sane_count",
     "ModelCatalog",
 ]
 
 SCOPE_KEY = "relaygate"
+logger = logging.getLogger("relaygate")
 
 
 @dataclass(slots=True)
@@ -58,22 +61,55 @@ class Usage:
     output_image_tokens: int = 0
 
     @classmethod
+    def checked(cls, usage: dict[str, Any]) -> Usage | None:
+        """:meth:`from_openai`, or ``None`` (usage unknown) when a figure is not a count: negative, fractional,
+        not a number or beyond ten billion. Such figures would poison the ledger and the budgets; the call settles
+        as one whose provider reported no usage."""
+        figures = (usage, *(_details(usage, *names) for names in DETAILS))
+        if not all(sane_count(value) for each in figures for key, value in each.items() if key in COUNTS):
+            return None
+        return cls.from_openai(usage)
+
+    @classmethod
     def from_openai(cls, usage: dict[str, Any]) -> Usage:
         """Chat Completions' usage, or the Images API's (``input_tokens``, ``output_tokens`` and their details)."""
-        prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-        completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+        prompt = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
         prompt_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
         completion_details = _details(usage, "completion_tokens_details", "output_tokens_details")
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=usage.get("total_tokens") or prompt + completion,
-            cached_tokens=prompt_details.get("cached_tokens") or 0,
-            cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
-            reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+            total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
             input_image_tokens=_count(prompt_details.get("image_tokens")),
             output_image_tokens=_count(completion_details.get("image_tokens")),
         )
+
+
+# The figures of a usage object that are token counts; the largest a ledger or a budget takes as one.
+COUNTS = frozenset(
+    {
+        "prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens",
+        "cache_creation_input_tokens", "cached_tokens", "reasoning_tokens", "image_tokens", "text_tokens",
+        "audio_tokens",
+    }
+)  # fmt: skip
+# Ten billion tokens in one call: far beyond any model's window, and small enough that its cost in nano-dollars at
+# any real price (up to $100,000 per 1M tokens) stays within a 64-bit integer column.
+MAX_COUNT = 10**10
+DETAILS = (("prompt_tokens_details", "input_tokens_details"), ("completion_tokens_details", "output_tokens_details"))
+
+
+def sane_count(value: Any) -> bool:
+    """A token count: a whole number from 0 to MAX_COUNT (``10.0`` is one), or absent (``None``)."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_COUNT and (isinstance(value, int) or value.is_integer())
 
 
 def _details(usage: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -237,6 +273,10 @@ class RequestContext:
     overbilled: bool = False
     # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
     caller_key: CallerKey | None = None
+    # A refusal of the request's headers found before the caller was authenticated (an over-long X-Label,
+    # projects that differ): AuthMiddleware sends it once the key is checked, so that a caller without a
+    # key learns nothing but that it needs one.
+    refusal: GatewayError | None = None
 
     def add_secret(self, *values: str) -> None:
         """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and
@@ -295,11 +335,24 @@ class RequestContext:
     def _note_usage_and_finish(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")
         if usage and isinstance(usage, dict):
-            self.usage = Usage.from_openai(usage)
+            self.usage = Usage.checked(usage)
+            if self.usage is None and self.route is not None:
+                warnings = self.route.provider.warnings
+                if "usage" not in warnings:  # once per provider: a broken provider says it on every call
+                    warnings.add("usage")
+                    logger.warning(
+                        "upstream '%s' reported token usage out of range (%s); such calls are settled as if it "
+                        "had reported none", self.route.provider.name, _clip(usage),
+                    )  # fmt: skip
         for choice in data.get("choices") or ():
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reasons.append(reason)
+
+
+def _clip(usage: dict[str, Any]) -> str:
+    text = repr(usage)
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def get_context(scope: Scope) -> RequestContext:

@@ -7,6 +7,7 @@ a final ``data: {"error": ...}`` event (:func:`sse_error_frame`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
@@ -31,11 +32,13 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ServerError",
     "ServiceUnavailableError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "clip_echoes",
     "error_frame",
     "send_error",
     "send_refusal",
@@ -61,6 +64,22 @@ class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
+# What an error echoes of the caller (ids, paths, model names; a provider's text) is cut: a word of more than
+# ECHO_WORD characters keeps that many, a message more than ECHO_MESSAGE.
+ECHO_WORD = 200
+ECHO_MESSAGE = 4000
+_LONG_WORD = re.compile(rf"\S{{{ECHO_WORD + 1},}}")
+
+
+def clip_echoes(text: str) -> str:
+    """``text`` with over-long words (a 10,000-character thread id) cut and marked ``…``, and at most
+    ``ECHO_MESSAGE`` characters long."""
+    if len(text) <= ECHO_WORD:
+        return text
+    text = _LONG_WORD.sub(lambda match: match.group()[:ECHO_WORD] + "…", text)
+    return text if len(text) <= ECHO_MESSAGE else text[:ECHO_MESSAGE] + "…"
+
+
 class GatewayError(Exception):
     """An error with an HTTP status and an OpenAI-shaped body."""
 
@@ -78,9 +97,10 @@ class GatewayError(Exception):
         type: str | None = None,
         headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
+        message = clip_echoes(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = clip_echoes(param) if param is not None else None
         if code is not None:
             self.code = code
         if status is not None:
@@ -96,6 +116,14 @@ class GatewayError(Exception):
 class InvalidRequestError(GatewayError):
     status = 400
     type = "invalid_request_error"
+
+
+class RequestTimeoutError(GatewayError):
+    """The client did not send its request in time (``relaygate serve``'s ``server.body_timeout``)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class AuthenticationError(GatewayError):

@@ -94,6 +94,7 @@ class Gateway:
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
                 capture_content=telemetry_settings.capture_content,
+                content_max_bytes=telemetry_settings.capture_content_max_bytes,
                 langdb_attributes=telemetry_settings.langdb_attributes,
             )
             if telemetry_settings.enabled

@@ -26,7 +26,13 @@ from relaygate.errors import (
 )
 from relaygate.fallback import Fallback, route_headers
 from relaygate.providers.base import Endpoint, Provider
-from relaygate.requests import ChatCompletionRequest, EmbeddingRequest, ImageGenerationRequest, parse_request
+from relaygate.requests import (
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    ImageGenerationRequest,
+    normalise_chat,
+    parse_request,
+)
 from relaygate.routes import Route, RouteTable
 from relaygate.routing import ModelRouter, Plan
 from relaygate.telemetry import Telemetry
@@ -134,6 +140,7 @@ class ProxyApp:
     async def _chat(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         body = await read_json_body(scope, receive, self.max_body_bytes)
         request = ctx.request = parse_request(ChatCompletionRequest, body)
+        normalise_chat(body)
         self._note_user(ctx, request.extra)
         plan = self._plan(scope, ctx, "chat", request.model, body)
         if request.stream:

@@ -21,6 +21,7 @@ __all__ = [
     "ExtraOptions",
     "ImageGenerationRequest",
     "UserInfo",
+    "normalise_chat",
     "parse_json_object",
     "parse_request",
     "user_of",
@@ -60,12 +61,30 @@ class StreamOptions(_Request):
     include_usage: bool | None = None
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 class ChatCompletionRequest(_Request):
+    """The chat request. Sampling values are checked against the ranges OpenAI documents, so that a call
+    that cannot succeed is answered 400 here, naming the field, and no odd value reaches a span."""
+
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     extra: ExtraOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    n: int | None = Field(None, ge=1, le=128)
+    max_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
+    presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
+    # A bare string (seed 001's example sends "json_object") is taken for the object of that type.
+    response_format: Literal["text", "json_object"] | dict[str, Any] | None = None
 
     @property
     def wants_usage_chunk(self) -> bool:
@@ -122,6 +141,14 @@ def user_of(body: dict[str, Any]) -> dict[str, Any] | None:
         return UserInfo.model_validate(user).model_dump(exclude_none=True)
     except ValidationError:
         return None
+
+
+def normalise_chat(body: dict[str, Any]) -> None:
+    """What the providers expect of a valid chat body: ``response_format: "json_object"`` becomes
+    ``{"type": "json_object"}``."""
+    response_format = body.get("response_format")
+    if isinstance(response_format, str):
+        body["response_format"] = {"type": response_format}
 
 
 def parse_request(model: type[RequestT], data: dict[str, Any]) -> RequestT:

@@ -190,7 +190,9 @@ async def test_refusals_of_the_outer_layers_are_anthropic_shaped_on_its_routes(
         mismatch = await c.post(
             "/proj-a/v1/messages/count_tokens", json=ask("upstream/gpt-4o"), headers={"x-project-id": "proj-b"}
         )
-        chat = await c.post("/v1/chat/completions", json={}, headers={"x-thread-id": "t" * 300})
+        # Chat Completions takes its key as a bearer token; its header checks come once the key is checked.
+        bearer = {"authorization": f"Bearer {KEY_A}", "x-thread-id": "t" * 300}
+        chat = await c.post("/v1/chat/completions", json={}, headers=bearer)
         no_project = [
             await c.post(path, json=ask("upstream/gpt-4o")) for path in ("/v1/v1/messages", "/%C3%86/v1/messages")
         ]

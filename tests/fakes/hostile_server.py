@@ -18,6 +18,8 @@ behind providers of every kind (base URLs ``{url}/openai/v1``, ``{url}/anthropic
 - ``limited-<n>``: a 429 with ``Retry-After: <n>`` (Anthropic's ``rate_limit_error``, Google's
   ``RESOURCE_EXHAUSTED`` with its ``RetryInfo``);
 - ``overbill``: an ordinary answer whose usage says ten times the request's ``max_tokens`` were written;
+- ``usage-<kind>``: an ordinary answer whose output token count is out of range: ``negative`` (-5),
+  ``fraction`` (2.5), ``huge`` (2**60), ``inf`` (1e308), ``text`` ("5");
 - ``slow-<s>``: answers after ``s`` seconds; a client that hangs up first is recorded in
   :attr:`HostileProvider.hung_up` (and the answer is never written: :attr:`HostileProvider.answered`);
 - anything else: an ordinary answer.
@@ -154,13 +156,19 @@ def _max_tokens(body: dict[str, Any]) -> int:
     return int(value)
 
 
+BAD_USAGE: dict[str, Any] = {"negative": -5, "fraction": 2.5, "huge": 2**60, "inf": 1e308, "text": "5"}
+
+
 def _usage(dialect: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
-    output = _max_tokens(body) * 10 if model == "overbill" else 5
+    output: Any = _max_tokens(body) * 10 if model == "overbill" else 5
+    if model.startswith("usage-"):
+        output = BAD_USAGE[model.removeprefix("usage-")]
+    total = 11 + output if isinstance(output, int | float) else output
     if dialect == "anthropic":
         return {"input_tokens": 11, "output_tokens": output}
     if dialect == "gemini":
-        return {"promptTokenCount": 11, "candidatesTokenCount": output, "totalTokenCount": 11 + output}
-    return {"prompt_tokens": 11, "completion_tokens": output, "total_tokens": 11 + output}
+        return {"promptTokenCount": 11, "candidatesTokenCount": output, "totalTokenCount": total}
+    return {"prompt_tokens": 11, "completion_tokens": output, "total_tokens": total}
 
 
 def _answer(dialect: str, model: str, body: dict[str, Any]) -> dict[str, Any]:

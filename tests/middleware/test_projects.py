@@ -3,7 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from relaygate.middleware import ProjectScopeMiddleware
+from relaygate.keys import KeyRing
+from relaygate.middleware import AuthMiddleware, ProjectScopeMiddleware
 from tests.asgi import Exchange, http_scope, run
 from tests.middleware.apps import context_echo
 
@@ -46,8 +47,9 @@ async def test_a_prefix_that_is_no_project_is_a_404(path: str) -> None:
     assert response.json()["error"]["code"] == "unknown_url"
 
 
-async def test_path_and_header_that_differ_are_a_400() -> None:
-    async with client() as c:
+async def test_path_and_header_that_differ_are_a_400_once_the_caller_is_authenticated() -> None:
+    app = ProjectScopeMiddleware(AuthMiddleware(context_echo, keys=KeyRing()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/proj-a/v1/models", headers={"X-Project-Id": "proj-b"})
     assert response.status_code == 400
     error = response.json()["error"]

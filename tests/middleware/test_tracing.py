@@ -5,7 +5,8 @@ import re
 import httpx
 import pytest
 
-from relaygate.middleware import TracingMiddleware
+from relaygate.keys import KeyRing
+from relaygate.middleware import AuthMiddleware, TracingMiddleware
 from tests.asgi import Exchange, http_scope, run
 from tests.middleware.apps import context_echo
 
@@ -40,8 +41,10 @@ async def test_a_run_id_is_generated_and_no_thread_id_is_invented() -> None:
     assert "x-thread-id" not in first.headers
 
 
-async def test_an_overlong_id_is_a_400_in_the_openai_shape() -> None:
-    async with client() as c:
+async def test_an_overlong_id_is_a_400_in_the_openai_shape_once_the_caller_is_authenticated() -> None:
+    # The refusal is noted on the context and sent by AuthMiddleware once the key is checked (here: no keys).
+    app = TracingMiddleware(AuthMiddleware(context_echo, keys=KeyRing()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/", headers={"X-Thread-Id": "t" * 257})
     assert response.status_code == 400
     assert response.json()["error"] == {

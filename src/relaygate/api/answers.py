@@ -38,9 +38,13 @@ __all__ = [
 
 
 class FigureFields(TypedDict):
-    """Aggregates over a set of calls: cost in USD, tokens, and averages (``null`` with nothing to average)."""
+    """Aggregates over a set of calls: cost in USD, tokens, and averages (``null`` with nothing to average).
 
-    total_cost: float
+    ``total_cost`` sums the calls with a known price; it is ``null`` when no call that answered had one (never
+    a guessed 0), and ``unpriced_requests`` says how many calls answered without a price."""
+
+    total_cost: float | None
+    unpriced_requests: int
     requests: int
     errors: int
     input_tokens: int
@@ -73,7 +77,8 @@ class ThreadView(TypedDict):
     updated_at: str
     requests: int
     message_count: int
-    total_cost: float
+    total_cost: float | None
+    unpriced_requests: int
 
 
 class ThreadList(TypedDict):
@@ -87,6 +92,7 @@ class MessageView(TypedDict):
     content: Any
     tool_calls: NotRequired[list[Any]]
     tool_call_id: NotRequired[str]
+    name: NotRequired[str]
     created_at: str
     model: str | None
     cost: float | None
@@ -106,7 +112,7 @@ class ThreadCostAnswer(FigureFields):
 class AnalyticsRow(FigureFields):
     timestamp: str
     timestamp_us: int
-    cost: float
+    cost: float | None
 
 
 class AnalyticsAnswer(Window):

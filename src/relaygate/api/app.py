@@ -211,7 +211,7 @@ class ApiApp:
         points = await self.ledger.store.analytics(r.project, start, end, bucket)
         rows: list[answers.AnalyticsRow] = [
             {"timestamp": views.timestamp(pt.bucket_start), "timestamp_us": views.time_us(pt.bucket_start),
-             "cost": pt.figures.cost_usd, **views.figures(pt.figures)}
+             "cost": pt.figures.known_cost_usd, **views.figures(pt.figures)}
             for pt in points
         ]  # fmt: skip
         answer: answers.AnalyticsAnswer = {**_window(start, end), "min_unit": bucket.value, "rows": rows}

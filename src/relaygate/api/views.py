@@ -30,7 +30,8 @@ def time_us(when: datetime) -> int:
 
 def figures(f: Figures) -> FigureFields:
     return {
-        "total_cost": f.cost_usd,
+        "total_cost": f.known_cost_usd,
+        "unpriced_requests": f.unpriced,
         "requests": f.calls,
         "errors": f.errors,
         "input_tokens": f.prompt_tokens,
@@ -52,7 +53,8 @@ def thread(t: ThreadSummary) -> ThreadView:
         "updated_at": timestamp(t.last_seen),
         "requests": t.calls,
         "message_count": t.message_count,
-        "total_cost": t.cost_usd,
+        "total_cost": t.known_cost_usd,
+        "unpriced_requests": t.unpriced,
     }
 
 
@@ -70,6 +72,8 @@ def message(m: MessageRecord) -> MessageView:
         out["tool_calls"] = m.tool_calls
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
     return out
 
 

@@ -2,7 +2,8 @@
 
 A chat client sends the whole conversation with every call, so storing every request's messages would
 store the thread again and again. A call adds to its thread only its new turn: the messages after the
-last assistant message it sent (all of them, on the thread's first call), then the answer. A client that
+last assistant message it sent, then the answer; the first call of a thread (one with no messages stored
+yet) adds the whole history it brought, system prompt and earlier turns included. A client that
 rewrites earlier history is not followed into it; the thread keeps what was said when it was said.
 The answer is kept as the client got it: redacted where output guards redacted it, and for an answer
 they refused, their refusal (the error's message) rather than any of its words.
@@ -122,7 +123,7 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
         (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), default=-1
     )
     out: list[MessageRecord] = []
-    for message in messages[last_assistant + 1 :]:
+    for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             continue
         out.append(
@@ -135,7 +136,10 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
                 content=_without_inline_data(message.get("content")),
                 tool_calls=message.get("tool_calls"),
                 tool_call_id=_text(message.get("tool_call_id")),
+                name=_text(message.get("name")),
                 call_id=call.id,
+                # Kept by the store only on the thread's first call (see MessageRecord.earlier).
+                earlier=index <= last_assistant,
             )
         )
     if answer is not None and (not answer.empty or ctx.answer_refusal is not None):

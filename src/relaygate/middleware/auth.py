@@ -52,14 +52,17 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path in self.public_paths:
-            await self.app(scope, receive, send)
-            return
         try:
-            if any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes):
+            if path in self.public_paths:
+                pass
+            elif any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes):
                 self._check_admin(scope)
             else:
                 self._check_key(scope)
+            # What the layers outside found wrong with the headers, told only to an authenticated caller.
+            refusal = get_context(scope).refusal
+            if refusal is not None:
+                raise refusal
         except GatewayError as error:
             await send_error(send, error)
             return

@@ -48,13 +48,12 @@ class ProjectScopeMiddleware:
             return
         from_path = match.group(1) if match else None
         if from_path is not None and from_header is not None and from_path != from_header:
-            error = InvalidRequestError(
+            # Refused once the caller is authenticated (for the path's project), not before.
+            ctx.refusal = ctx.refusal or InvalidRequestError(
                 f"The project in the path ('{from_path}') and in X-Project-Id ('{from_header}') differ.",
                 param="X-Project-Id",
                 code="project_mismatch",
             )
-            await self.refuse(scope, send, error, [])
-            return
         ctx.project_id = from_path or from_header or None
         if from_path is not None and match is not None:
             mount_prefix = scope["path"][: len(scope["path"]) - len(path)]

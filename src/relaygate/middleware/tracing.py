@@ -100,13 +100,10 @@ class TracingMiddleware:
         else:
             ctx.trace_id = os.urandom(16).hex()
         if invalid is not None:
-            error = InvalidRequestError(
+            # Refused once the caller is authenticated (AuthMiddleware), not before.
+            ctx.refusal = ctx.refusal or InvalidRequestError(
                 f"Header {invalid} must be 1 to {MAX_ID_LENGTH} characters long.", param=invalid, code="invalid_header"
             )
-            await self.refuse(scope, send, error, [(b"x-trace-id", ctx.trace_id.encode())])
-            if self.telemetry is not None and span is not None:
-                self.telemetry.end_request(span, owned, ctx, 400)
-            return
         ids = [(b"x-trace-id", ctx.trace_id.encode()), (b"x-run-id", ctx.run_id.encode("latin-1"))]
         if ctx.thread_id is not None:
             ids.append((b"x-thread-id", ctx.thread_id.encode("latin-1")))

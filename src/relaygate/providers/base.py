@@ -56,6 +56,9 @@ class Provider(ABC):
             **self.upstream_headers(),
             **{key.lower(): value for key, value in settings.headers.items()},
         }
+        # The warnings about this provider logged so far, each once (out-of-range usage); shared with its
+        # keyed views.
+        self.warnings: set[str] = set()
         # Whether this is a view carrying a caller's key (see keyed()).
         self.caller_keyed = False
         self._model_list = ModelList(name, self.fetch_models)

@@ -37,6 +37,17 @@ class ServerSettings(SettingsModel):
     # serving process does not encode or write them (see docs/guides/performance.md). false does that work
     # in the serving process itself, as a gateway mounted in a host app always does.
     recorder: bool = True
+    # Seconds a client has to send a request's line and headers, from when it connects or starts the
+    # request; then the connection is closed (with a 408 when part of the head came).
+    header_timeout: float = Field(10.0, gt=0)
+    # Seconds a client has to send a request's whole body once its headers are in; then 408
+    # request_timeout, and the connection is closed.
+    body_timeout: float = Field(60.0, gt=0)
+    # Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout: float = Field(5.0, gt=0)
+    # Open connections per worker; more are closed as soon as they are accepted. Never more than three
+    # quarters of the process's open-file limit (ulimit -n), so that upstream calls keep descriptors.
+    max_connections: int = Field(1000, ge=1)
 
 
 class TelemetrySettings(SettingsModel):
@@ -60,5 +71,9 @@ class TelemetrySettings(SettingsModel):
     # Prompts and answers on the spans (gen_ai.input.messages, ...); off unless asked for, also by
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY|SPAN_AND_EVENT|true.
     capture_content: bool = False
+    # The most bytes of one captured attribute (a prompt, the system instructions, an answer); what is
+    # beyond is cut and marked "…[truncated N bytes]", and the span lists the attribute in
+    # relaygate.content.truncated. 0: no cap (collectors refuse exports of many megabytes).
+    capture_content_max_bytes: int = Field(default=65536, ge=0)
     # Also emit LangDB's names (langdb.thread_id, langdb.run_id, langdb.label).
     langdb_attributes: bool = False

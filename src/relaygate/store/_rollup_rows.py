@@ -17,10 +17,10 @@ from datetime import datetime
 from operator import add
 from typing import Any
 
-from relaygate.store._rollup_sql import ROLLUP_COLUMNS, ROLLUP_CONFLICT
+from relaygate.store._rollup_sql import OWN_KEY_DIMS, ROLLUP_COLUMNS, ROLLUP_CONFLICT
 from relaygate.store._sql_rows import _us, sql_text
 from relaygate.store.records import CallRecord
-from relaygate.store.rollups import DAY, HOUR, WEEK, bucket_of, latency_bin
+from relaygate.store.rollups import DAY, FOUR_WEEKS, HOUR, WEEK, bucket_of, latency_bin
 
 __all__ = ["UPSERT_ROLLUP", "UPSERT_THREAD", "rollup_rows", "thread_rows"]
 
@@ -56,7 +56,7 @@ def rollup_rows(calls: Sequence[CallRecord], bind_time: Callable[[datetime], Any
         )  # fmt: skip
         latency = latency_bin(latency_us)
         provider = sql_text(c.provider)
-        values = (
+        values: tuple[tuple[str, str], ...] = (
             ("all", ""),
             ("provider", "=" + provider),
             ("model", "=" + provider + "/" + sql_text(c.model)),
@@ -65,9 +65,16 @@ def rollup_rows(calls: Sequence[CallRecord], bind_time: Callable[[datetime], Any
             ("key", _opt(c.key_id)),
             ("latency", "=" + latency),
         )
+        if c.caller_key is not None:  # also apart, for budgets that leave them out
+            values += tuple((OWN_KEY_DIMS[dim], value) for dim, value in values if dim in OWN_KEY_DIMS)
         project = sql_text(c.project_id)
         at = c.started_at
-        for span, bucket in (("week", bucket_of(at, WEEK)), ("day", bucket_of(at, DAY)), ("hour", bucket_of(at, HOUR))):
+        for span, bucket in (
+            ("4week", bucket_of(at, FOUR_WEEKS)),
+            ("week", bucket_of(at, WEEK)),
+            ("day", bucket_of(at, DAY)),
+            ("hour", bucket_of(at, HOUR)),
+        ):
             for dim, value in values:
                 key = (project, span, dim, bucket, value)
                 acc = sums.get(key)

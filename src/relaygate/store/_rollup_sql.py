@@ -4,10 +4,12 @@ Reading the figures of a month straight from ``calls`` scans every call of the m
 on a million calls), so the figures are also kept summed as the calls are written, in the same transaction
 as the calls (``_rollup_rows.py``: a batch is summed in Python and upserted once per distinct row):
 
-- ``call_rollups``: per project, ``span`` (``hour``, ``day`` or ``week``), dimension and bucket, the sums the figures
-  are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`, same order). ``dim`` is ``all`` (one row per
-  bucket), ``provider``, ``model`` (``provider/model``), ``user``, ``label``, ``key`` or ``latency`` (a
-  histogram: ``value`` is the latency's bin, see :func:`relaygate.store.rollups.latency_bin`). ``value`` is
+- ``call_rollups``: per project, ``span`` (``hour``, ``day``, ``week``; ``4week`` from the next step),
+  dimension and bucket, the sums the figures are made of (:data:`~relaygate.store._sql_rows.AGGREGATES`,
+  same order). ``dim`` is ``all`` (one row per bucket), ``provider``, ``model`` (``provider/model``),
+  ``user``, ``label``, ``key`` or ``latency`` (a histogram: ``value`` is the latency's bin, see
+  :func:`relaygate.store.rollups.latency_bin`); from the next step also ``own_all``, ``own_key``,
+  ``own_user`` and ``own_model``, for the calls paid with the caller's own provider key only. ``value`` is
   ``''`` for a call without one and ``'='`` followed by the value otherwise, so that no value is NULL in the
   primary key (NULLs never conflict).
 - ``threads``: per thread, its first start, last end, number of calls and cost, as the management API's
@@ -21,9 +23,12 @@ editing these.
 from __future__ import annotations
 
 __all__ = [
+    "OWN_KEY_DIMS",
+    "POSTGRES_OWN_KEY_STATEMENTS",
     "POSTGRES_ROLLUP_STATEMENTS",
     "ROLLUP_COLUMNS",
     "ROLLUP_CONFLICT",
+    "SQLITE_OWN_KEY_STATEMENTS",
     "SQLITE_ROLLUP_STATEMENTS",
     "latency_lead",
 ]
@@ -166,3 +171,33 @@ POSTGRES_ROLLUP_STATEMENTS: tuple[str, ...] = (
     _THREAD_BACKFILL,
     *_INDEXES,
 )
+
+
+# The next step: roll-ups of four weeks (from a Monday), the coarsest a long window is read from; and roll-ups
+# of the calls paid with the caller's own provider key, apart, so that a budget that leaves them out (limits'
+# ``byok_calls: ignore``) is read from the roll-ups too: what it has used is the scope's roll-up less its
+# ``own_`` roll-up. Only such calls add these rows (``_rollup_rows.py``).
+OWN_KEY_DIMS = {"all": "own_all", "key": "own_key", "user": "own_user", "model": "own_model"}
+_FOUR_WEEKS_US = 4 * 604800000000
+_SQLITE_FOUR_WEEKS = {"4week": f"((started_at - 345600000000) / {_FOUR_WEEKS_US}) * {_FOUR_WEEKS_US} + 345600000000"}
+_PG_FOUR_WEEKS = {
+    "4week": "TIMESTAMPTZ '1970-01-05 00:00:00+00' + INTERVAL '28 days' * "
+    "floor((extract(epoch FROM started_at) - 345600) / 2419200)"
+}
+
+
+def _own_key_backfill(spans: dict[str, str]) -> tuple[str, ...]:
+    return tuple(
+        f"INSERT INTO call_rollups ({ROLLUP_COLUMNS}) SELECT project_id, '{span}', '{OWN_KEY_DIMS[dim]}', {bucket}, "
+        f"{value}, {_GROUP_SUMS} FROM calls WHERE caller_key IS NOT NULL GROUP BY 1, 4, 5"
+        for span, bucket in spans.items()
+        for dim, value in _dims("calls")
+        if dim in OWN_KEY_DIMS
+    )
+
+
+SQLITE_OWN_KEY_STATEMENTS = (
+    *_backfill(_SQLITE_FOUR_WEEKS),
+    *_own_key_backfill({**_SQLITE_SPANS, **_SQLITE_FOUR_WEEKS}),
+)
+POSTGRES_OWN_KEY_STATEMENTS = (*_backfill(_PG_FOUR_WEEKS), *_own_key_backfill({**_PG_SPANS, **_PG_FOUR_WEEKS}))

@@ -13,12 +13,14 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from relaygate.store._aggregates import AGGREGATES, Totals, figures_of
 from relaygate.store._rollup_rows import UPSERT_ROLLUP, UPSERT_THREAD, rollup_rows, thread_rows
 from relaygate.store._sql_dashboard import DashboardQueries
 from relaygate.store._sql_rows import (
-    AGGREGATES,
     CALL_COLUMNS,
+    DELETE_REPEATED_HISTORY,
     EPOCH,
     GROUP_COLUMNS,
     INSERT_CALL,
@@ -26,14 +28,11 @@ from relaygate.store._sql_rows import (
     MESSAGE_COLUMNS,
     MODEL_COLUMNS,
     PRICE_COLUMNS,
-    SPEND_COLUMNS,
     UPSERT_MODEL,
     UPSERT_PRICES,
     Statements,
-    Totals,
     check_page,
     dumps,
-    figures_of,
     loads,
     sort_key,
     sql_text,
@@ -51,8 +50,6 @@ from relaygate.store.records import (
     ModelUsage,
     Page,
     RecordRejectedError,
-    SpendKind,
-    SpendScope,
     StoredResponse,
     SummaryRow,
     ThreadSummary,
@@ -76,6 +73,7 @@ class SQLStore(DashboardQueries):
         try:
             call_rows = [self._call_row(c) for c in unique]
             message_rows = [self._message_row(m) for m in messages]
+            history_rows = self._history_rows(messages)
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of the wrong type (a tag value that is not a string, content that is not JSON): as
             # refused as a value the database rejects, and as pointless to retry.
@@ -90,9 +88,21 @@ class SQLStore(DashboardQueries):
                 (UPSERT_ROLLUP, rollup_rows(added, self._bind_time)),
                 (UPSERT_THREAD, thread_rows(added, self._bind_time)),
                 (INSERT_MESSAGE, message_rows),
+                (DELETE_REPEATED_HISTORY, history_rows),
             ]
 
         await self._transaction(plan, [self._bind_uuid(c.id) for c in unique])
+
+    def _history_rows(self, messages: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+        """One row of DELETE_REPEATED_HISTORY per call that brought earlier messages."""
+        earlier: dict[uuid.UUID, list[MessageRecord]] = {}
+        for m in messages:
+            if m.earlier and m.call_id is not None:
+                earlier.setdefault(m.call_id, []).append(m)
+        return [
+            (self._bind_uuid(call_id), len(ms), ms[0].project_id, ms[0].thread_id, self._bind_time(ms[0].created_at))
+            for call_id, ms in earlier.items()
+        ]
 
     # -- calls and threads -----------------------------------------------------------------------------
 
@@ -157,8 +167,11 @@ class SQLStore(DashboardQueries):
         columns = [GROUP_COLUMNS[d] for d in dims]
         select = "".join(f"{c}, " for c in columns)
         group = f" GROUP BY {', '.join(columns)}" if columns else ""
+        # Calls refused before routing have no provider or model: left out of groups by either.
+        routed = " AND model <> ''" if {GroupBy.PROVIDER, GroupBy.MODEL} & set(dims) else ""
         rows = await self._fetch(
             f"SELECT {select}{AGGREGATES} FROM calls WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+            + routed
             + group,
             [project_id, *self._window(start, end)],
         )
@@ -192,7 +205,8 @@ class SQLStore(DashboardQueries):
     async def usage_by_model(
         self, project_id: str, start: datetime, end: datetime, bucket: Bucket | None = None
     ) -> list[ModelUsage]:
-        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ?"
+        # Calls refused before routing have no model: they are in the totals, not in any model's row.
+        where = "WHERE project_id = ? AND started_at >= ? AND started_at < ? AND model <> ''"
         args = [project_id, *self._window(start, end)]
         if bucket is None:
             rows = await self._fetch(
@@ -216,23 +230,6 @@ class SQLStore(DashboardQueries):
         # Either every row has a bucket or none has; the epoch stands in for "no bucket" in the sort key.
         usage.sort(key=lambda u: (u.bucket_start or EPOCH, u.provider, u.model))
         return usage
-
-    async def spend(self, scope: SpendScope, start: datetime, end: datetime) -> int:
-        column = SPEND_COLUMNS[SpendKind(scope.kind)]
-        sql = (
-            f"SELECT COALESCE(SUM(cost_nanos), 0) FROM calls WHERE {column} = ? AND started_at >= ? AND started_at < ?"
-        )
-        args = [scope.id, *self._window(start, end)]
-        if scope.project_id is not None:
-            sql += " AND project_id = ?"
-            args.append(scope.project_id)
-        if scope.provider is not None:
-            sql += " AND provider = ?"
-            args.append(scope.provider)
-        if not scope.caller_keys:
-            sql += " AND caller_key IS NULL"
-        rows = await self._fetch(sql, args)
-        return int(rows[0][0])
 
     # -- model registry and custom prices --------------------------------------------------------------
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from relaygate.store._aggregates import Totals
 from relaygate.store.base import Store
 from relaygate.store.records import (
     MAX_PAGE_SIZE,
     Bucket,
     CallRecord,
-    Figures,
     GroupBy,
     MessageRecord,
     ModelEntry,
@@ -31,7 +30,17 @@ from relaygate.store.records import (
     utc,
 )
 
-__all__ = ["CALL_COLUMNS", "MESSAGE_COLUMNS", "MODEL_COLUMNS", "Plan", "SQLRows", "Statements", "Totals", "title_of"]
+__all__ = [
+    "CALL_COLUMNS",
+    "DELETE_REPEATED_HISTORY",
+    "MESSAGE_COLUMNS",
+    "MODEL_COLUMNS",
+    "Plan",
+    "SQLRows",
+    "Statements",
+    "Totals",
+    "title_of",
+]
 
 TITLE_LENGTH = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,7 +53,7 @@ CALL_COLUMNS = (
 )
 MESSAGE_COLUMNS = (
     "id, project_id, thread_id, call_id, position, created_at, role, content, tool_calls, tool_call_id, model, "
-    "cost_nanos"
+    "cost_nanos, name"
 )
 MODEL_COLUMNS = (
     "id, project_id, name, provider, model_name_in_provider, model_type, description, owner_name, priority, "
@@ -72,6 +81,11 @@ INSERT_CALL = f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({_placeholders(CALL_C
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_placeholders(MESSAGE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
+# A call's earlier messages (its first positions) go again when its thread already had messages before it.
+DELETE_REPEATED_HISTORY = (
+    "DELETE FROM messages WHERE call_id = ? AND position < ? AND EXISTS "
+    "(SELECT 1 FROM messages AS e WHERE e.project_id = ? AND e.thread_id = ? AND e.created_at < ?)"
+)
 UPSERT_MODEL = (
     f"INSERT INTO models ({MODEL_COLUMNS}) VALUES ({_placeholders(MODEL_COLUMNS)}) "
     f"ON CONFLICT (project_id, name) DO UPDATE SET {_updates(MODEL_COLUMNS, {'id', 'project_id', 'name'})}"
@@ -81,15 +95,6 @@ UPSERT_PRICES = (
     f"ON CONFLICT (project_id, model) DO UPDATE SET {_updates(PRICE_COLUMNS, set())}"
 )
 
-# Partial aggregates of a set of calls, in the order Totals.add reads them. Sums stay integers (tokens,
-# nano-dollars, microseconds); averages are divided in Python, so both backends agree to the last bit.
-AGGREGATES = (
-    "COUNT(*), "
-    "COALESCE(SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END), 0), "
-    "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(total_tokens), 0), "
-    "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), "
-    "COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(latency_us), 0), COALESCE(SUM(ttft_us), 0), COUNT(ttft_us)"
-)
 GROUP_COLUMNS = {
     GroupBy.PROVIDER: "provider",
     GroupBy.MODEL: "model",
@@ -153,61 +158,6 @@ def title_of(content: Any) -> str | None:
     if len(text) > TITLE_LENGTH:
         text = text[: TITLE_LENGTH - 1].rstrip() + "…"
     return text or None
-
-
-@dataclass(slots=True)
-class Totals:
-    """A running sum of partial aggregates (rows of AGGREGATES), mergeable across SQL groups."""
-
-    calls: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_nanos: int = 0
-    latency_us: int = 0
-    ttft_us: int = 0
-    ttft_count: int = 0
-
-    def add(self, row: Sequence[Any]) -> None:
-        # int(): PostgreSQL returns SUM(bigint) as numeric (Decimal).
-        (c, e, p, co, t, ca, cw, r, cost, lat, ttft, ttft_n) = (int(v) for v in row)
-        self.calls += c
-        self.errors += e
-        self.prompt_tokens += p
-        self.completion_tokens += co
-        self.total_tokens += t
-        self.cached_tokens += ca
-        self.cache_write_tokens += cw
-        self.reasoning_tokens += r
-        self.cost_nanos += cost
-        self.latency_us += lat
-        self.ttft_us += ttft
-        self.ttft_count += ttft_n
-
-    def figures(self) -> Figures:
-        return Figures(
-            calls=self.calls,
-            errors=self.errors,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.total_tokens,
-            cached_tokens=self.cached_tokens,
-            cache_write_tokens=self.cache_write_tokens,
-            reasoning_tokens=self.reasoning_tokens,
-            cost_nanos=self.cost_nanos,
-            avg_latency_ms=self.latency_us / self.calls / 1000 if self.calls else None,
-            avg_ttft_ms=self.ttft_us / self.ttft_count / 1000 if self.ttft_count else None,
-        )
-
-
-def figures_of(row: Sequence[Any]) -> Figures:
-    totals = Totals()
-    totals.add(row)
-    return totals.figures()
 
 
 class SQLRows(Store):
@@ -343,6 +293,7 @@ class SQLRows(Store):
             _opt_text(m.tool_call_id),
             _opt_text(m.model),
             m.cost_nanos,
+            _opt_text(m.name),
         )
 
     def _read_message(self, r: Sequence[Any]) -> MessageRecord:
@@ -359,6 +310,7 @@ class SQLRows(Store):
             tool_call_id=r[9],
             model=r[10],
             cost_usd=None if r[11] is None else nanos_to_usd(r[11]),
+            name=r[12],
         )
 
     @staticmethod

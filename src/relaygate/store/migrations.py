@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relaygate.store._rollup_sql import POSTGRES_ROLLUP_STATEMENTS, SQLITE_ROLLUP_STATEMENTS
+from relaygate.store._rollup_sql import (
+    POSTGRES_OWN_KEY_STATEMENTS,
+    POSTGRES_ROLLUP_STATEMENTS,
+    SQLITE_OWN_KEY_STATEMENTS,
+    SQLITE_ROLLUP_STATEMENTS,
+)
 from relaygate.store.base import SchemaVersionError
 
 __all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS", "Migration", "pending_migrations"]
@@ -32,6 +37,7 @@ class Migration:
 
 # The dashboard's step (its SQL in _rollup_sql.py): roll-ups of the calls, a row per thread, list indexes.
 DASHBOARD_MIGRATION = "call roll-ups by hour and day, threads, indexes of the calls list"
+OWN_KEY_MIGRATION = "roll-ups of four weeks; roll-ups of the calls paid with the caller's own provider key, apart"
 
 SQLITE_SCHEMA_VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -189,6 +195,10 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, SQLITE_ROLLUP_STATEMENTS),
+    Migration(
+        7, "the name of a thread's messages (a tool message's function)", ("ALTER TABLE messages ADD COLUMN name TEXT",)
+    ),
+    Migration(8, OWN_KEY_MIGRATION, SQLITE_OWN_KEY_STATEMENTS),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -334,6 +344,12 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, DASHBOARD_MIGRATION, POSTGRES_ROLLUP_STATEMENTS),
+    Migration(
+        7,
+        "the name of a thread's messages (a tool message's function)",
+        ('ALTER TABLE messages ADD COLUMN name TEXT COLLATE "C"',),
+    ),
+    Migration(8, OWN_KEY_MIGRATION, POSTGRES_OWN_KEY_STATEMENTS),
 )
 
 

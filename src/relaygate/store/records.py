@@ -213,10 +213,15 @@ class MessageRecord:
     content: Any = None
     tool_calls: Any = None
     tool_call_id: str | None = None
+    # The message's name: a tool message's function (OpenAI's legacy ``function`` role and named participants).
+    name: str | None = None
     call_id: uuid.UUID | None = None
     model: str | None = None
     cost_usd: float | None = None
     id: uuid.UUID = field(default_factory=new_uuid)
+    # Not stored: a message of the conversation before the call's new turn, kept only when its thread has no
+    # messages from an earlier call (the first call of a thread brings its whole history; later ones do not).
+    earlier: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
@@ -260,6 +265,9 @@ class Figures:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost_nanos: int = 0
+    # Calls that answered without a known price: their cost is not in ``cost_nanos``. Counted by the management
+    # API's queries, not by the dashboard's roll-ups (hence left out of comparisons).
+    unpriced: int = field(default=0, compare=False)
     avg_latency_ms: float | None = None
     # Over the calls that have a time to first chunk (streamed ones).
     avg_ttft_ms: float | None = None
@@ -267,6 +275,11 @@ class Figures:
     @property
     def cost_usd(self) -> float:
         return nanos_to_usd(self.cost_nanos)
+
+    @property
+    def known_cost_usd(self) -> float | None:
+        """The cost, or ``None`` when every call that answered had no price (a sum of nothing known is no 0)."""
+        return None if self.unpriced and self.unpriced >= self.calls - self.errors else self.cost_usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,10 +301,20 @@ class ThreadSummary:
     # The first user message's text, whitespace collapsed and truncated; None without stored messages.
     title: str | None
     project_id: str | None = None
+    # Calls of the thread that answered without a known price, and those that answered at all (the management
+    # API's list reads them; the dashboard's does not).
+    unpriced: int = 0
+    answered: int | None = None
 
     @property
     def cost_usd(self) -> float:
         return nanos_to_usd(self.cost_nanos)
+
+    @property
+    def known_cost_usd(self) -> float | None:
+        """The cost, or ``None`` when every call that answered had no price."""
+        answered = self.calls if self.answered is None else self.answered
+        return None if self.unpriced and self.unpriced >= answered else self.cost_usd
 
 
 @dataclass(frozen=True, slots=True)

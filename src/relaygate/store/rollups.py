@@ -1,8 +1,10 @@
 """What the dashboard reads from the ledger: roll-up rows, the calls list's filters and cursors, percentiles.
 
-A window ``[start, end)`` is read from the roll-ups (``_rollup_sql.py``) where it covers whole buckets and
-from the calls themselves at its ragged edges (:func:`segments`), so its figures are exactly those of the
-calls that started in it, as :meth:`~relaygate.store.Store.usage_total` counts them, whatever the window.
+A window ``[start, end)`` is read from the roll-ups (``_rollup_sql.py``) where it covers whole buckets (of an
+hour, a day, a week or four weeks) and from the calls themselves at its ragged edges (:func:`segments`), so
+its figures are exactly those of the calls that started in it, as :meth:`~relaygate.store.Store.usage_total`
+counts them, whatever the window. When nothing started at or after its end (a window up to now), its end is
+first moved up to a bucket's (:func:`extend`): its last part is then that bucket's roll-up row so far.
 Latencies are kept as a histogram of two significant digits (:func:`latency_bin`); :func:`percentile`
 reads p50 and p95 from it, within the width of a bin (under 10%).
 """
@@ -28,6 +30,7 @@ __all__ = [
     "RollupRow",
     "Segment",
     "ThreadCursor",
+    "extend",
     "latency_bin",
     "percentile",
     "segments",
@@ -36,13 +39,18 @@ __all__ = [
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 WEEK = timedelta(weeks=1)
+# Four weeks from a Monday: the coarsest roll-ups, so that a long window (a year: 13 of them) reads a user's
+# figures from a dozen rows rather than fifty.
+FOUR_WEEKS = timedelta(weeks=4)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Weeks start on Monday (ISO), as the store's week buckets do; 1970-01-05 was one.
 MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
 
 
 class Dimension(enum.StrEnum):
-    """What roll-up rows are grouped by. ``model`` is ``provider/model``; ``latency`` is the histogram."""
+    """What roll-up rows are grouped by. ``model`` is ``provider/model``; ``latency`` is the histogram: a row per
+    latency bin (:func:`latency_bin`), whose figures are the number of its calls (its other figures are not
+    summed: a histogram is read for its counts, and a long series has thousands of bins)."""
 
     ALL = "all"
     PROVIDER = "provider"
@@ -72,7 +80,7 @@ class Segment:
 
 
 def _floor(when: datetime, size: timedelta) -> datetime:
-    origin = MONDAY if size == WEEK else EPOCH
+    origin = MONDAY if size in (WEEK, FOUR_WEEKS) else EPOCH
     return origin + ((when - origin) // size) * size
 
 
@@ -88,7 +96,8 @@ def segments(start: datetime, end: datetime, *, coarsest: timedelta = WEEK) -> l
     start, end = utc(start, "start"), utc(end, "end")
     if start >= end:
         return []
-    sizes = [(size, name) for size, name in ((HOUR, "hour"), (DAY, "day"), (WEEK, "week")) if size <= coarsest]
+    spans = ((HOUR, "hour"), (DAY, "day"), (WEEK, "week"), (FOUR_WEEKS, "4week"))
+    sizes = [(size, name) for size, name in spans if size <= coarsest]
     left: list[Segment] = []
     right: list[Segment] = []
     low, high, source = start, end, "calls"
@@ -102,6 +111,11 @@ def segments(start: datetime, end: datetime, *, coarsest: timedelta = WEEK) -> l
             right.append(Segment(source, inner_high, high))
         low, high, source = inner_low, inner_high, name
     return [*left, Segment(source, low, high), *reversed(right)]
+
+
+def extend(end: datetime, size: timedelta) -> datetime:
+    """``end`` moved up to the next bucket boundary of ``size`` (weeks from Monday), or itself if on one."""
+    return _ceil(end, size)
 
 
 def bucket_of(when: datetime, size: timedelta) -> datetime:

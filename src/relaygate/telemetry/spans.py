@@ -8,6 +8,7 @@ itself parsed (thread, run, label, project, key id) and, when asked for, message
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from relaygate.answers import AnswerCollector
 from relaygate.telemetry import names
-from relaygate.telemetry.content import input_messages, output_message
+from relaygate.telemetry.content import capped, input_messages, output_message
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -51,6 +52,7 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         capture_content: bool = False,
+        content_max_bytes: int = 65536,
         langdb_attributes: bool = False,
     ) -> None:
         from relaygate import __version__
@@ -71,6 +73,7 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
         )  # fmt: skip
         self.capture_content = capture_content
+        self.content_max_bytes = content_max_bytes
         self.langdb_attributes = langdb_attributes
 
     # --- the gateway's span -------------------------------------------------------------------------
@@ -195,15 +198,22 @@ class Telemetry:
             attributes[names.ATTEMPT] = number
         if self.capture_content and endpoint == "chat":
             messages, system = input_messages(body.get("messages"))
-            attributes[names.INPUT_MESSAGES] = messages
+            self.put_content(attributes, names.INPUT_MESSAGES, messages)
             if system is not None:
-                attributes[names.SYSTEM_INSTRUCTIONS] = system
+                self.put_content(attributes, names.SYSTEM_INSTRUCTIONS, system)
         span = self.tracer.start_span(f"{operation} {route.model}", kind=SpanKind.CLIENT, attributes=attributes)
         attempt = AttemptSpan(self, span, operation, attributes, stream)
         ctx.observers.append(attempt)
         return attempt
 
     # --- attributes ---------------------------------------------------------------------------------
+
+    def put_content(self, attributes: dict[str, Any], name: str, value: str) -> None:
+        """A captured attribute, cut to the cap; a cut one is named in ``relaygate.content.truncated``."""
+        value, truncated = capped(value, self.content_max_bytes)
+        attributes[name] = value
+        if truncated:
+            attributes[names.CONTENT_TRUNCATED] = [*attributes.get(names.CONTENT_TRUNCATED, ()), name]
 
     def _ids(self, ctx: RequestContext) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -247,7 +257,7 @@ class AttemptSpan:
     """One attempt's CLIENT span: follows its answer on the request context, then ends the span and
     records the metrics; or ends them at once when the attempt fails and another may follow."""
 
-    __slots__ = ("_answer", "_started", "attributes", "operation", "span", "stream", "telemetry")
+    __slots__ = ("_answer", "_started", "_truncated", "attributes", "operation", "span", "stream", "telemetry")
 
     def __init__(
         self, telemetry: Telemetry, span: Span, operation: str, attributes: Mapping[str, Any], stream: bool
@@ -263,6 +273,7 @@ class AttemptSpan:
             if key in attributes
         }
         self._started = time.perf_counter()
+        self._truncated = list(attributes.get(names.CONTENT_TRUNCATED, ()))
         # The answer, put together only when content is captured.
         self._answer = AnswerCollector() if telemetry.capture_content else None
 
@@ -340,7 +351,11 @@ class AttemptSpan:
         answer = self._answer
         if answer is not None and self.operation == "chat" and (answer.text or answer.tool_calls):
             finish = ctx.finish_reasons[0] if ctx.finish_reasons else None
-            attributes[names.OUTPUT_MESSAGES] = output_message(answer.text, answer.tool_calls, finish)
+            if self._truncated:  # the request's own, set when the span started, are kept
+                attributes[names.CONTENT_TRUNCATED] = self._truncated
+            self.telemetry.put_content(
+                attributes, names.OUTPUT_MESSAGES, output_message(answer.text, answer.tool_calls, finish)
+            )
         if error_type is not None:
             attributes[names.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error))
@@ -379,10 +394,10 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
         out[names.REQUEST_STREAM] = True
     for key, name in PARAMETERS.items():
         value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if _encodable(value):
             out[name] = value
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+    if isinstance(max_tokens, int) and _encodable(max_tokens):
         out[names.REQUEST_MAX_TOKENS] = max_tokens
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -390,7 +405,7 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
     elif isinstance(stop, list) and all(isinstance(item, str) for item in stop):
         out[names.REQUEST_STOP_SEQUENCES] = stop
     choices = body.get("n")
-    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
+    if isinstance(choices, int) and _encodable(choices) and choices != 1:
         out[names.REQUEST_CHOICE_COUNT] = choices
     if endpoint == "chat":
         response_format = body.get("response_format")
@@ -401,3 +416,14 @@ def _parameters(endpoint: str, body: Mapping[str, Any], stream: bool) -> dict[st
     elif endpoint == "embeddings" and isinstance(body.get("encoding_format"), str):
         out[names.REQUEST_ENCODING_FORMATS] = [body["encoding_format"]]
     return out
+
+
+def _encodable(value: Any) -> bool:
+    """A number OTLP can carry: an int within int64 or a finite float (the exporter logs a traceback for
+    any other, per attribute, and drops it). The chat request's ranges are checked before; this is for the
+    endpoints and dialects whose bodies carry the same names unchecked."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from relaygate.context import sane_count
+
 __all__ = [
     "DOCUMENT_TYPES",
     "ERROR_KINDS",
@@ -87,8 +89,20 @@ def openai_tool_choice(choice: Mapping[str, Any]) -> str | JSON | None:
 # --- usage --------------------------------------------------------------------------------------------
 
 
+ANTHROPIC_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
 def openai_usage(usage: Mapping[str, Any]) -> JSON:
-    """OpenAI usage for Anthropic's, whose ``input_tokens`` leaves out what was read from or written to the cache."""
+    """OpenAI usage for Anthropic's, whose ``input_tokens`` leaves out what was read from or written to the cache.
+
+    Figures that are no counts are passed on as sent, not summed: the gateway takes such usage as unknown."""
+    if not all(sane_count(usage.get(key)) for key in ANTHROPIC_COUNTS):
+        return {
+            "prompt_tokens": usage.get("input_tokens"),
+            "completion_tokens": usage.get("output_tokens"),
+            "prompt_tokens_details": {"cached_tokens": usage.get("cache_read_input_tokens")},
+            "cache_creation_input_tokens": usage.get("cache_creation_input_tokens"),
+        }
     cache_read = _count(usage.get("cache_read_input_tokens"))
     cache_write = _count(usage.get("cache_creation_input_tokens"))
     prompt = _count(usage.get("input_tokens")) + cache_read + cache_write

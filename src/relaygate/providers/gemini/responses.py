@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from relaygate.context import sane_count
 from relaygate.ids import new_hex
 
 __all__ = [
@@ -163,9 +164,25 @@ def _token_logprob(token: dict[str, Any]) -> dict[str, Any]:
     return {"token": text, "logprob": token.get("logProbability") or 0.0, "bytes": list(text.encode())}
 
 
+GEMINI_COUNTS = (
+    "promptTokenCount", "toolUsePromptTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+    "cachedContentTokenCount", "totalTokenCount",
+)  # fmt: skip
+
+
 def usage_of(metadata: Any) -> dict[str, Any]:
     """OpenAI usage for Gemini's ``usageMetadata`` (thoughts count as completion, as OpenAI bills them)."""
     meta = metadata if isinstance(metadata, dict) else {}
+    if not all(sane_count(meta.get(key)) for key in GEMINI_COUNTS):
+        # Figures that are no counts are passed on as sent, not summed: the gateway takes such usage as unknown.
+        return {
+            "prompt_tokens": meta.get("promptTokenCount"),
+            "input_tokens": meta.get("toolUsePromptTokenCount"),
+            "completion_tokens": meta.get("candidatesTokenCount"),
+            "total_tokens": meta.get("totalTokenCount"),
+            "prompt_tokens_details": {"cached_tokens": meta.get("cachedContentTokenCount")},
+            "completion_tokens_details": {"reasoning_tokens": meta.get("thoughtsTokenCount")},
+        }
     thoughts = token_count(meta, "thoughtsTokenCount")
     prompt = token_count(meta, "promptTokenCount") + token_count(meta, "toolUsePromptTokenCount")
     completion = token_count(meta, "candidatesTokenCount") + thoughts
