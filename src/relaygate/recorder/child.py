@@ -1,7 +1,8 @@
 """The recorder process: takes batches of finished calls from the gateway and does what they left to do.
 
-It runs ``main`` in a child process the gateway started (``multiprocessing``'s spawn), reading pickled
-messages from its end of a pipe:
+It runs as ``python -m relaygate.recorder FD``, a child process the gateway started, reading
+pickled messages from its end of a socket pair (file descriptor ``FD``): first its
+:class:`RecorderConfig`, then
 
 - ``("batch", spans, calls)``: spans go to the :class:`~relaygate.recorder.sink.SpanSink` (OTLP export
   in a thread of its own); calls (records with their thread messages) to a
@@ -11,8 +12,7 @@ messages from its end of a pipe:
 
 After each batch it answers ``("progress", batches, resolved, dropped_calls, dropped_spans)``: the batches
 done and the calls stored or given up so far, for the gateway's flow control, its ``flush`` and its drop
-metric. When the pipe closes (the
-gateway went away without a stop) it writes what it received and exits.
+metric. When the pipe closes (the gateway went away without a stop) it writes what it received and exits.
 """
 
 from __future__ import annotations
@@ -137,3 +137,9 @@ def _sink(config: RecorderConfig) -> Any:
     headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
     exporter = span_exporter(config.telemetry, config.traces_endpoint, headers)
     return SpanSink(exporter, Resource(config.resource), max_queue=config.max_spans)
+
+
+def run_from_fd(fd: int) -> None:
+    """``python -m relaygate.recorder FD``: the config first, then :func:`main`."""
+    connection = Connection(fd)
+    main(connection, pickle.loads(connection.recv_bytes()))

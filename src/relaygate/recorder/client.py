@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import pickle
+import socket
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from relaygate.recorder.child import RecorderConfig, main
+from relaygate.recorder.child import RecorderConfig
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
@@ -71,7 +72,7 @@ class Recorder:
         self._queue: deque[tuple[int, Any]] = deque()
         self._wake = threading.Event()
         self._closing = False
-        self._process: BaseProcess | None = None
+        self._process: _Child | None = None
         self._conn: Connection | None = None
         self._sender: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -191,16 +192,24 @@ class Recorder:
     # --- the sender thread ----------------------------------------------------------------------------
 
     def _spawn(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(target=main, args=(theirs, self.config), name="relaygate-recorder", daemon=True)
-        process.start()
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter that imports only the recorder (multiprocessing's spawn would import the
+        # serving process's __main__, the whole gateway, and start a resource tracker besides).
+        process = _Child(
+            subprocess.Popen(
+                [sys.executable, "-m", "relaygate.recorder", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        )
         theirs.close()
-        self._process, self._conn = process, ours
+        conn = Connection(ours.detach())
+        conn.send_bytes(pickle.dumps(self.config, protocol=pickle.HIGHEST_PROTOCOL))
+        self._process, self._conn = process, conn
         self._sent = self._child_resolved = 0
         self._batches_sent = self._batches_done = 0
         self._child_dropped = (0, 0)
-        threading.Thread(target=self._receive, args=(ours,), name="relaygate-recorder-receive", daemon=True).start()
+        threading.Thread(target=self._receive, args=(conn,), name="relaygate-recorder-receive", daemon=True).start()
         logger.info("recorder: started (pid %s)", process.pid)
 
     def _send_loop(self) -> None:
@@ -347,3 +356,27 @@ class Recorder:
 def _done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class _Child:
+    """The recorder's process, as the sender thread watches it."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
