@@ -44,7 +44,7 @@ from bench.load import (
     wrk_load,
 )
 from bench.procs import LOAD_CORE, RssSampler, Server, free_port, pin_self, start_server
-from bench.upstream import JSON_MODEL, stream_model
+from bench.upstream import JSON_MODEL, TOOL_MODEL, stream_model
 
 BENCH_DIR = Path(__file__).parent
 RESULTS = BENCH_DIR / "results"
@@ -98,13 +98,19 @@ class PathSpec:
     # only need what decides the choice of client.
     streams: bool
     start: Callable[[str, Path], tuple[Server, dict[str, str]]]
+    # What the path is sent (latency and throughput), when not the plain chat call of every other path.
+    body: bytes | None = None
 
 
-def _chat(model: str, *, stream: bool = False) -> bytes:
+def _chat(model: str, *, stream: bool = False, **extra: Any) -> bytes:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Say something long."}]}
     if stream:
         body["stream"] = True
-    return orjson.dumps(body)
+    return orjson.dumps({**body, **extra})
+
+
+# A chat call that makes one MCP tool loop: a model call that calls bench__ping, the tool call, a model call.
+TOOL_LOOP_BODY = _chat(TOOL_MODEL, mcp_servers=[{"name": "bench"}])
 
 
 def _floor(client: str) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
@@ -120,6 +126,12 @@ def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", "relaygate-min", "--upstream", upstream, "--port", str(port)]
     return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
+
+
+def _relaygate_mcp(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+    port = free_port()
+    command = [sys.executable, "-m", "bench.serve", "relaygate-mcp", "--upstream", upstream, "--port", str(port)]
+    return start_server("relaygate-mcp", command, port=port, cwd=str(BENCH_DIR.parent)), {}
 
 
 # USD per 1M tokens of the fake upstream's models (gpt-4o-mini's), priced for the budgets of the full stack.
@@ -240,6 +252,13 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases, scale_out: bool
             for name, (layer, _) in LAYER_OFF.items()
         ),
         PathSpec("relaygate-full", "relaygate, every middleware on", True, _relaygate_full(phases)),
+        PathSpec(
+            "relaygate-mcp",
+            "relaygate, proxy only, a one-tool MCP loop (2 model calls + 1 tool call)",
+            False,
+            _relaygate_mcp,
+            body=TOOL_LOOP_BODY,
+        ),
     ]
     if scale_out:
         specs += [
@@ -328,13 +347,15 @@ def _throughput_rounds(running: list[_Running], direct: Target, phases: Phases, 
     load = wrk_load if use_wrk else python_load
     body = _chat(JSON_MODEL)
     targets = [direct, *(r.target for r in running)]
+    bodies = {r.target.name: r.spec.body or body for r in running}
     if phases.warmup_seconds:
         for target in targets:
-            load(target, body, connections=phases.connections, seconds=phases.warmup_seconds)
+            load(target, bodies.get(target.name, body), connections=phases.connections, seconds=phases.warmup_seconds)
     rounds: dict[str, list[Throughput]] = {target.name: [] for target in targets}
     for _ in range(phases.load_rounds):
         for target in targets:
-            rounds[target.name].append(load(target, body, connections=phases.connections, seconds=phases.load_seconds))
+            sent = bodies.get(target.name, body)
+            rounds[target.name].append(load(target, sent, connections=phases.connections, seconds=phases.load_seconds))
     out = {}
     for name, measured in rounds.items():
         ordered = sorted(measured, key=lambda t: t.requests_per_second)
@@ -363,7 +384,7 @@ def _measure_all(running: list[_Running], direct: Target, phases: Phases, use_wr
         results[item.spec.name] = {"label": item.spec.label}
     for item in running:
         print(f"latency at 1 connection: {item.spec.name}", file=sys.stderr, flush=True)
-        results[item.spec.name]["latency"] = _latency(direct, item.target, json_body, phases)
+        results[item.spec.name]["latency"] = _latency(direct, item.target, item.spec.body or json_body, phases)
     print("throughput rounds", file=sys.stderr, flush=True)
     for name, load in _throughput_rounds(running, direct, phases, use_wrk).items():
         results[name]["load"] = load

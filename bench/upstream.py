@@ -6,6 +6,8 @@ A raw asyncio protocol on uvloop with httptools' parser: no framework, answers p
 - the same with ``stream: true`` and ``model: bench-stream-<N>x<G>ms``: an SSE stream of a role chunk,
   N content chunks ``G`` ms apart, a finish chunk, the usage chunk when ``stream_options.include_usage``
   asks for it, and ``[DONE]``;
+- ``model: bench-tool``: a call of the tool ``bench__ping``, or, once a tool result ends the conversation, the
+  ~1 KB completion (the benchmark's one-tool MCP loop);
 - ``GET /v1/models`` and ``GET /health``;
 - ``POST /v1/traces`` and ``/v1/metrics``: OTLP/HTTP exports, accepted and dropped.
 
@@ -27,6 +29,9 @@ import orjson
 import uvloop
 
 JSON_MODEL = "bench-json"
+# Calls the MCP tool bench__ping, then, once its result is in the conversation, answers (a one-tool loop).
+TOOL_MODEL = "bench-tool"
+TOOL_CALL = "bench__ping"
 STREAM_MODEL = re.compile(r"^bench-stream-(\d+)x(\d+)ms$")
 # About 1 KB of answer, as a short paragraph of a real reply would be.
 ANSWER = ("The quick brown fox jumps over the lazy dog. " * 20)[:900]
@@ -55,6 +60,21 @@ def _completion(model: str) -> bytes:
             {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop", "logprobs": None}
         ],
         "usage": USAGE,
+    }
+    return _response(b"200 OK", b"application/json", orjson.dumps(body))
+
+
+@lru_cache(maxsize=4)
+def _tool_call(model: str) -> bytes:
+    call = {"id": "call_bench", "type": "function", "function": {"name": TOOL_CALL, "arguments": "{}"}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    body = {
+        "id": "chatcmpl-bench-tool",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50},
     }
     return _response(b"200 OK", b"application/json", orjson.dumps(body))
 
@@ -156,6 +176,11 @@ class _Connection(asyncio.Protocol):
             model = request["model"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             transport.write(BAD_REQUEST)
+            return
+        if model == TOOL_MODEL and not request.get("stream"):
+            messages = request.get("messages") or [{}]
+            called = isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+            transport.write(_completion(model) if called else _tool_call(model))
             return
         matched = STREAM_MODEL.match(model) if isinstance(model, str) else None
         if not request.get("stream"):

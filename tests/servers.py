@@ -19,11 +19,14 @@ from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, lifespan: str = "auto") -> Iterator[str]:
-    """Serve ``app`` on a free port of 127.0.0.1; yields its base URL."""
+def serve_in_thread(app: ASGIApp, *, lifespan: str = "auto", port: int = 0, abrupt: bool = False) -> Iterator[str]:
+    """Serve ``app`` on a free port of 127.0.0.1 (or on ``port``: a server that comes back); yields its base URL.
+
+    ``abrupt`` stops it as a killed process would: open connections (event streams) are cut, not waited for.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
@@ -38,6 +41,7 @@ def serve_in_thread(app: ASGIApp, *, lifespan: str = "auto") -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        server.force_exit = abrupt
         thread.join(10)
         sock.close()
 

@@ -25,6 +25,7 @@ GATEWAY_PATHS = [
     "relaygate-min",
     *LAYER_OFF,
     "relaygate-full",
+    "relaygate-mcp",
 ]
 STREAMED_PATHS = ["floor-aiohttp", "relaygate-min", "relaygate-full"]
 

@@ -60,6 +60,12 @@ class Usage:
     input_image_tokens: int = 0
     output_image_tokens: int = 0
 
+    def plus(self, other: Usage | None) -> Usage:
+        """This usage and ``other`` summed."""
+        if other is None:
+            return Usage(**{name: getattr(self, name) for name in self.__slots__})
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in self.__slots__})
+
     @classmethod
     def checked(cls, usage: dict[str, Any]) -> Usage | None:
         """:meth:`from_openai`, or ``None`` (usage unknown) when a figure is not a count: negative, fractional,
@@ -148,6 +154,9 @@ class Attempt:
     duration: float = 0.0
     # Whether another attempt followed this one.
     retried: bool = False
+    # What a tool loop's model call cost and used (the ledger records each of a loop's calls).
+    cost_usd: float | None = None
+    usage: Usage | None = None
 
 
 class CallerKey:
@@ -273,10 +282,40 @@ class RequestContext:
     overbilled: bool = False
     # The caller's own provider key for this request (LB-LLM-Key), used instead of the configured one.
     caller_key: CallerKey | None = None
+    # A tool loop's model calls before the current one (relaygate.mcp.loop): their usage summed; ``usage``
+    # stays the current call's, and the ledger records the sum of both (Usage.plus).
+    loop_usage: Usage | None = None
+    # The messages a tool loop added to the conversation (assistant tool calls, tool results), in order: the
+    # thread keeps them between the request's turn and the answer.
+    loop_messages: list[dict[str, Any]] = field(default_factory=list)
+    # The limits' reservation of the current model call (relaygate.limits), settled when the call ends; a tool
+    # loop settles each of its model calls and reserves the next.
+    admission: Any = None
     # A refusal of the request's headers found before the caller was authenticated (an over-long X-Label,
     # projects that differ): AuthMiddleware sends it once the key is checked, so that a caller without a
     # key learns nothing but that it needs one.
     refusal: GatewayError | None = None
+
+    def next_model_call(self) -> None:
+        """A tool loop's model call is over and another follows: the observers close what they follow of it
+        (an attempt's span ends, the ledger banks its cost), its usage joins ``loop_usage``, and what it
+        recorded of its answer is forgotten."""
+        for observer in [*self.observers, self.output_filter]:
+            done = getattr(observer, "on_model_call_done", None)
+            if done is not None:
+                done(self)
+        if self.usage is not None:
+            self.loop_usage = self.usage.plus(self.loop_usage)
+        first_chunk_at = self.first_chunk_at
+        self.reset_response()
+        self.first_chunk_at = first_chunk_at
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """The request's usage: with a tool loop, every model call's summed."""
+        if self.loop_usage is None:
+            return self.usage
+        return self.loop_usage.plus(self.usage)
 
     def add_secret(self, *values: str) -> None:
         """Secrets of this request alone (a caller's own provider key): scrubbed from its errors, spans and

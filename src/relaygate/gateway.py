@@ -20,10 +20,13 @@ from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.messages import MessagesDialect
 from relaygate.dialects.responses import ResponsesDialect
+from relaygate.fallback import Fallback
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
+from relaygate.mcp import McpPool
+from relaygate.mcp.loop import ToolLoop
 from relaygate.middleware import (
     AuthMiddleware,
     GuardsMiddleware,
@@ -135,15 +138,27 @@ class Gateway:
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.ledger = self._ledger(self.settings, self.providers, self.prices)
+        # Sessions with the configured MCP servers, opened at start-up (see relaygate.mcp).
+        self.mcp = McpPool(self.settings.mcp_servers, options=self.settings.mcp)
+        # Guard models are called in-process through the same router and providers as any request.
+        self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
+        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
+        # Chat requests that name mcp_servers: their model calls and tool calls, each priced, limited and guarded.
+        tool_loop = ToolLoop(
+            pool=self.mcp,
+            options=self.settings.mcp,
+            fallback=Fallback(self.router, telemetry=self.telemetry),
+            telemetry=self.telemetry,
+            guards=self.guards,
+            limiter=self.limiter,
+        )
         self.proxy = ProxyApp(
             router=self.router,
             max_body_bytes=self.settings.max_body_bytes,
             telemetry=self.telemetry,
             catalog=self.ledger,
+            tool_loop=tool_loop,
         )
-        # Guard models are called in-process through the same router and providers as any request.
-        self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
-        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # Inbound APIs besides Chat Completions, translated at the edge of the one canonical call.
         self.dialects: list[Dialect] = [
             ResponsesDialect(ledger=self.ledger),
@@ -324,6 +339,8 @@ class Gateway:
                 await self.limiter.start()
             if self.metrics_sync is not None:
                 await self.metrics_sync.start()
+            # A server that cannot be reached is a warning, not a failed start.
+            await self.mcp.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -338,6 +355,7 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        await self.mcp.aclose()
         if self.metrics_sync is not None:
             await self.metrics_sync.stop()
         if self.limiter is not None:

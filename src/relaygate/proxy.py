@@ -25,6 +25,7 @@ from relaygate.errors import (
     sse_error_frame,
 )
 from relaygate.fallback import Fallback, route_headers
+from relaygate.mcp.loop import ToolLoop
 from relaygate.providers.base import Endpoint, Provider
 from relaygate.requests import (
     ChatCompletionRequest,
@@ -71,9 +72,12 @@ class ProxyApp:
         max_body_bytes: int = 32 * 1024 * 1024,
         telemetry: Telemetry | None = None,
         catalog: ModelCatalog | None = None,
+        tool_loop: ToolLoop | None = None,
     ) -> None:
-        """``catalog`` (the ledger) adds registered models and prices to routing and to ``GET /v1/models``."""
+        """``catalog`` (the ledger) adds registered models and prices to routing and to ``GET /v1/models``;
+        ``tool_loop`` runs chat requests that name ``mcp_servers`` (see :mod:`relaygate.mcp.loop`)."""
         self.router = router
+        self.tool_loop = tool_loop
         self.catalog = catalog
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
@@ -142,8 +146,15 @@ class ProxyApp:
         request = ctx.request = parse_request(ChatCompletionRequest, body)
         normalise_chat(body)
         self._note_user(ctx, request.extra)
+        prepared = await self.tool_loop.prepare(ctx, body) if self.tool_loop is not None else None
         plan = self._plan(scope, ctx, "chat", request.model, body)
-        if request.stream:
+        if prepared is not None and self.tool_loop is not None:
+            if request.stream:
+                await self.tool_loop.stream(receive, send, ctx, plan, prepared, usage_chunk=request.wants_usage_chunk)
+            else:
+                answer = await self.tool_loop.whole(receive, ctx, plan, prepared)
+                await send_json(send, 200, answer, route_headers(ctx))
+        elif request.stream:
             await self._stream(receive, send, ctx, plan, body, usage_chunk=request.wants_usage_chunk)
         else:
             await self._whole(receive, send, ctx, plan, "chat", body)

@@ -154,6 +154,11 @@ def configured_secrets(settings: Settings) -> list[str]:
         found += [key.get_secret_value() for key in project.keys if not key.get_secret_value().startswith("sha256:")]
     for secret in settings.telemetry.headers.values():
         found += _header_secrets(secret.get_secret_value())
+    for server in settings.mcp_servers.values():
+        for name, secret in server.headers.items():
+            if name.lower() not in NOT_SECRET_HEADERS:
+                found += _header_secrets(secret.get_secret_value())
+        found += _url_secrets(server.url)
     found += _url_secrets(settings.database)
     found += _url_secrets(settings.counters)
     return found

@@ -12,8 +12,8 @@ to the repository's ``examples/``), with the environment of a shell the page's b
 - a ``server`` block starts in the background on a free port.
 
 ``http://127.0.0.1:4318``, the OTLP port of a collector, is a real OTLP receiver (``tests/otlp.py``).
-``http://127.0.0.1:PORT`` (or ``localhost:PORT``) in a block is the server a ``server`` block started
-with ``--port PORT``; for 8080, ``relaygate serve``'s default port, it is ``relaygate serve`` started
+``http://127.0.0.1:PORT`` (or ``localhost:PORT``) in a block (a file too) is the server a ``server`` block
+started with ``--port PORT``; for 8080, ``relaygate serve``'s default port, it is ``relaygate serve`` started
 by the runner in the scratch directory if no block started one, and started again whenever a block
 writes ``relaygate.yaml`` there. ``./scripts/serve`` runs as ``relaygate serve``: the venv it would make
 is the one the tests run in.
@@ -158,7 +158,12 @@ class PageRun:
         assert block.title is not None
         path = self.workdir / block.title
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(block.code, encoding="utf-8")
+        # A file that names a server a block started (an MCP server in relaygate.yaml) names its real port.
+        code = block.code
+        for documented, server in self.servers.items():
+            if not server.default:
+                code = re.sub(rf"(127\.0\.0\.1|localhost):{documented}\b", f"127.0.0.1:{server.port}", code)
+        path.write_text(code, encoding="utf-8")
         return path
 
     # Python: one interpreter for the page.

@@ -2,9 +2,11 @@
 
 ``agent`` (chat completions): a model that plays an agent. With ``tools`` and no tool result after the
 last user message, it calls the first tool (``tool_choice`` may name another) with arguments made from its
-parameters' schema (a string property is ``"Paris"``, a number ``1``, a boolean ``true``); after a tool
-result it answers ``"The tool said: <result>"``. With ``response_format`` ``json_schema`` it answers a
-JSON object made from the schema the same way, and with ``json_object`` ``{"answer": 42}``.
+parameters' schema (a string property is ``"Paris"``, a number ``1``, a boolean ``true``); after tool
+results it answers ``"The tool said: <result>"`` (several joined by `` | ``). ``agent-forever`` never stops
+calling; ``agent-parallel`` calls the first two tools in one answer. With ``response_format``
+``json_schema`` it answers a JSON object made from the schema the same way, and with ``json_object``
+``{"answer": 42}``.
 
 ``POST /v1/responses`` (the Responses API itself, for native pass-through): a response whose message is
 :data:`RESPONSES_REPLY`, as JSON or as its event stream; model ``search`` adds a ``web_search_call`` item
@@ -53,13 +55,31 @@ def value_for(schema: Any) -> Any:
     return "Paris"
 
 
+def _called(messages: list[JSON]) -> int:
+    """How many tool calls the last assistant message made (its results are the last messages)."""
+    assistants = [m for m in messages if m.get("role") == "assistant"]
+    return max(1, len(assistants[-1].get("tool_calls") or ())) if assistants else 1
+
+
+def _call(function: JSON, call_id: str) -> JSON:
+    arguments = orjson.dumps(value_for(function.get("parameters") or {})).decode()
+    return {"id": call_id, "type": "function", "function": {"name": function["name"], "arguments": arguments}}
+
+
 def agent_message(data: JSON) -> tuple[JSON, str]:
-    """The assistant message of the ``agent`` model, and its finish reason."""
+    """The assistant message of the ``agent`` model, and its finish reason. ``agent-forever`` calls a tool
+    whatever the results say; ``agent-parallel`` calls the first two tools at once."""
     messages = data.get("messages") or []
     last = messages[-1] if messages else {}
     tools = [tool for tool in data.get("tools") or () if isinstance(tool, dict) and tool.get("function")]
-    if last.get("role") == "tool":
-        return {"role": "assistant", "content": f"The tool said: {last.get('content')}"}, "stop"
+    model = str(data.get("model", ""))
+    if last.get("role") == "tool" and not model.startswith("agent-forever"):
+        results = [m.get("content") for m in messages if m.get("role") == "tool"]
+        said = " | ".join(str(result) for result in results[-_called(messages) :])
+        return {"role": "assistant", "content": f"The tool said: {said}"}, "stop"
+    if tools and model.startswith("agent-parallel") and data.get("tool_choice") != "none":
+        calls = [_call(tool["function"], f"call_{i}") for i, tool in enumerate(tools[:2])]
+        return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
     if tools and data.get("tool_choice") != "none":
         function = tools[0]["function"]
         choice = data.get("tool_choice")

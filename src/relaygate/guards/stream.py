@@ -105,6 +105,13 @@ class StreamGuards:
             return None
         return [{**chunk, "choices": kept}] if kept else []
 
+    def on_model_call_done(self, ctx: RequestContext) -> None:
+        """A tool loop's model call ended and another follows (relaygate.mcp.loop): the answer goes on, so
+        its choices are not finished (the text judged so far stays judged)."""
+        for state in self.choices.values():
+            state.finished = False
+            state.finish_reason = None
+
     def close(self) -> list[JSON]:
         out: list[JSON] = []
         for index, state in sorted(self.choices.items()):

@@ -67,7 +67,7 @@ class PricedCall:
     ``None`` only while nothing of it is known.
     """
 
-    __slots__ = ("answer", "id", "images", "ledger", "model_cost", "size")
+    __slots__ = ("answer", "banked", "id", "images", "ledger", "model_cost", "size")
 
     def __init__(self, ledger: Ledger, *, collect_answer: bool) -> None:
         self.ledger = ledger
@@ -77,11 +77,13 @@ class PricedCall:
         # What an image answer says of its images (gpt-image-1 tells the size and quality it chose).
         self.size: tuple[str | None, str | None] = (None, None)
         self.model_cost: float | None = None
+        # What a tool loop's earlier model calls cost (relaygate.mcp.loop).
+        self.banked: list[float | None] = []
 
     def total(self, ctx: RequestContext) -> float | None:
         """The call's cost as known now, also set on ``ctx.cost_usd``."""
         guards = self.ledger.guard_costs(ctx)
-        known = [cost for cost in (self.model_cost, *guards) if cost is not None]
+        known = [cost for cost in (*self.banked, self.model_cost, *guards) if cost is not None]
         ctx.cost_usd = round(sum(known), 9) if known else ctx.cost_usd
         return ctx.cost_usd
 
@@ -104,6 +106,21 @@ class PricedCall:
     def on_end(self, ctx: RequestContext) -> None:
         if self.model_cost is None and ctx.usage is not None:
             self.model_cost = self.ledger.price(ctx, images=self.images, answered=self.size)
+        self.total(ctx)
+        if self.banked and ctx.attempts:
+            ctx.attempts[-1].cost_usd, ctx.attempts[-1].usage = self.model_cost, ctx.usage
+
+    def on_model_call_done(self, ctx: RequestContext) -> None:
+        """A tool loop's model call is over and another follows: its cost is banked (and noted on its attempt)."""
+        if self.model_cost is None and ctx.usage is not None:
+            self.model_cost = self.ledger.price(ctx)
+        if ctx.attempts:
+            ctx.attempts[-1].cost_usd, ctx.attempts[-1].usage = self.model_cost, ctx.usage
+        self.banked.append(self.model_cost)
+        self.model_cost = None
+        if self.answer is not None:
+            # The thread keeps that call's message among the loop's (RequestContext.loop_messages).
+            self.answer = AnswerCollector()
         self.total(ctx)
 
 

@@ -26,7 +26,7 @@ from relaygate.store import CallRecord, MessageRecord
 
 if TYPE_CHECKING:
     from relaygate.answers import AnswerCollector
-    from relaygate.context import RequestContext
+    from relaygate.context import Attempt, RequestContext
 
 __all__ = ["call_record", "turn_messages"]
 
@@ -44,7 +44,7 @@ def call_record(
     started, ended = _wall_times(ctx)
     route = ctx.route
     body = ctx.body or {}
-    usage = ctx.usage
+    usage = ctx.total_usage
     user = ctx.user or {}
     # What the client asked for: a virtual or registered name stays that name; the route says what answered.
     requested = body.get("model") if isinstance(body.get("model"), str) else route.requested if route else None
@@ -104,12 +104,24 @@ def call_record(
                 "status": attempt.status,
                 "error": attempt.error,
                 "duration_ms": round(attempt.duration * 1000, 3),
+                **_attempt_usage(attempt),
             }
             for attempt in ctx.attempts
         ],
         overbilled=ctx.overbilled,
         caller_key=ctx.caller_key.fingerprint if ctx.caller_key is not None else None,
     )
+
+
+def _attempt_usage(attempt: Attempt) -> dict[str, Any]:
+    """A tool loop's model call's tokens and cost (each of a loop's calls is one attempt)."""
+    out: dict[str, Any] = {}
+    if attempt.usage is not None:
+        out["prompt_tokens"] = attempt.usage.prompt_tokens
+        out["completion_tokens"] = attempt.usage.completion_tokens
+    if attempt.cost_usd is not None:
+        out["cost_usd"] = attempt.cost_usd
+    return out
 
 
 def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector | None) -> list[MessageRecord]:
@@ -140,6 +152,21 @@ def turn_messages(ctx: RequestContext, call: CallRecord, answer: AnswerCollector
                 call_id=call.id,
                 # Kept by the store only on the thread's first call (see MessageRecord.earlier).
                 earlier=index <= last_assistant,
+            )
+        )
+    # A tool loop's calls and their results, between the turn and the answer.
+    for message in ctx.loop_messages:
+        out.append(
+            MessageRecord(
+                project_id=call.project_id,
+                thread_id=ctx.thread_id,
+                role=message["role"],
+                created_at=call.started_at,
+                position=len(out),
+                content=message.get("content"),
+                tool_calls=message.get("tool_calls"),
+                tool_call_id=_text(message.get("tool_call_id")),
+                call_id=call.id,
             )
         )
     if answer is not None and (not answer.empty or ctx.answer_refusal is not None):

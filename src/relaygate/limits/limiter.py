@@ -232,9 +232,11 @@ class Limiter:
 
     # --- after the call ---------------------------------------------------------------------------------
 
-    async def settle(self, admission: Admission, ctx: RequestContext) -> None:
-        """Move the counters from the reservation to what the call used; never raises."""
-        adjustments = self._adjustments(admission, ctx)
+    async def settle(self, admission: Admission, ctx: RequestContext, *, model_only: bool = False) -> None:
+        """Move the counters from the reservation to what the call used; never raises. ``model_only``: a tool
+        loop's model call that another follows, settled to its own usage (the guards' calls are settled with
+        the last)."""
+        adjustments = self._adjustments(admission, ctx, model_only=model_only)
         if not adjustments:
             return
         try:
@@ -242,19 +244,21 @@ class Limiter:
         except Exception:
             logger.warning("limits: a call's reservation could not be settled", exc_info=True)
 
-    def settle_now(self, admission: Admission, ctx: RequestContext) -> bool:
+    def settle_now(self, admission: Admission, ctx: RequestContext, *, model_only: bool = False) -> bool:
         """:meth:`settle` in one synchronous step, when the counters are in process (no await, no shielded
         cancel scope around it); ``False`` when they are not and :meth:`settle` is needed."""
         if not self.counters.synchronous:
             return False
-        adjustments = self._adjustments(admission, ctx)
+        adjustments = self._adjustments(admission, ctx, model_only=model_only)
         if adjustments:
             self.counters.adjust_now(adjustments, self.clock())
         return True
 
-    def _adjustments(self, admission: Admission, ctx: RequestContext) -> list[Adjustment]:
+    def _adjustments(self, admission: Admission, ctx: RequestContext, *, model_only: bool) -> list[Adjustment]:
         served = admission.worst.served_by(ctx.route)
-        tokens, nanos = settlement.used(ctx, served, self.ledger, stream=admission.stream, tally=admission.tally)
+        tokens, nanos = settlement.used(
+            ctx, served, self.ledger, stream=admission.stream, tally=admission.tally, guards=not model_only
+        )
         if served is not None and settlement.overbilled(ctx, served, self.ledger):
             self._flag_overbilled(ctx, served)
         adjustments: list[Adjustment] = []

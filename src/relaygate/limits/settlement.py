@@ -22,11 +22,30 @@ __all__ = ["overbilled", "used", "without_usage"]
 
 
 def used(
-    ctx: RequestContext, served: TargetWorst | None, ledger: Ledger | None, *, stream: bool, tally: StreamTally | None
+    ctx: RequestContext,
+    served: TargetWorst | None,
+    ledger: Ledger | None,
+    *,
+    stream: bool,
+    tally: StreamTally | None,
+    guards: bool = True,
 ) -> tuple[int, int]:
-    """The tokens the call's model used and the nano-dollars of the whole call, as far as they can be told;
-    ``served`` is the worst case of the model that served it (``None``: no model was called)."""
-    guards = [cost for cost in ledger.guard_costs(ctx) if cost is not None] if ledger is not None else []
+    """The tokens the call's model used and the nano-dollars of the whole call (without its guards' model calls
+    when not ``guards``), as far as they can be told; ``served`` is the worst case of the model that served it
+    (``None``: no model was called)."""
+    judged = [cost for cost in ledger.guard_costs(ctx) if cost is not None] if ledger is not None and guards else []
+    return _used(ctx, served, ledger, stream=stream, tally=tally, guards=judged)
+
+
+def _used(
+    ctx: RequestContext,
+    served: TargetWorst | None,
+    ledger: Ledger | None,
+    *,
+    stream: bool,
+    tally: StreamTally | None,
+    guards: list[float],
+) -> tuple[int, int]:
     if served is None:
         return 0, usd_to_nanos(round(sum(guards), 9)) or 0  # a guard refused the call, say
     usage = ctx.usage

@@ -55,6 +55,9 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = admission.headers
+        # A tool loop settles each of its model calls and reserves the next here (relaygate.mcp.loop): what is
+        # left to settle at the end is the last one's.
+        ctx.admission = admission
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start" and headers:
@@ -64,7 +67,9 @@ class LimitsMiddleware:
         try:
             await self.app(scope, receive, send_with_limits)
         finally:
-            # In-process counters settle in one synchronous step, which a cancellation cannot interrupt.
-            if not self.limiter.settle_now(admission, ctx):
+            # None once a tool loop settled its last model call itself. In-process counters settle in one
+            # synchronous step, which a cancellation cannot interrupt.
+            current = ctx.admission if ctx.admission is not None else None
+            if current is not None and not self.limiter.settle_now(current, ctx):
                 with anyio.CancelScope(shield=True):
-                    await self.limiter.settle(admission, ctx)
+                    await self.limiter.settle(current, ctx)

@@ -34,6 +34,7 @@ PLACEHOLDERS = {
     ("Settings", "guards"): "<id>",
     ("Settings", "models"): "<name>",
     ("Settings", "prices"): "<provider/model>",
+    ("Settings", "mcp_servers"): "<name>",
     ("ProjectLimits", "keys"): "<key>",
     ("ProjectLimits", "users"): "<user id>",
     ("ProjectLimits", "models"): "<provider/model>",

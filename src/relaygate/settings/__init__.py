@@ -15,6 +15,7 @@ from relaygate.settings.loading import (
     set_config_path,
     share_ui_session_secret,
 )
+from relaygate.settings.mcp import McpServerSettings, McpSettings, McpTransport
 from relaygate.settings.presets import ALIASES, PRESETS, ImagesApi, Preset, configured_name, known_provider, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings, Timeouts
@@ -53,6 +54,9 @@ __all__ = [
     "GuardSettings",
     "GuardType",
     "ImagesApi",
+    "McpServerSettings",
+    "McpSettings",
+    "McpTransport",
     "Metric",
     "Preset",
     "ProjectSettings",

@@ -11,6 +11,7 @@ from relaygate.limits.config import DEFAULT
 from relaygate.pricing.models import ModelPrice, parse_price_key
 from relaygate.settings.base import NAME_PATTERN, SettingsModel
 from relaygate.settings.guards import GuardOptions, GuardSettings
+from relaygate.settings.mcp import McpServerSettings, McpSettings
 from relaygate.settings.presets import configured_name, preset
 from relaygate.settings.projects import ProjectSettings
 from relaygate.settings.providers import ProviderSettings
@@ -71,6 +72,11 @@ class Settings(SettingsModel):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     # The dashboard at /ui.
     ui: UiSettings = Field(default_factory=UiSettings)
+    # MCP servers by name: requests name them in mcp_servers to give their tools to the model (the gateway
+    # runs the tool loop), and MCP clients reach them at /mcp/<name>.
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    # How the tool loop runs: its iterations, tool timeout and the hosts a request's own server_url may name.
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -131,6 +137,14 @@ class Settings(SettingsModel):
                 raise ValueError(f"guard id {guard_id!r} may hold only letters, digits, '_', '.' and '-'")
         return guards
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def _mcp_server_names(cls, servers: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:
+        for name in servers:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"MCP server name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return servers
+
     @field_validator("projects")
     @classmethod
     def _unique_projects(cls, projects: list[ProjectSettings]) -> list[ProjectSettings]:
@@ -172,6 +186,15 @@ class Settings(SettingsModel):
                 raise ValueError(
                     f"project {project.id!r} names guards that are not defined under guards: {', '.join(unknown)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _mcp_projects_exist(self) -> Settings:
+        known = {project.id for project in self.projects}
+        for name, server in self.mcp_servers.items():
+            unknown = [project for project in server.projects or () if known and project not in known]
+            if unknown:
+                raise ValueError(f"mcp_servers.{name}.projects: no such project: {', '.join(unknown)}")
         return self
 
     @model_validator(mode="after")

@@ -36,6 +36,12 @@ OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 CONTENT_TRUNCATED = "relaygate.content.truncated"
 TOKEN_TYPE = "gen_ai.token.type"
+# execute_tool spans (gen-ai-spans.md, "Execute tool span"); the MCP conventions (mcp.md) name the method.
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_TYPE = "gen_ai.tool.type"
+MCP_METHOD = "mcp.method.name"
+EXECUTE_TOOL = "execute_tool"
 ERROR_TYPE = "error.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -107,3 +113,6 @@ OPENAI_COMPATIBLE_HOSTS = (
     ("api.cohere.ai", "cohere"),
 )
 OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
+
+# The MCP server an execute_tool span's tool belongs to.
+MCP_SERVER = "relaygate.mcp.server"

@@ -164,6 +164,30 @@ class Telemetry:
                 event[names.USAGE_OUTPUT_TOKENS] = result.usage.completion_tokens
             span.add_event(names.GUARD_EVENT, event)
 
+    # --- one tool call ---------------------------------------------------------------------------------
+
+    def tool_span(self, ctx: RequestContext, server: str, tool: str, call_id: str) -> Span:
+        """An ``execute_tool`` span for one MCP tool call of a tool loop, under the request's span; the caller
+        ends it (:meth:`end_tool_span`)."""
+        attributes: dict[str, Any] = {
+            names.OPERATION: names.EXECUTE_TOOL,
+            names.TOOL_NAME: tool,
+            names.TOOL_CALL_ID: call_id,
+            names.TOOL_TYPE: "extension",
+            names.MCP_METHOD: "tools/call",
+            names.MCP_SERVER: server,
+            **self._ids(ctx),
+            **self._caller(ctx, who_only=True),
+        }
+        return self.tracer.start_span(f"{names.EXECUTE_TOOL} {tool}", kind=SpanKind.INTERNAL, attributes=attributes)
+
+    @staticmethod
+    def end_tool_span(span: Span, error_type: str | None) -> None:
+        if error_type is not None and span.is_recording():
+            span.set_attribute(names.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.end()
+
     # --- one upstream attempt -----------------------------------------------------------------------
 
     def attempt(
@@ -304,6 +328,11 @@ class AttemptSpan:
     def on_chunk(self, ctx: RequestContext, chunk: dict[str, Any]) -> None:
         if self._answer is not None:
             self._answer.add_chunk(chunk)
+
+    def on_model_call_done(self, ctx: RequestContext) -> None:
+        """A tool loop's model call is over and another follows: its span ends now, with what it answered."""
+        ctx.observers.remove(self)
+        self.on_end(ctx)
 
     def on_end(self, ctx: RequestContext) -> None:
         ended = time.perf_counter()
