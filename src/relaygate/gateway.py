@@ -26,6 +26,7 @@ from relaygate.keys import KeyRing, key_digest, key_id
 from relaygate.ledger import Ledger
 from relaygate.limits.limiter import Limiter
 from relaygate.mcp import McpPool
+from relaygate.mcp.app import McpApp
 from relaygate.mcp.loop import ToolLoop
 from relaygate.middleware import (
     AuthMiddleware,
@@ -194,6 +195,15 @@ class Gateway:
             document=self._document,
         )
         stack = DialectRoutes(stack)
+        # The configured MCP servers' tools, served to MCP clients at /mcp behind the key check.
+        stack = self.mcp_app = McpApp(
+            stack,
+            pool=self.mcp,
+            limiter=self.limiter,
+            ledger=self.ledger,
+            telemetry=self.telemetry,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         stack = ProviderKeyMiddleware(stack, allows=lambda project_id: project_id in byok_projects)
         stack = AuthMiddleware(
             stack,
@@ -341,6 +351,7 @@ class Gateway:
                 await self.metrics_sync.start()
             # A server that cannot be reached is a warning, not a failed start.
             await self.mcp.start()
+            await self.mcp_app.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -355,6 +366,7 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self._started = False
+        await self.mcp_app.aclose()
         await self.mcp.aclose()
         if self.metrics_sync is not None:
             await self.metrics_sync.stop()

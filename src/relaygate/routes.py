@@ -76,6 +76,8 @@ class Route:
     # The type of the route's error bodies when they are not the gateway's own (an inbound dialect answers its
     # errors in its API's shape: Anthropic's for the Messages API); None: relaygate.errors.ErrorBody.
     error_body: Any = None
+    # Answers besides the 200 and the errors, as OpenAPI response objects by status (MCP's 202 to a notification).
+    responses: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> list[str]:

@@ -267,3 +267,16 @@ async def test_refusals_and_tool_call_arguments_are_judged_and_redacted(
         assert "4111" not in str(sent) and "jane" not in str(sent) and SECRET not in str(sent)
         assert redacted.json()["choices"][0]["message"]["content"] == "ok"
         assert g.results()["mask_pii"].redactions == 4 and g.results()["mask_keys"].redactions == 1
+
+
+@pytest.mark.parametrize("messages", [5, 1.5, True, {"role": "user"}])
+async def test_a_malformed_messages_field_reaches_the_guards_and_is_a_400_not_a_500(
+    upstream_url: str, fake_upstream: FakeOpenAI, messages: Any
+) -> None:
+    guards = {"short": {"type": "word_count", "stage": "input", "action": "block", "parameters": {"max_words": 5}}}
+    async with guarded(upstream_url, guards) as g:
+        body = {"model": "upstream/gpt-4o", "messages": messages, "extra": {"guards": ["short"]}}
+        response = await g.client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 400, response.text
+        assert "messages" in response.json()["error"]["message"]
+        assert fake_upstream.requests == []

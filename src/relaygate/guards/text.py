@@ -68,7 +68,9 @@ class Texts:
 def request_texts(endpoint: str, body: dict[str, Any]) -> Texts:
     slots: list[list[Slot]] = []
     if endpoint == "chat":
-        for message in body.get("messages") or ():
+        messages = body.get("messages")
+        # A malformed body reaches the guards before the adapters refuse it: read only what is well-formed.
+        for message in messages if isinstance(messages, list) else ():
             if isinstance(message, dict):
                 slots.extend(_message_slots(message))
     elif endpoint == "embeddings":
@@ -84,7 +86,8 @@ def request_texts(endpoint: str, body: dict[str, Any]) -> Texts:
 
 def answer_texts(answer: dict[str, Any]) -> Texts:
     slots: list[list[Slot]] = []
-    for choice in answer.get("choices") or ():
+    choices = answer.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             slots.append([(message, "content")])

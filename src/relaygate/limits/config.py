@@ -10,6 +10,7 @@ projects:
       usd_per_day: 5
       usd_per_month: 100
       usd_total: 1000
+      tool_calls_per_minute: 120      # MCP tool calls through /mcp (the project and its keys only)
       keys:                           # by key id (key_ and 12 hex digits) or the key's sha256: line
         default: {requests_per_minute: 100}        # each key without an entry of its own
       users:                          # by extra.user.id
@@ -46,11 +47,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygate.keys import key_digest, key_id
 from relaygate.pricing.models import parse_price_key
 
-__all__ = ["DEFAULT", "LIMIT_NAMES", "USD_LIMITS", "LimitSet", "ModelLimits", "ProjectLimits"]
+__all__ = ["DEFAULT", "LIMIT_NAMES", "TOOL_LIMIT", "USD_LIMITS", "LimitSet", "ModelLimits", "ProjectLimits"]
 
 DEFAULT = "default"
 USD_LIMITS = ("usd_per_day", "usd_per_month", "usd_total")
+# The limits of model calls; tool calls (TOOL_LIMIT) are counted apart, by the MCP tool calls they limit.
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute", *USD_LIMITS)
+TOOL_LIMIT = "tool_calls_per_minute"
 
 _KEY_ID = re.compile(r"^key_[0-9a-f]{12}$")
 _KEY_LINE = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
@@ -72,6 +75,8 @@ class LimitSet(BaseModel):
     usd_per_month: Usd | None = None
     # USD in all.
     usd_total: Usd | None = None
+    # MCP tool calls per minute through /mcp, as a bucket like requests_per_minute (a project's and its keys' only).
+    tool_calls_per_minute: int | None = Field(None, ge=1)
 
     @property
     def has_usd(self) -> bool:
@@ -79,6 +84,7 @@ class LimitSet(BaseModel):
 
     @property
     def empty(self) -> bool:
+        """No limit of model calls (``tool_calls_per_minute`` limits tool calls only)."""
         return all(getattr(self, name) is None for name in LIMIT_NAMES)
 
 
@@ -121,9 +127,16 @@ class ProjectLimits(ModelLimits):
                 )
         return out
 
+    @field_validator("users")
+    @classmethod
+    def _user_limits(cls, users: dict[str, LimitSet]) -> dict[str, LimitSet]:
+        _no_tool_limit(users, "users")
+        return users
+
     @field_validator("models")
     @classmethod
     def _model_names(cls, models: dict[str, ModelLimits]) -> dict[str, ModelLimits]:
+        _no_tool_limit(models, "models")
         for name in models:
             if name != DEFAULT:
                 try:
@@ -136,3 +149,12 @@ class ProjectLimits(ModelLimits):
     def has_usd(self) -> bool:
         groups: list[dict[str, LimitSet]] = [self.keys, self.users, dict(self.models)]
         return super().has_usd or any(limits.has_usd for group in groups for limits in group.values())
+
+
+def _no_tool_limit(entries: dict[str, ModelLimits] | dict[str, LimitSet], group: str) -> None:
+    for name, limits in entries.items():
+        if limits.tool_calls_per_minute is not None:
+            raise ValueError(
+                f"{name!r}: tool_calls_per_minute limits MCP tool calls, which have no {group[:-1]}: set it on "
+                "the project or its keys"
+            )

@@ -35,7 +35,7 @@ from relaygate.context import RequestContext
 from relaygate.counters import Adjustment, Charge, Counters
 from relaygate.errors import GatewayError, ServiceUnavailableError
 from relaygate.limits import settlement
-from relaygate.limits.config import USD_LIMITS, LimitSet, ProjectLimits
+from relaygate.limits.config import DEFAULT, TOOL_LIMIT, USD_LIMITS, LimitSet, ProjectLimits
 from relaygate.limits.estimate import StreamTally
 from relaygate.limits.periods import period_of
 from relaygate.limits.refusals import Headers, rate_headers, refusal
@@ -173,6 +173,35 @@ class Limiter:
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
+
+    async def admit_tool_call(self, ctx: RequestContext) -> None:
+        """Count one MCP tool call on the ``tool_calls_per_minute`` of its project and key, or raise the 429
+        (:class:`~relaygate.errors.RateLimitError`, with ``Retry-After``) of the one it would pass."""
+        limits = self.projects.get(ctx.project_id or "")
+        if limits is None:
+            return
+        project = ctx.project_id or ""
+        scoped: list[tuple[Scope, LimitSet | None]] = [(Scope(SpendKind.PROJECT, project, project), limits)]
+        if ctx.key is not None:
+            key_limits = limits.keys.get(ctx.key.id, limits.keys.get(DEFAULT))
+            scoped.append((Scope(SpendKind.KEY, ctx.key.id, project), key_limits))
+        items = []
+        for scope, limit_set in scoped:
+            value = limit_set.tool_calls_per_minute if limit_set is not None else None
+            if value is not None:
+                key = f"{self.prefix}:{scope.key}:{TOOL_LIMIT}"
+                items.append(Item(scope, TOOL_LIMIT, value, Charge(key, 1, value, rate=value / MINUTE, ttl=MINUTE + 1)))
+        if not items:
+            return
+        try:
+            await self._reserve(items, self.clock())
+        except GatewayError:
+            raise
+        except Exception as exc:
+            logger.warning("limits: the counters cannot be reached", exc_info=True)
+            raise ServiceUnavailableError(
+                "Rate limits cannot be checked right now; try again shortly.", code="limits_unavailable"
+            ) from exc
 
     def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float, started: float) -> Iterable[Item]:
         # A model's own limits hold what the call costs on that model; the others the dearest target's.

@@ -17,6 +17,7 @@ from relaygate.store import SpendKind, SpendScope
 
 __all__ = ["MINUTE", "Item", "Scope", "applicable", "output_cap"]
 
+UNITS = {"requests_per_minute": "requests", "tokens_per_minute": "tokens", "tool_calls_per_minute": "tool_calls"}
 # Rates are per minute; their counters drain limit/60 a second and are empty a minute after their last use.
 MINUTE = 60.0
 
@@ -64,7 +65,7 @@ class Item:
 
     @property
     def unit(self) -> str:
-        return {"requests_per_minute": "requests", "tokens_per_minute": "tokens"}.get(self.name, "usd")
+        return UNITS.get(self.name, "usd")
 
 
 def applicable(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from relaygate.limits.config import DEFAULT, LIMIT_NAMES, USD_LIMITS, LimitSet, ProjectLimits
+from relaygate.limits.config import DEFAULT, LIMIT_NAMES, TOOL_LIMIT, USD_LIMITS, LimitSet, ProjectLimits
 from relaygate.limits.limiter import Limiter
 from relaygate.limits.periods import period_of
 from relaygate.limits.scopes import MINUTE, Scope
@@ -22,7 +22,7 @@ from relaygate.store import SpendKind
 __all__ = ["LimitUse", "limit_usage"]
 
 _NANOS = Decimal(1_000_000_000)
-UNITS = {"requests_per_minute": "requests", "tokens_per_minute": "tokens"}
+UNITS = {"requests_per_minute": "requests", "tokens_per_minute": "tokens", TOOL_LIMIT: "tool_calls"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ async def limit_usage(
     for scope, limit_set in _scopes(project_id, limits, key_ids):
         kind = scope.kind if scope is not None else next(k for k, v in defaults.items() if v is limit_set)
         ident = scope.id if scope is not None else DEFAULT
-        for name in LIMIT_NAMES:
+        for name in (*LIMIT_NAMES, TOOL_LIMIT):
             value = getattr(limit_set, name)
             if value is None:
                 continue

@@ -17,6 +17,9 @@ __all__ = ["OPEN_PROJECT", "AuthMiddleware"]
 
 # The project of requests to a gateway that has no keys configured (the embedded default).
 OPEN_PROJECT = "default"
+# What a 401 for a missing or unknown API key challenges the client with (RFC 6750; MCP clients read it).
+CHALLENGE = (b"www-authenticate", b'Bearer realm="relaygate"')
+INVALID_KEY_CHALLENGE = (b"www-authenticate", b'Bearer realm="relaygate", error="invalid_token"')
 
 
 class AuthMiddleware:
@@ -25,8 +28,9 @@ class AuthMiddleware:
     Keys are looked up by their SHA-256 digest (:class:`~relaygate.keys.KeyRing`). A missing or unknown
     key is a 401; a key that does not belong to the requested project is a 403. With no project named
     (see :class:`~relaygate.middleware.projects.ProjectScopeMiddleware`), a key of exactly one project
-    means that project. Paths under ``admin_prefixes`` need ``X-Admin-Key`` instead, and are refused
-    with a 403 when no admin key is configured. ``public_paths`` (``/health``) need nothing.
+    means that project. A 401 for the API key carries ``WWW-Authenticate: Bearer`` (MCP clients read it).
+    Paths under ``admin_prefixes`` need ``X-Admin-Key`` instead, and are refused with a 403 when no admin
+    key is configured. ``public_paths`` (``/health``) need nothing.
 
     With an empty key ring every API request is let through into project ``default`` (or the one it
     names): that is the embedded default for a gateway on a developer's machine.
@@ -89,11 +93,12 @@ class AuthMiddleware:
         presented = presented.strip()
         if scheme.lower() != "bearer" or not presented:
             raise AuthenticationError(
-                "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>'."
+                "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>'.",
+                headers=[CHALLENGE],
             )
         key = self.keys.lookup(presented)
         if key is None:
-            raise AuthenticationError("Incorrect API key provided.")
+            raise AuthenticationError("Incorrect API key provided.", headers=[INVALID_KEY_CHALLENGE])
         ctx.key = key
         if ctx.project_id is None:
             if len(key.projects) != 1:

@@ -221,6 +221,14 @@ ERROR_RESPONSES: Json = {
 ERROR_NAMES = {status: name for status, (name, _, _) in _ERRORS.items()}
 # Statuses only a route with errors of its own shape answers (Route.error_body).
 OTHER_ERRORS: dict[int, Json] = {
+    406: {
+        "description": "MCP's transport: the request does not accept `application/json` (its `Accept` header).",
+        "headers": headers_of(TRACE_HEADERS),
+    },
+    415: {
+        "description": "MCP's transport: the body is not `application/json` (its `Content-Type` header).",
+        "headers": headers_of(TRACE_HEADERS),
+    },
     529: {
         "description": "Anthropic's overload status (`overloaded_error`): the provider is overloaded, or every "
         "target is cooling down; retry later.",
@@ -231,6 +239,7 @@ OTHER_ERRORS: dict[int, Json] = {
 TAGS: dict[str, str] = {
     "Model calls": "OpenAI-compatible calls routed to any provider, through guards, limits, the ledger and tracing.",
     "Models": "The models the gateway can call.",
+    "MCP": "The configured MCP servers' tools, served to MCP clients (streamable HTTP) behind the gateway's keys.",
     "Messages API": "Anthropic's Messages API (the anthropic SDKs, Claude Code) in front of every provider.",
     "Threads": "Conversations recorded by the ledger (calls sent with X-Thread-Id).",
     "Analytics": "Cost, tokens and calls over time, from the ledger.",

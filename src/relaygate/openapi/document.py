@@ -132,6 +132,7 @@ def _operation(route: Route, schemas: _Schemas, *, project_path: bool) -> Json:
     if route.streams is not None:
         content["text/event-stream"] = {"schema": _event_schema(schemas.of(route.streams, "serialization"))}
     responses: Json = {"200": {"description": "OK", "headers": c.headers_of(ok_headers), "content": content}}
+    responses.update(route.responses)
     for status in _statuses(route, project_path=project_path):
         if route.error_body is None:
             responses[str(status)] = {"$ref": f"#/components/responses/{c.ERROR_NAMES[status]}"}
