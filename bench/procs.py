@@ -104,6 +104,7 @@ def start_server(
     pin: bool = True,
     timeout: float = 60.0,
     cwd: str | None = None,
+    cores: set[int] | None = None,
 ) -> Server:
     """Start ``command`` and wait until ``GET ready_path`` on ``port`` answers (with ``ready_text``)."""
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
@@ -117,8 +118,10 @@ def start_server(
             start_new_session=True,
         )
     server = Server(name, process, port, log)
+    # The gateway's core, or ``cores`` (several workers on a machine with more cores than the load needs).
+    gateway_cores = cores or {GATEWAY_CORE}
     if pin and _can_pin():
-        os.sched_setaffinity(process.pid, {GATEWAY_CORE})
+        os.sched_setaffinity(process.pid, gateway_cores)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
@@ -140,7 +143,7 @@ def start_server(
         # Workers forked while starting inherit the pin, but set it again in case one was not.
         for pid in server.pids():
             try:
-                os.sched_setaffinity(pid, {GATEWAY_CORE})
+                os.sched_setaffinity(pid, gateway_cores)
             except OSError:
                 continue
     return server

@@ -43,7 +43,7 @@ from bench.load import (
     wrk_available,
     wrk_load,
 )
-from bench.procs import RssSampler, Server, free_port, pin_self, start_server
+from bench.procs import LOAD_CORE, RssSampler, Server, free_port, pin_self, start_server
 from bench.upstream import JSON_MODEL, TOOL_MODEL, stream_model
 
 BENCH_DIR = Path(__file__).parent
@@ -162,14 +162,43 @@ def _relaygate_full(
         config["prices"] = {f"up/{model}": BENCH_PRICE for model in models}
         if name in LAYER_OFF:
             LAYER_OFF[name][1](config)
+        workers = 1
+        if name.startswith("relaygate-pg-"):
+            config["database"], config["counters"] = SCALED_CONFIG["database"], SCALED_CONFIG["counters"]
+            workers = SCALED_CONFIG["workers"]
+            config.setdefault("server", {})["workers"] = workers
         path = work / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        return _start_full(upstream, telemetry, name, path)
+        return _start_full(upstream, telemetry, name, path, workers=workers)
 
     return start
 
 
-def _start_full(upstream: str, telemetry: dict[str, str], name: str, config: Path) -> tuple[Server, dict[str, str]]:
+def _scaled(phases: Phases, workers: int) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
+    """The full stack on PostgreSQL (the ledger) and Redis (the limits' counters), served by ``workers`` processes."""
+    full = _relaygate_full(phases, f"relaygate-pg-{workers}w")
+
+    def start(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
+        schema = f"bench_{secrets.token_hex(4)}"
+        SCALED_CONFIG.update(
+            database=f"{os.environ.get('BENCH_POSTGRES', POSTGRES)}?schema={schema}",
+            counters=f"{os.environ.get('BENCH_REDIS', REDIS)}?prefix=relaygate-bench-{schema}",
+            workers=workers,
+        )
+        return full(upstream, work)
+
+    return start
+
+
+# Where the scale-out paths keep their ledger and counters (BENCH_POSTGRES, BENCH_REDIS override them).
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
+SCALED_CONFIG: dict[str, Any] = {}
+
+
+def _start_full(
+    upstream: str, telemetry: dict[str, str], name: str, config: Path, *, workers: int = 1
+) -> tuple[Server, dict[str, str]]:
     port = free_port()
     key = "rg-" + secrets.token_urlsafe(24)
     env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
@@ -184,7 +213,11 @@ def _start_full(upstream: str, telemetry: dict[str, str], name: str, config: Pat
         "x-label": "bench",
     }
     unset = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"]
-    return start_server(name, command, port=port, env=env, unset=unset, cwd=str(BENCH_DIR.parent)), headers
+    # Two workers get both cores (on a 2-core machine the load generator shares one of them with a worker).
+    count = os.cpu_count() or 1
+    cores = (set(range(count)) - ({LOAD_CORE} if count > 2 else set())) if workers > 1 else None
+    server = start_server(name, command, port=port, env=env, unset=unset, cwd=str(BENCH_DIR.parent), cores=cores)
+    return server, headers
 
 
 def _litellm(version: str, phases: Phases) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
@@ -202,7 +235,7 @@ def _litellm(version: str, phases: Phases) -> Callable[[str, Path], tuple[Server
     return start
 
 
-def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpec]:
+def paths(*, litellm: str | None, clients: bool, phases: Phases, scale_out: bool = False) -> list[PathSpec]:
     specs = [PathSpec("floor-aiohttp", "bare pass-through, aiohttp (the floor)", True, _floor("aiohttp"))]
     if clients:
         specs += [
@@ -227,6 +260,12 @@ def paths(*, litellm: str | None, clients: bool, phases: Phases) -> list[PathSpe
             body=TOOL_LOOP_BODY,
         ),
     ]
+    if scale_out:
+        specs += [
+            PathSpec(f"relaygate-pg-{n}w", f"relaygate, every middleware on, PostgreSQL and Redis, {n} worker(s)",
+                     False, _scaled(phases, n))
+            for n in (1, 2)
+        ]  # fmt: skip
     if litellm:
         specs.append(PathSpec("litellm", f"LiteLLM proxy {litellm} (1 worker, no DB)", True, _litellm(litellm, phases)))
     return specs
@@ -391,7 +430,14 @@ def _machine() -> dict[str, Any]:
 
 
 def run(
-    phases: Phases, *, litellm: str | None, clients: bool, out: Path, chart: bool, only: set[str] | None = None
+    phases: Phases,
+    *,
+    litellm: str | None,
+    clients: bool,
+    out: Path,
+    chart: bool,
+    only: set[str] | None = None,
+    scale_out: bool = False,
 ) -> dict[str, Any]:
     started = time.monotonic()
     pinned = pin_self()
@@ -424,7 +470,7 @@ def run(
             try:
                 # Every path is started first and measured phase by phase, so that throughput can be
                 # taken in interleaved rounds; an idle server costs the measured one nothing.
-                for spec in paths(litellm=litellm_version, clients=clients, phases=phases):
+                for spec in paths(litellm=litellm_version, clients=clients, phases=phases, scale_out=scale_out):
                     if only and spec.name not in only:
                         continue
                     print(f"starting {spec.name}", file=sys.stderr, flush=True)
@@ -456,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="measure only this path (repeatable)")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"where results go (default {RESULTS})")
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="also the full stack on PostgreSQL and Redis with 1 and 2 workers (BENCH_POSTGRES, BENCH_REDIS)",
+    )
     args = parser.parse_args(argv)
     from bench.litellm import LITELLM_VERSION
 
@@ -467,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         chart=not args.no_chart,
         only=set(args.only) if args.only else None,
+        scale_out=args.scale_out,
     )
     print(report.table(results))
     failed = [check for check in results["checks"] if check["fatal"] and not check["ok"]]

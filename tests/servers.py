@@ -71,7 +71,8 @@ def relaygate_serve(
     process = subprocess.Popen(command, env=process_env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        # Generous: two workers and their recorder processes import at once, on a machine that may be busy.
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
                 output.seek(0)

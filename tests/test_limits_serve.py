@@ -174,3 +174,17 @@ async def test_a_stream_the_client_leaves_before_any_text_keeps_its_prompt(
                         await anyio.sleep(0.02)
     assert level == prompt * 100_000  # never zero: the prompt, and nothing streamed
     assert await ledger_spend(database) == level
+
+
+async def test_two_workers_of_one_serve_hold_one_budget_exactly_and_their_recorders_write_every_call(
+    tmp_path: Path, upstream_url: str, fake_upstream: FakeOpenAI, database_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    config = write_config(tmp_path / "relaygate.yaml", upstream_url, database_url, f"{redis_url}?prefix={redis_prefix}")
+    log = tmp_path / "serve.log"
+    with relaygate_serve(["--config", str(config), "--workers", "2"], cwd=tmp_path, log=log) as gateway:
+        responses = await spread([gateway], 100)
+    assert sum(r.status_code == 200 for r in responses) == 10
+    assert sum(r.status_code == 429 for r in responses) == 90
+    # Each worker ran its own recorder, and each recorder wrote its worker's calls before the worker exited.
+    assert log.read_text().count("recorder: started") == 2
+    assert await ledger_spend(database_url) == 10 * CALL_NANOS

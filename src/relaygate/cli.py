@@ -149,7 +149,16 @@ def _serve(args: argparse.Namespace) -> int:
 def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
     """The gateway of a process ``relaygate serve`` owns: it may install OTLP export for itself."""
     gateway = gateway if gateway is not None else Gateway(settings)
-    gateway.export = configure_export(settings.telemetry)
+    recorder = None
+    if settings.server.recorder:
+        from relaygate.recorder import Recorder, RecorderConfig
+
+        meter = gateway.telemetry.meter if gateway.telemetry is not None else None
+        recorder = Recorder(RecorderConfig(database=settings.database, telemetry=settings.telemetry), meter=meter)
+    gateway.export = configure_export(settings.telemetry, recorder=recorder)
+    if recorder is not None and (recorder.config.traces_endpoint is not None or gateway.ledger is not None):
+        gateway.use_recorder(recorder)
+    gateway.gc_thresholds = settings.server.gc_thresholds
     return gateway
 
 

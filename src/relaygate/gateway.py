@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relaygate import gctune
 from relaygate.api import ApiApp
 from relaygate.context import get_context
 from relaygate.counters import open_counters, split_counters_url
@@ -55,6 +56,8 @@ from relaygate.ui import UiApp
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from relaygate.recorder import Recorder
 
 __all__ = ["Gateway"]
 
@@ -105,6 +108,11 @@ class Gateway:
         )
         # Providers relaygate installed itself (relaygate serve), flushed at shutdown.
         self.export: Export | None = None
+        # The collector's thresholds once started (relaygate serve sets them; a mounted gateway leaves the
+        # host's collector alone): see relaygate.gctune.
+        self.gc_thresholds: tuple[int, int, int] | None = None
+        # The child process that exports spans and writes the ledger (relaygate serve): see use_recorder.
+        self.recorder: Recorder | None = None
         self.providers = build_providers(self.settings)
         # One price book for the ledger, the limits and the optimized routing strategy.
         self.prices = PriceBook(overrides=self.settings.prices)
@@ -237,6 +245,15 @@ class Gateway:
         self._warned = False
         self._lifespans = 0
 
+    def use_recorder(self, recorder: Recorder) -> None:
+        """Have ``recorder`` (a child process, started with the gateway) write the ledger's rows; spans reach
+        it through the span processor :func:`~relaygate.telemetry.configure_export` installed."""
+        from relaygate.recorder import RecorderWriter
+
+        self.recorder = recorder
+        if self.ledger is not None:
+            self.ledger.writer = RecorderWriter(recorder)
+
     def _document(self, root_path: str) -> bytes:
         return self.openapi.json(root_path)
 
@@ -331,6 +348,9 @@ class Gateway:
                 await provider.start()
             if self.ledger is not None:
                 await self.ledger.start()
+            if self.recorder is not None:
+                # After the ledger: its store's schema is made or upgraded before the recorder opens it.
+                await self.recorder.start()
             if self.limiter is not None:
                 await self.limiter.start()
             if self.metrics_sync is not None:
@@ -342,6 +362,7 @@ class Gateway:
             await self.shutdown()
             raise
         self._started = True
+        gctune.tune(self.gc_thresholds)
         logger.info("relaygate ready; providers: %s", ", ".join(f"{n} ({p.kind})" for n, p in self.providers.items()))
         if not self.keys:
             logger.warning(
@@ -368,6 +389,9 @@ class Gateway:
             # Queued spans are exported before the process goes; a slow collector costs the
             # exporter's own timeout, off the event loop.
             await anyio.to_thread.run_sync(self.export.shutdown)
+        if self.recorder is not None:
+            # Everything queued is handed over, then written and exported by the recorder before it exits.
+            await self.recorder.stop()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()

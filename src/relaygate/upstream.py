@@ -20,7 +20,6 @@ from typing import Protocol
 
 import aiohttp
 from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from relaygate.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
 from relaygate.settings import Timeouts
@@ -28,10 +27,6 @@ from relaygate.settings import Timeouts
 __all__ = ["AiohttpClient", "UpstreamClient", "UpstreamRequest", "UpstreamResponse"]
 
 logger = logging.getLogger("relaygate.upstream")
-
-# Only W3C trace context leaves for the provider: the global propagators usually include baggage,
-# and nothing of a caller's baggage (thread, user, key) is any provider's business.
-TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +186,17 @@ class AiohttpClient:
             await self.start()
         assert self._session is not None
         headers = request.headers
-        if trace.get_current_span().get_span_context().is_valid:
-            headers = dict(headers)
-            TRACE_CONTEXT.inject(headers)
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            # Only W3C trace context leaves for the provider (never the caller's baggage: thread, user and
+            # key are no provider's business), formatted as TraceContextTextMapPropagator would, without
+            # its context look-ups and setter calls.
+            headers = {
+                **headers,
+                "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}",
+            }
+            if context.trace_state:
+                headers["tracestate"] = context.trace_state.to_header()
         sent = _Sent(self.name, request.url, self._timeouts)
         try:
             response = await self._session.request(

@@ -85,6 +85,13 @@ def drained(level: float, rate: float, elapsed: float) -> float:
 class Counters(ABC):
     """Limit counters; see the module docstring. ``async with`` opens and closes them."""
 
+    # In-process counters answer without waiting: they offer :meth:`adjust_now` as well.
+    synchronous = False
+
+    def adjust_now(self, adjustments: Sequence[Adjustment], now: float) -> None:
+        """:meth:`adjust` without an await; only counters that are :attr:`synchronous` have it."""
+        raise NotImplementedError
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self

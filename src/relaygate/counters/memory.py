@@ -59,7 +59,12 @@ class InProcessCounters(Counters):
             self._counters[charge.key] = _Counter(level + charge.amount, updated, now + charge.ttl)
         return Reserved(admitted=True, levels=levels)
 
+    synchronous = True
+
     async def adjust(self, adjustments: Sequence[Adjustment], now: float) -> None:
+        self.adjust_now(adjustments, now)
+
+    def adjust_now(self, adjustments: Sequence[Adjustment], now: float) -> None:
         for adjustment in adjustments:
             counter = self._get(adjustment.key, now)
             if counter is None:

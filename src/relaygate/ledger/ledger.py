@@ -14,31 +14,50 @@ every ``refresh_interval`` seconds (a gateway that changes them applies the chan
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
 
 from relaygate.answers import AnswerCollector
+from relaygate.ids import new_uuid
 from relaygate.image_sizes import size_label
 from relaygate.ledger.prices import model_price
 from relaygate.ledger.records import call_record, turn_messages
 from relaygate.pricing import ModelPrice, PriceBook, cost_of, image_call_cost
-from relaygate.store import BatchWriter, ModelEntry, Store
+from relaygate.store import BatchWriter, CallRecord, MessageRecord, ModelEntry, Store
 
 if TYPE_CHECKING:
     from relaygate.context import RequestContext
     from relaygate.guards import GuardResult
     from relaygate.providers.base import Provider
 
-__all__ = ["COST_HEADER", "Ledger", "PricedCall"]
+__all__ = ["COST_HEADER", "Ledger", "PricedCall", "RecordWriter"]
 
 logger = logging.getLogger("relaygate.ledger")
 
 COST_HEADER = b"x-cost-usd"
+
+
+class RecordWriter(Protocol):
+    """Where the ledger queues calls' records: a :class:`~relaygate.store.BatchWriter`, or the recorder's
+    writer (:class:`~relaygate.recorder.RecorderWriter`)."""
+
+    def submit(self, call: CallRecord, messages: Sequence[MessageRecord] = ()) -> bool: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    async def flush(self) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Any: ...
 
 
 class PricedCall:
@@ -52,7 +71,7 @@ class PricedCall:
 
     def __init__(self, ledger: Ledger, *, collect_answer: bool) -> None:
         self.ledger = ledger
-        self.id = uuid.uuid4()
+        self.id = new_uuid()
         self.answer = AnswerCollector() if collect_answer else None
         self.images: int | None = None
         # What an image answer says of its images (gpt-image-1 tells the size and quality it chose).
@@ -128,7 +147,8 @@ class Ledger:
         # Guards name the provider of a model they called; its kind finds the catalogue price.
         self.provider_kinds = dict(provider_kinds or {})
         self.refresh_interval = refresh_interval
-        self.writer = BatchWriter(store, **(writer_options or {}))
+        # Calls' records go here: a BatchWriter in process, or the recorder's writer (relaygate serve).
+        self.writer: RecordWriter = BatchWriter(store, **(writer_options or {}))
         self._stack: AsyncExitStack | None = None
         # Registered models by (project id, or "" for every project; "provider/name"), reloaded with the prices.
         self._registered: dict[tuple[str, str], ModelEntry] = {}

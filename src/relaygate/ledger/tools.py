@@ -10,11 +10,11 @@ its one attempt.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from relaygate.ids import new_uuid
 from relaygate.store import CallRecord
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def tool_call_record(ctx: RequestContext, outcome: ToolCallOutcome) -> CallRecor
         else (outcome.message[:MAX_MESSAGE] + "...")
     )
     return CallRecord(
-        id=uuid.uuid4(),
+        id=new_uuid(),
         project_id=ctx.project_id or "default",
         trace_id=ctx.trace_id,
         started_at=started,

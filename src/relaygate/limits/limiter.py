@@ -269,13 +269,32 @@ class Limiter:
         """Move the counters from the reservation to what the call used; never raises. ``model_only``: a tool
         loop's model call that another follows, settled to its own usage (the guards' calls are settled with
         the last)."""
+        adjustments = self._adjustments(admission, ctx, model_only=model_only)
+        if not adjustments:
+            return
+        try:
+            await self.counters.adjust(adjustments, self.clock())
+        except Exception:
+            logger.warning("limits: a call's reservation could not be settled", exc_info=True)
+
+    def settle_now(self, admission: Admission, ctx: RequestContext, *, model_only: bool = False) -> bool:
+        """:meth:`settle` in one synchronous step, when the counters are in process (no await, no shielded
+        cancel scope around it); ``False`` when they are not and :meth:`settle` is needed."""
+        if not self.counters.synchronous:
+            return False
+        adjustments = self._adjustments(admission, ctx, model_only=model_only)
+        if adjustments:
+            self.counters.adjust_now(adjustments, self.clock())
+        return True
+
+    def _adjustments(self, admission: Admission, ctx: RequestContext, *, model_only: bool) -> list[Adjustment]:
         served = admission.worst.served_by(ctx.route)
         tokens, nanos = settlement.used(
             ctx, served, self.ledger, stream=admission.stream, tally=admission.tally, guards=not model_only
         )
         if served is not None and settlement.overbilled(ctx, served, self.ledger):
             self._flag_overbilled(ctx, served)
-        adjustments = []
+        adjustments: list[Adjustment] = []
         for item in admission.items:
             charge = item.charge
             if item.scope.kind == SpendKind.MODEL and (served is None or item.scope.id != served.key):
@@ -286,12 +305,7 @@ class Limiter:
                 used = nanos if item.unit == "usd" else charge.amount
             if used != charge.amount:
                 adjustments.append(Adjustment(charge.key, used - charge.amount, rate=charge.rate, ttl=charge.ttl))
-        if not adjustments:
-            return
-        try:
-            await self.counters.adjust(adjustments, self.clock())
-        except Exception:
-            logger.warning("limits: a call's reservation could not be settled", exc_info=True)
+        return adjustments
 
     def _flag_overbilled(self, ctx: RequestContext, served: TargetWorst) -> None:
         """A provider billed beyond the reservation: counted at what it billed (settle moves the counters

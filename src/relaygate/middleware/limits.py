@@ -67,8 +67,9 @@ class LimitsMiddleware:
         try:
             await self.app(scope, receive, send_with_limits)
         finally:
-            # None once a tool loop settled its last model call itself.
+            # None once a tool loop settled its last model call itself. In-process counters settle in one
+            # synchronous step, which a cancellation cannot interrupt.
             current = ctx.admission if ctx.admission is not None else None
-            if current is not None:
+            if current is not None and not self.limiter.settle_now(current, ctx):
                 with anyio.CancelScope(shield=True):
                     await self.limiter.settle(current, ctx)

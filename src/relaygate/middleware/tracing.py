@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import traceback
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaygate._asgi import route_path
 from relaygate.context import get_context
 from relaygate.errors import InvalidRequestError, Refuse, send_refusal
+from relaygate.ids import new_uuid
 from relaygate.routes import RouteTable, stack_routes
 from relaygate.telemetry import Telemetry
 from relaygate.telemetry.names import HTTP_ROUTE
@@ -86,7 +86,7 @@ class TracingMiddleware:
             ctx.thread_id = ctx.run_id = ctx.label = None
             ctx.tags = {}
         if ctx.run_id is None:
-            ctx.run_id = str(uuid.uuid4())
+            ctx.run_id = str(new_uuid())
         span = None
         owned = False
         if self.telemetry is not None:

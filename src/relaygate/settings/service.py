@@ -27,6 +27,16 @@ class ServerSettings(SettingsModel):
     forwarded_allow_ips: str = "127.0.0.1"
     # Log every request (--access-log).
     access_log: bool = False
+    # Once the gateway has started, its start-up's objects are moved out of the garbage collector's sight
+    # (gc.freeze) and the collector runs less often (gc.set_threshold with these three numbers): a request
+    # allocates a few hundred short-lived objects, and Python's defaults (700, 10, 10) would run a
+    # generation-1 pass of several milliseconds every few dozen requests. null leaves the collector alone.
+    # Only `relaygate serve` does this; a gateway mounted in a host app leaves the host's collector as it is.
+    gc_thresholds: tuple[int, int, int] | None = (50_000, 50, 1_000)
+    # Run a child process, the recorder, that exports spans and writes the ledger's rows, so that the
+    # serving process does not encode or write them (see docs/guides/performance.md). false does that work
+    # in the serving process itself, as a gateway mounted in a host app always does.
+    recorder: bool = True
     # Seconds a client has to send a request's line and headers, from when it connects or starts the
     # request; then the connection is closed (with a 408 when part of the head came).
     header_timeout: float = Field(10.0, gt=0)

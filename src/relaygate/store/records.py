@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from relaygate.ids import new_uuid
+
 __all__ = [
     "AnalyticsPoint",
     "Bucket",
@@ -140,7 +142,7 @@ class CallRecord:
     trace_id: str
     started_at: datetime
     ended_at: datetime
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)
     thread_id: str | None = None
     run_id: str | None = None
     label: str | None = None
@@ -216,7 +218,7 @@ class MessageRecord:
     call_id: uuid.UUID | None = None
     model: str | None = None
     cost_usd: float | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)
     # Not stored: a message of the conversation before the call's new turn, kept only when its thread has no
     # messages from an earlier call (the first call of a thread brings its whole history; later ones do not).
     earlier: bool = field(default=False, compare=False)
@@ -383,4 +385,4 @@ class ModelEntry:
     prices: ModelPrices = field(default_factory=ModelPrices)
     # How the provider's requests and answers map to the API ("openai-compatible"); kept as given.
     request_response_mapping: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_uuid)

@@ -7,7 +7,7 @@ never calls this; the ``relaygate serve`` command does, for the process it owns.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["Export", "configure_export"]
+    from relaygate.recorder import Recorder
+
+__all__ = ["Export", "configure_export", "span_exporter"]
 
 logger = logging.getLogger("relaygate")
 
@@ -53,10 +55,12 @@ def _endpoint(settings: TelemetrySettings, signal: str) -> str | None:
     return None
 
 
-def configure_export(settings: TelemetrySettings) -> Export:
+def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None = None) -> Export:
     """Install OTLP-exporting tracer and meter providers, unless one is already set or none is wanted.
 
-    Logs where spans and where metrics go (endpoints without their credentials), or why they go nowhere.
+    With a ``recorder``, finished spans go to it (a child process encodes and exports them) instead of a
+    batch processor in this process. Logs where spans and where metrics go (endpoints without their
+    credentials), or why they go nowhere.
     """
     export = Export()
     if not settings.enabled:
@@ -83,10 +87,23 @@ def configure_export(settings: TelemetrySettings) -> Export:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         tracer_provider = SdkTracerProvider(resource=resource)
-        tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings, traces_endpoint, headers)))
+        if recorder is not None:
+            from relaygate.recorder import RecorderSpanProcessor
+
+            recorder.config = replace(
+                recorder.config,
+                traces_endpoint=traces_endpoint,
+                telemetry=settings,
+                resource=dict(tracer_provider.resource.attributes),
+            )
+            tracer_provider.add_span_processor(RecorderSpanProcessor(recorder))
+        else:
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter(settings, traces_endpoint, headers)))
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
         logger.info("telemetry: spans go to %s (OTLP %s)", _shown(traces_endpoint), settings.protocol)
+        if recorder is not None:
+            logger.info("telemetry: spans are encoded and exported by the recorder process (server.recorder)")
     if metrics_endpoint is None:
         logger.info("telemetry: metrics go nowhere (%s)", _why_not("metrics", settings))
     elif not _no_meter_provider():
@@ -118,7 +135,7 @@ def _no_meter_provider() -> bool:
     return isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
 
 
-def _span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> SpanExporter:
+def span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> SpanExporter:
     if settings.protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter

@@ -12,7 +12,6 @@ shape, which Langbase's API uses too. The caller's own provider key (``LB-LLM-Ke
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +21,7 @@ from relaygate.dialects.base import Dialect, DialectRoute, Exchange, StreamTrans
 from relaygate.dialects.images.answer import images_answer
 from relaygate.dialects.images.request import canonical_request, split_model
 from relaygate.dialects.images.shapes import ImagesAnswer, ImagesRequest
+from relaygate.ids import new_hex
 from relaygate.requests import parse_json_object
 from relaygate.routes import Route
 from relaygate.settings import configured_name
@@ -86,7 +86,7 @@ class ImagesExchange(Exchange):
         return orjson.dumps(
             images_answer(
                 body,
-                answer_id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                answer_id=f"chatcmpl-{new_hex()[:24]}",
                 provider=self._provider(),
                 model=self.ctx.route.model if self.ctx.route is not None else split_model(self.model)[1],
                 created=self.created,

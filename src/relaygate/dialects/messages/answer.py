@@ -21,11 +21,11 @@ or a gateway with every target cooling down is Anthropic's 529 ``overloaded_erro
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
 
+from relaygate.ids import new_hex
 from relaygate.providers.anthropic.mapping import anthropic_usage, error_type, stop_reason
 
 __all__ = ["error_body", "message", "message_id", "obj", "parsed_arguments", "status_of", "usage"]
@@ -37,7 +37,7 @@ def message_id(chat_id: Any) -> str:
     """The message id for a canonical answer's id (Anthropic's ``msg_`` ids are kept)."""
     if isinstance(chat_id, str) and chat_id:
         return chat_id if chat_id.startswith("msg_") else f"msg_{chat_id}"
-    return f"msg_{uuid.uuid4().hex[:24]}"
+    return f"msg_{new_hex()[:24]}"
 
 
 def message(body: JSON, *, model: str) -> JSON:
@@ -62,7 +62,7 @@ def message(body: JSON, *, model: str) -> JSON:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or f"toolu_{new_hex()[:24]}",
                 "name": function.get("name") or "",
                 "input": parsed_arguments(function.get("arguments")),
             }

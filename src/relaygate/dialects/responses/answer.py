@@ -13,8 +13,9 @@ with one summary part.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
+
+from relaygate.ids import new_hex
 
 __all__ = ["Shape", "chat_completion", "item_id", "obj", "output_as_input", "responses_usage"]
 
@@ -30,7 +31,7 @@ def obj(value: Any) -> JSON:
 
 def item_id(prefix: str) -> str:
     """A new id of an item (``msg``, ``fc``, ``rs``) or response (``resp``)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{new_hex()}"
 
 
 class Shape:

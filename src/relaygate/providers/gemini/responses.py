@@ -13,12 +13,12 @@ These mappings serve whole answers and, candidate by candidate, the stream (:mod
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
 
 from relaygate.context import sane_count
+from relaygate.ids import new_hex
 
 __all__ = [
     "block_reason",
@@ -120,7 +120,7 @@ def candidate_output(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any
 
 
 def new_tool_call_id(signature: str | None = None) -> str:
-    call_id = "call_" + uuid.uuid4().hex
+    call_id = "call_" + new_hex()
     return f"{call_id}{SIGNATURE_SEPARATOR}{signature}" if signature else call_id
 
 
@@ -201,7 +201,7 @@ def usage_of(metadata: Any) -> dict[str, Any]:
 
 def completion_id(response: dict[str, Any]) -> str:
     response_id = response.get("responseId")
-    return "chatcmpl-" + (response_id if isinstance(response_id, str) and response_id else uuid.uuid4().hex)
+    return "chatcmpl-" + (response_id if isinstance(response_id, str) and response_id else new_hex())
 
 
 def candidates_of(response: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,17 @@
+"""The recorder: what a call triggers but does not wait for, done in a child process.
+
+A finished call leaves the serving process as compact records (its spans as tuples of plain values, its
+ledger record and thread messages), queued and handed over in batches by a thread
+(:class:`~relaygate.recorder.client.Recorder`). The recorder process encodes and exports the spans over
+OTLP and builds and writes the ledger's rows (:mod:`relaygate.recorder.child`). The existing observers
+feed it: the tracer through :class:`RecorderSpanProcessor`, the ledger through :class:`RecorderWriter`.
+
+``relaygate serve`` runs one per worker (``server.recorder``, on by default); a gateway mounted in a host
+app does the work in process, as it always did.
+"""
+
+from relaygate.recorder.child import RecorderConfig
+from relaygate.recorder.client import METRIC_DROPPED, Recorder
+from relaygate.recorder.observers import RecorderSpanProcessor, RecorderWriter
+
+__all__ = ["METRIC_DROPPED", "Recorder", "RecorderConfig", "RecorderSpanProcessor", "RecorderWriter"]

@@ -1,0 +1,145 @@
+"""The recorder process: takes batches of finished calls from the gateway and does what they left to do.
+
+It runs as ``python -m relaygate.recorder FD``, a child process the gateway started, reading
+pickled messages from its end of a socket pair (file descriptor ``FD``): first its
+:class:`RecorderConfig`, then
+
+- ``("batch", spans, calls)``: spans go to the :class:`~relaygate.recorder.sink.SpanSink` (OTLP export
+  in a thread of its own); calls (records with their thread messages) to a
+  :class:`~relaygate.store.BatchWriter` on the recorder's own connection to the ledger's database, and
+  are written before the next batch is read, so that what the recorder holds is one batch;
+- ``("stop",)``: write and export everything, answer ``("stopped", ...)`` and exit.
+
+After each batch it answers ``("progress", batches, resolved, dropped_calls, dropped_spans)``: the batches
+done and the calls stored or given up so far, for the gateway's flow control, its ``flush`` and its drop
+metric. When the pipe closes (the gateway went away without a stop) it writes what it received and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import signal
+import threading
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from relaygate.settings import TelemetrySettings
+
+__all__ = ["RecorderConfig", "main"]
+
+logger = logging.getLogger("relaygate.recorder")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """What the recorder process needs to know (it is pickled to it)."""
+
+    database: str | None = None
+    traces_endpoint: str | None = None
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    resource: dict[str, Any] = field(default_factory=dict)
+    writer_options: dict[str, Any] = field(default_factory=dict)
+    max_spans: int = 8192
+    close_timeout: float = 20.0
+
+
+def main(conn: Connection, config: RecorderConfig) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the gateway stops the recorder itself, after
+    # handing it everything, so the recorder does not stop on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    asyncio.run(_run(conn, config))
+
+
+async def _run(conn: Connection, config: RecorderConfig) -> None:
+    loop = asyncio.get_running_loop()
+    # Two messages at most wait in the recorder: when it falls behind (a database that is down), the pipe
+    # fills and the gateway counts and drops what it cannot hand over, so no process grows without bound.
+    inbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=2)
+
+    writer: Any = None
+
+    def read() -> None:
+        while True:
+            try:
+                data: bytes | None = conn.recv_bytes()
+            except (EOFError, OSError):
+                data = None
+                if writer is not None:
+                    # The gateway is gone: a write being retried gives up after close_timeout, so that the
+                    # recorder exits rather than retry for ever.
+                    asyncio.run_coroutine_threadsafe(writer.aclose(), loop)
+            asyncio.run_coroutine_threadsafe(inbox.put(data), loop).result()
+            if data is None:
+                return
+
+    threading.Thread(target=read, name="relaygate-recorder-read", daemon=True).start()
+    sink = _sink(config)
+    received = 0
+    batches = 0
+    stopped = False
+    async with AsyncExitStack() as stack:
+        if config.database is not None:
+            from relaygate.store import BatchWriter, open_store
+
+            store = await stack.enter_async_context(open_store(config.database))
+            options = {"close_timeout": config.close_timeout, **config.writer_options}
+            writer = await stack.enter_async_context(BatchWriter(store, **options))
+
+        def report(kind: str) -> None:
+            resolved = received - (writer.pending if writer is not None else 0)
+            dropped = (writer.dropped + writer.stats.rejected) if writer is not None else 0
+            try:
+                spans = sink.dropped if sink is not None else 0
+                conn.send_bytes(pickle.dumps((kind, batches, resolved, dropped, spans)))
+            except OSError:
+                pass  # the gateway is gone
+
+        while True:
+            data = await inbox.get()
+            if data is None:
+                break
+            message = pickle.loads(data)
+            if message[0] == "stop":
+                stopped = True
+                break
+            _, spans, calls = message
+            if spans and sink is not None:
+                sink.add(spans)
+            if calls:
+                received += len(calls)
+                if writer is not None:
+                    for call, messages in calls:
+                        writer.submit(call, messages)
+                    await writer.flush()
+            batches += 1
+            report("progress")
+        if writer is not None:
+            await writer.aclose()
+    if sink is not None:
+        await asyncio.to_thread(sink.close, config.close_timeout)
+    if stopped:
+        report("stopped")
+
+
+def _sink(config: RecorderConfig) -> Any:
+    if config.traces_endpoint is None:
+        return None
+    from opentelemetry.sdk.resources import Resource
+
+    from relaygate.recorder.sink import SpanSink
+    from relaygate.telemetry.export import span_exporter
+
+    headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
+    exporter = span_exporter(config.telemetry, config.traces_endpoint, headers)
+    return SpanSink(exporter, Resource(config.resource), max_queue=config.max_spans)
+
+
+def run_from_fd(fd: int) -> None:
+    """``python -m relaygate.recorder FD``: the config first, then :func:`main`."""
+    connection = Connection(fd)
+    main(connection, pickle.loads(connection.recv_bytes()))
