@@ -7,6 +7,7 @@ fake upstream sees ``test``. Scripts that loop, throw, eat memory or name an unk
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,29 @@ async def test_every_run_is_traced_as_relaygate_router(upstream_url: str, fake_u
     assert seen["hard"]["relaygate.router.error"] == "error"
     durations = [a["relaygate.router.duration_ms"] for a in seen.values()]
     assert all(isinstance(d, float) and d >= 0 for d in durations)
+
+
+# --- the JavaScript engine is an extra (`scripts`): where it is not installed ---------------------------------
+
+
+async def test_without_the_engine_a_request_s_script_is_a_clear_400(
+    upstream_url: str, fake_upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if `relaygate[scripts]` were not installed: the import of V8's binding fails.
+    monkeypatch.setitem(sys.modules, "py_mini_racer", None)
+    async for client in serving(settings(upstream_url)):
+        router = {"type": "script", "script": "function route() { return {model: 'test'}; }"}
+        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HI, "router": router})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "router_script_unavailable" and error["param"] == "router.script"
+        assert "relaygate[scripts]" in error["message"]
+        assert fake_upstream.requests == []
+
+
+def test_without_the_engine_a_named_router_is_a_failed_start(
+    upstream_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "py_mini_racer", None)
+    with pytest.raises(ValueError, match=r"relaygate\[scripts\]"):
+        settings(upstream_url, routers={"pick": {"script": "function route() { return {model: 'test'}; }"}})

@@ -29,6 +29,8 @@ from typing import Any
 import anyio
 import orjson
 
+from relaygate.settings.scripts import ENGINE_MISSING
+
 __all__ = ["ScriptEngine", "ScriptError", "ScriptFailure"]
 
 # Engines of request-carried scripts kept at once (each an isolate of a few MiB).
@@ -45,7 +47,8 @@ _CALL = "JSON.stringify(globalThis.__relaygate_route({payload}) ?? null)"
 
 @dataclass(frozen=True, slots=True)
 class ScriptFailure:
-    """Why a script gave no usable answer: ``kind`` is ``error``, ``timeout``, ``memory`` or ``invalid``."""
+    """Why a script gave no usable answer: ``kind`` is ``error``, ``timeout``, ``memory``, ``invalid``
+    or ``unavailable`` (the engine is not installed)."""
 
     kind: str
     message: str
@@ -63,7 +66,10 @@ class _Engine:
     """One V8 isolate with one script's route() defined in it."""
 
     def __init__(self, script: str, *, timeout_s: float, max_memory: int) -> None:
-        from py_mini_racer import MiniRacer  # imported on first use: V8 loads only for a gateway with scripts
+        try:
+            from py_mini_racer import MiniRacer  # imported on first use: V8 loads only for a gateway with scripts
+        except ImportError:
+            raise ScriptError("unavailable", f"cannot run here: {ENGINE_MISSING}") from None
 
         self.racer = MiniRacer()
         self.lock = threading.Lock()

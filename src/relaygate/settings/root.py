@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any
 
@@ -22,7 +23,7 @@ from relaygate.settings.routing import (
     RetrySettings,
     VirtualModelSettings,
 )
-from relaygate.settings.scripts import ScriptLimits, ScriptRouterSettings
+from relaygate.settings.scripts import ENGINE_MISSING, ScriptLimits, ScriptRouterSettings
 from relaygate.settings.service import ServerSettings, TelemetrySettings
 from relaygate.settings.ui import UiSettings
 
@@ -230,6 +231,9 @@ class Settings(SettingsModel):
         for name in routers:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"router name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        if routers and importlib.util.find_spec("py_mini_racer") is None:
+            # A named router that could never run is a failed start, not a 400 on each request.
+            raise ValueError(ENGINE_MISSING)
         return routers
 
     @model_validator(mode="after")

@@ -8,8 +8,14 @@ from pydantic import Field
 
 from relaygate.settings.base import SettingsModel
 
-__all__ = ["MAX_SCRIPT_CHARS", "OnScriptError", "ScriptLimits", "ScriptRouterSettings"]
+__all__ = ["ENGINE_MISSING", "MAX_SCRIPT_CHARS", "OnScriptError", "ScriptLimits", "ScriptRouterSettings"]
 
+# Why a script cannot run where the JavaScript engine (the `scripts` extra: V8 is 82 MB, more than the rest
+# of what serving needs) is not installed.
+ENGINE_MISSING = (
+    "script routers need the JavaScript engine, which is not installed: pip install 'relaygate[scripts]' "
+    "(with ./scripts/serve: RELAYGATE_EXTRAS=scripts ./scripts/serve)"
+)
 # A router's script is a function, not a library: 64 KiB is far more than one needs.
 MAX_SCRIPT_CHARS = 65_536
 # What a script that throws, runs out of time or memory, or names a model the gateway cannot route gets:
