@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 
 from relaygate.context import Attempt, RequestContext
 from relaygate.errors import (
@@ -56,8 +55,9 @@ from relaygate.errors import (
     UpstreamTimeoutError,
 )
 from relaygate.providers.base import Endpoint, read_all
-from relaygate.providers.errors import stream_error
+from relaygate.providers.errors import provider_failure
 from relaygate.providers.streaming import relay_native
+from relaygate.route_headers import ROUTE_HEADERS, route_headers
 from relaygate.routing import ModelRouter, Plan, Target
 from relaygate.routing.caller_keys import check_one_provider, provider_for
 from relaygate.routing.retry import Verdict, backoff, retry_after, verdict
@@ -70,13 +70,7 @@ __all__ = ["ROUTE_HEADERS", "Fallback", "OpenStream", "route_headers"]
 T = TypeVar("T")
 Call = Callable[[Target, dict[str, Any], "_Span"], Awaitable[T]]
 
-ERROR_EVENT = b'data: {"error"'
-# Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
-# of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
-PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
 RETRY_AFTER_HEADERS = frozenset({b"retry-after", b"retry-after-ms"})
-# The response headers that say where a request was routed (see route_headers).
-ROUTE_HEADERS = frozenset({b"x-model-name", b"x-provider-name", b"x-relaygate-attempts"})
 
 
 @dataclass(slots=True)
@@ -147,7 +141,7 @@ class Fallback:
                         f"upstream '{provider.name}' timed out: nothing streamed within "
                         f"{provider.first_chunk_timeout:g} s (timeouts.first_chunk)."
                     ) from None
-                failure = _provider_failure(first, provider.name) if ctx.error is not None else None
+                failure = provider_failure(first, provider.name) if ctx.error is not None else None
                 if failure is not None:
                     # The stream's first event is the provider failing: nothing has reached the client yet.
                     raise failure
@@ -396,32 +390,3 @@ def _outcome(error: GatewayError) -> tuple[int | None, str]:
     if isinstance(error, UpstreamTimeoutError | UpstreamConnectionError):
         return None, code
     return error.status, code
-
-
-def route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    """``X-Model-Name`` and ``X-Provider-Name`` of the target that answered (or gave the error, or whose
-    breaker did), and ``X-Relaygate-Attempts``."""
-    headers = [(b"x-relaygate-attempts", str(len(ctx.attempts)).encode())]
-    if ctx.route is not None:
-        headers[:0] = [
-            (b"x-model-name", ctx.route.model.encode()),
-            (b"x-provider-name", ctx.route.provider.name.encode()),
-        ]
-    return headers
-
-
-def _provider_failure(first: bytes, provider: str) -> UpstreamError | None:
-    """The error of a stream whose first event says the provider failed (overloaded, rate limited, a
-    server error), as an error with a status to retry; ``None`` for any other first frame, which is
-    relayed as it is (an error event of another kind, e.g. a guard's refusal, is never retried)."""
-    if not first.startswith(ERROR_EVENT):
-        return None
-    try:
-        payload = orjson.loads(first[len(b"data: ") :])
-    except orjson.JSONDecodeError:
-        return None
-    error = stream_error(provider, payload.get("error") if isinstance(payload, dict) else None)
-    if error.type not in PROVIDER_FAILURE_TYPES:
-        return None
-    error.status = 429 if error.type == "rate_limit_error" else 503
-    return error

@@ -25,7 +25,7 @@ from relaygate.errors import (
     send_error,
     sse_error_frame,
 )
-from relaygate.fallback import Fallback, route_headers
+from relaygate.fallback import Fallback
 from relaygate.mcp.loop import ToolLoop
 from relaygate.providers.base import Endpoint, Provider
 from relaygate.requests import (
@@ -35,6 +35,7 @@ from relaygate.requests import (
     normalise_chat,
     parse_request,
 )
+from relaygate.route_headers import route_headers
 from relaygate.routes import Route, RouteTable
 from relaygate.routing import ModelRouter, Plan
 from relaygate.telemetry import Telemetry

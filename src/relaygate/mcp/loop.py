@@ -37,12 +37,12 @@ from relaygate.errors import (
     ServiceUnavailableError,
     sse_error_frame,
 )
-from relaygate.fallback import route_headers
 from relaygate.mcp.calls import ToolCall, run_calls
 from relaygate.mcp.errors import McpFailure
 from relaygate.mcp.pool import McpPool
 from relaygate.mcp.request import PARAM, ToolCatalog, requested_servers, tool_catalog
 from relaygate.mcp.streaming import StreamStep, progress_comment
+from relaygate.route_headers import route_headers
 from relaygate.settings.mcp import McpSettings
 from relaygate.sse import DONE, frame
 

@@ -10,10 +10,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaygate._asgi import model_call, read_json_body
 from relaygate.context import RequestContext, get_context
 from relaygate.errors import ClientDisconnected, GatewayError, send_error
-from relaygate.fallback import ROUTE_HEADERS
 from relaygate.guards import Guard, Guards, StreamGuards
 from relaygate.guards.text import answer_texts, request_texts
 from relaygate.requests import user_of
+from relaygate.route_headers import ROUTE_HEADERS
 from relaygate.telemetry import Telemetry
 
 __all__ = ["GuardsMiddleware"]

@@ -14,7 +14,7 @@ import orjson
 
 from relaygate.errors import UpstreamError
 
-__all__ = ["KEPT_ERROR_HEADERS", "not_a_stream", "stream_error", "upstream_error"]
+__all__ = ["KEPT_ERROR_HEADERS", "not_a_stream", "provider_failure", "stream_error", "upstream_error"]
 
 # Headers of an upstream error worth handing to the client: OpenAI SDKs honour them when retrying.
 KEPT_ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
@@ -108,3 +108,26 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
+
+
+ERROR_EVENT = b'data: {"error"'
+# Error types of a stream's first event that say the provider failed (OpenAI's, and the adapters' mappings
+# of Anthropic's overloaded, api and rate-limit errors and Gemini's statuses).
+PROVIDER_FAILURE_TYPES = frozenset({"server_error", "upstream_error", "rate_limit_error", "timeout_error"})
+
+
+def provider_failure(first: bytes, provider: str) -> UpstreamError | None:
+    """The error of a stream whose first event says the provider failed (overloaded, rate limited, a
+    server error), as an error with a status to retry; ``None`` for any other first frame, which is
+    relayed as it is (an error event of another kind, e.g. a guard's refusal, is never retried)."""
+    if not first.startswith(ERROR_EVENT):
+        return None
+    try:
+        payload = orjson.loads(first[len(b"data: ") :])
+    except orjson.JSONDecodeError:
+        return None
+    error = stream_error(provider, payload.get("error") if isinstance(payload, dict) else None)
+    if error.type not in PROVIDER_FAILURE_TYPES:
+        return None
+    error.status = 429 if error.type == "rate_limit_error" else 503
+    return error
