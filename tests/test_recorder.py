@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from relaygate import Gateway
-from relaygate.recorder import METRIC_DROPPED, Recorder, RecorderConfig, RecorderSpanProcessor
+from relaygate.recorder import METRIC_DROPPED, Recorder, RecorderConfig, RecordingTracerProvider
 from relaygate.settings import Settings
 from tests.conftest import KEY_A, make_settings
 from tests.otlp import OtlpReceiver
@@ -54,7 +54,7 @@ async def _served(
     **options: Any,
 ) -> AsyncIterator[tuple[Gateway, Recorder | None, httpx.AsyncClient]]:
     """A gateway as ``relaygate serve`` builds it, with or without a recorder, spans going to ``traces_url``."""
-    tracer_provider = TracerProvider(resource=Resource(RESOURCE))
+    tracer_provider: TracerProvider | RecordingTracerProvider = TracerProvider(resource=Resource(RESOURCE))
     meter_provider = MeterProvider(metric_readers=[metrics] if metrics is not None else [])
     the_recorder = None
     if recorder:
@@ -68,8 +68,9 @@ async def _served(
         )
         the_recorder = Recorder(config, meter=meter_provider.get_meter("relaygate"), **options)
         if traces_url is not None:
-            tracer_provider.add_span_processor(RecorderSpanProcessor(the_recorder))
+            tracer_provider = RecordingTracerProvider(the_recorder, resource=Resource(RESOURCE))
     elif traces_url is not None:
+        assert isinstance(tracer_provider, TracerProvider)
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
     gateway = Gateway(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
     if the_recorder is not None:

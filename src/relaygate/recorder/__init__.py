@@ -3,8 +3,9 @@
 A finished call leaves the serving process as compact records (its spans as tuples of plain values, its
 ledger record and thread messages), queued and handed over in batches by a thread
 (:class:`~relaygate.recorder.client.Recorder`). The recorder process encodes and exports the spans over
-OTLP and builds and writes the ledger's rows (:mod:`relaygate.recorder.child`). The existing observers
-feed it: the tracer through :class:`RecorderSpanProcessor`, the ledger through :class:`RecorderWriter`.
+OTLP and builds and writes the ledger's rows (:mod:`relaygate.recorder.child`). The tracer feeds it
+through :class:`RecordingTracerProvider` (spans recorded as plain values, handed over when they end), the
+ledger through :class:`RecorderWriter`.
 
 ``relaygate serve`` runs one per worker (``server.recorder``, on by default); a gateway mounted in a host
 app does the work in process, as it always did.
@@ -12,6 +13,7 @@ app does the work in process, as it always did.
 
 from relaygate.recorder.child import RecorderConfig
 from relaygate.recorder.client import METRIC_DROPPED, Recorder
-from relaygate.recorder.observers import RecorderSpanProcessor, RecorderWriter
+from relaygate.recorder.observers import RecorderWriter
+from relaygate.recorder.tracer import RecordingTracerProvider
 
-__all__ = ["METRIC_DROPPED", "Recorder", "RecorderConfig", "RecorderSpanProcessor", "RecorderWriter"]
+__all__ = ["METRIC_DROPPED", "Recorder", "RecorderConfig", "RecorderWriter", "RecordingTracerProvider"]

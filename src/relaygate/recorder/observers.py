@@ -1,4 +1,5 @@
-"""What the existing observers hand to the recorder: a span processor for the tracer, a writer for the ledger."""
+"""What the ledger hands to the recorder: a writer in place of its batch writer (spans go through
+:class:`~relaygate.recorder.tracer.RecordingTracerProvider`)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,11 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-
-from relaygate.recorder.wire import pack_span
-
 if TYPE_CHECKING:
     from relaygate.recorder.client import Recorder
     from relaygate.store import CallRecord, MessageRecord
 
-__all__ = ["RecorderSpanProcessor", "RecorderWriter"]
-
-
-class RecorderSpanProcessor(SpanProcessor):
-    """In place of the batch span processor: each sampled span, once ended, goes to the recorder as a
-    compact tuple; the recorder encodes and exports it."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context is not None and span.context.trace_flags.sampled:
-            self.recorder.submit_span(pack_span(span))
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+__all__ = ["RecorderWriter"]
 
 
 class RecorderWriter:

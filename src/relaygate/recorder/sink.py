@@ -7,6 +7,7 @@ import threading
 from collections import deque
 
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from relaygate.recorder.wire import SpanTuple, unpack_span
@@ -36,6 +37,8 @@ class SpanSink:
     ) -> None:
         self.exporter = exporter
         self.resource = resource
+        # The limits the SDK's tracer would have applied in the serving process (OTEL_SPAN_*_LIMIT).
+        self.limits = SpanLimits()
         self.max_queue = max_queue
         self.batch = batch
         self.interval = interval
@@ -70,7 +73,7 @@ class SpanSink:
             while self._queue:
                 packed = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
                 try:
-                    result = self.exporter.export([unpack_span(span, self.resource) for span in packed])
+                    result = self.exporter.export([unpack_span(span, self.resource, self.limits) for span in packed])
                 except Exception:
                     logger.exception("recorder: exporting spans failed")
                     result = SpanExportResult.FAILURE

@@ -1,32 +1,40 @@
 """Finished spans as compact, picklable tuples, and back: what crosses from the serving process to the recorder.
 
-A span crosses as plain values (ints, strings, dicts of attribute values); the recorder rebuilds an SDK
-:class:`~opentelemetry.sdk.trace.ReadableSpan` from them and hands it to the OTLP exporter, which encodes
-it exactly as it would have in the serving process.
+A span crosses as plain values (ints, strings, dicts of attribute values), packed by
+:class:`~relaygate.recorder.tracer.RecordedSpan` when it ends; the recorder rebuilds an SDK
+:class:`~opentelemetry.sdk.trace.ReadableSpan` from them, with the span limits the SDK would have applied
+and each value cleaned as it would have cleaned it, and hands it to the OTLP exporter, which encodes it
+exactly as it would have in the serving process.
+
+A span's tuple: ``(name, context, parent, kind, start, end, attributes, events, links, status, scope)``,
+where a context is :data:`ContextTuple`, ``attributes`` a dict or ``None``, ``events`` a list of
+``(name, attributes, timestamp)`` or ``None``, ``links`` a list of ``(context, attributes)`` or ``None``,
+``status`` ``(code, description)`` and ``scope`` ``(name, version, schema_url)`` or ``None``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-__all__ = ["SpanTuple", "pack_span", "unpack_span"]
+__all__ = ["ContextTuple", "SpanTuple", "pack_context", "unpack_span"]
 
 SpanTuple = tuple[Any, ...]
+ContextTuple = tuple[int, int, int, bool, tuple[tuple[str, str], ...]]
 
 
-def _context(context: SpanContext | None) -> tuple[int, int, int, bool, tuple[tuple[str, str], ...]] | None:
-    if context is None:
-        return None
+def pack_context(context: SpanContext) -> ContextTuple:
     state = tuple(context.trace_state.items()) if context.trace_state else ()
     return (context.trace_id, context.span_id, int(context.trace_flags), context.is_remote, state)
 
 
-def _unpack_context(packed: tuple[int, int, int, bool, tuple[tuple[str, str], ...]] | None) -> SpanContext | None:
+def _unpack_context(packed: ContextTuple | None) -> SpanContext | None:
     if packed is None:
         return None
     trace_id, span_id, flags, remote, state = packed
@@ -35,39 +43,34 @@ def _unpack_context(packed: tuple[int, int, int, bool, tuple[tuple[str, str], ..
     )
 
 
-def pack_span(span: ReadableSpan) -> SpanTuple:
-    """``span`` as a tuple of plain values (see the module docstring)."""
-    scope = span.instrumentation_scope
-    status = span.status
-    return (
-        span.name,
-        _context(span.context),
-        _context(span.parent),
-        span.kind.value,
-        span.start_time,
-        span.end_time,
-        dict(span.attributes) if span.attributes else None,
-        [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events] or None,
-        [(_context(link.context), dict(link.attributes or {})) for link in span.links] or None,
-        (status.status_code.value, status.description),
-        (scope.name, scope.version, scope.schema_url) if scope is not None else None,
-    )
-
-
-def unpack_span(packed: SpanTuple, resource: Resource) -> ReadableSpan:
-    """The span :func:`pack_span` packed, as the SDK's exporters take it."""
+def unpack_span(packed: SpanTuple, resource: Resource, limits: SpanLimits) -> ReadableSpan:
+    """The span a :class:`~relaygate.recorder.tracer.RecordedSpan` packed, as the SDK's exporters take it."""
     name, context, parent, kind, start, end, attributes, events, links, status, scope = packed
+    bounded_events: BoundedList[Any] = BoundedList(limits.max_events)
+    for event_name, attrs, timestamp in events or ():
+        bounded_events.append(Event(event_name, _bounded(attrs, limits.max_event_attributes, limits), timestamp))
+    bounded_links: BoundedList[Any] = BoundedList(limits.max_links)
+    for link_context, attrs in links or ():
+        bounded_links.append(
+            Link(_unpack_context(link_context), _bounded(attrs, limits.max_link_attributes, limits))  # type: ignore[arg-type]
+        )
     return ReadableSpan(
         name=name,
         context=_unpack_context(context),
         parent=_unpack_context(parent),
         resource=resource,
-        attributes=attributes,
-        events=[Event(event_name, attrs, timestamp) for event_name, attrs, timestamp in events or ()],
-        links=[Link(_unpack_context(link_context), attrs) for link_context, attrs in links or ()],  # type: ignore[arg-type]
+        attributes=BoundedAttributes(
+            limits.max_span_attributes, attributes, immutable=True, max_value_len=limits.max_span_attribute_length
+        ),
+        events=bounded_events,
+        links=bounded_links,
         kind=SpanKind(kind),
         status=Status(StatusCode(status[0]), status[1]),
         start_time=start,
         end_time=end,
         instrumentation_scope=InstrumentationScope(*scope) if scope is not None else None,
     )
+
+
+def _bounded(attributes: dict[str, Any] | None, maxlen: int | None, limits: SpanLimits) -> BoundedAttributes:
+    return BoundedAttributes(maxlen, attributes, immutable=True, max_value_len=limits.max_attribute_length)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from relaygate.recorder import Recorder
+    from relaygate.recorder import Recorder, RecordingTracerProvider
 
 __all__ = ["Export", "configure_export", "span_exporter"]
 
@@ -32,7 +32,7 @@ logger = logging.getLogger("relaygate")
 class Export:
     """The providers relaygate installed; :meth:`shutdown` flushes what is still queued."""
 
-    tracer_provider: TracerProvider | None = None
+    tracer_provider: TracerProvider | RecordingTracerProvider | None = None
     meter_provider: MeterProvider | None = None
 
     def shutdown(self) -> None:
@@ -83,21 +83,24 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
     elif not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         logger.info("telemetry: spans go to the TracerProvider this process had already set")
     else:
-        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        tracer_provider = SdkTracerProvider(resource=resource)
+        tracer_provider: TracerProvider | RecordingTracerProvider
         if recorder is not None:
-            from relaygate.recorder import RecorderSpanProcessor
+            from relaygate.recorder import RecordingTracerProvider
 
+            # Spans are recorded as plain values and handed to the recorder as they end: the SDK's per-span
+            # work (attribute cleaning, limits, the processors' copy) happens in the recorder, before encoding.
+            tracer_provider = RecordingTracerProvider(recorder, resource=resource)
             recorder.config = replace(
                 recorder.config,
                 traces_endpoint=traces_endpoint,
                 telemetry=settings,
                 resource=dict(tracer_provider.resource.attributes),
             )
-            tracer_provider.add_span_processor(RecorderSpanProcessor(recorder))
         else:
+            from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            tracer_provider = SdkTracerProvider(resource=resource)
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter(settings, traces_endpoint, headers)))
         trace.set_tracer_provider(tracer_provider)
         export.tracer_provider = tracer_provider
