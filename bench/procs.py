@@ -76,6 +76,21 @@ class Server:
     def rss_bytes(self) -> int:
         return rss_of(self.pids())
 
+    def settle(self, *, idle_share: float = 0.03, window: float = 0.25, timeout: float = 30.0) -> float:
+        """Wait until the server's processes are idle (under ``idle_share`` of a core over ``window`` seconds):
+        what a previous phase left them to do off the request's path (a recorder exporting spans and writing
+        rows) is then done, and is not charged to the next phase's latency. Returns the seconds waited."""
+        start = time.monotonic()
+        pids = self.pids()
+        before = sum(cpu_seconds(pid) for pid in pids)
+        while time.monotonic() - start < timeout:
+            time.sleep(window)
+            after = sum(cpu_seconds(pid) for pid in pids)
+            if after - before < idle_share * window:
+                break
+            before = after
+        return time.monotonic() - start
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -174,6 +189,15 @@ class RssSampler:
         pids = self.server.pids()
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, rss_of(pids))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process (its threads included), in seconds; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_of(pids: list[int]) -> int:

@@ -18,7 +18,6 @@ another process shows it under that process.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -27,20 +26,9 @@ import time
 from pathlib import Path
 
 from bench.load import Target, python_load
-from bench.procs import free_port, rss_of, start_server
+from bench.procs import cpu_seconds, free_port, rss_of, start_server
 from bench.run import QUICK, Phases, _chat, _relaygate_full, _relaygate_min
 from bench.upstream import JSON_MODEL
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process (its threads included), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _name(pid: int) -> str:
