@@ -76,7 +76,7 @@ class Server:
     def rss_bytes(self) -> int:
         return rss_of(self.pids())
 
-    def settle(self, *, idle_share: float = 0.03, window: float = 0.25, timeout: float = 30.0) -> float:
+    def settle(self, *, idle_share: float = 0.03, window: float = 0.25, timeout: float = 10.0) -> float:
         """Wait until the server's processes are idle (under ``idle_share`` of a core over ``window`` seconds):
         what a previous phase left them to do off the request's path (a recorder exporting spans and writing
         rows) is then done, and is not charged to the next phase's latency. Returns the seconds waited."""
