@@ -59,9 +59,7 @@ def unpack_span(packed: SpanTuple, resource: Resource, limits: SpanLimits) -> Re
         context=_unpack_context(context),
         parent=_unpack_context(parent),
         resource=resource,
-        attributes=BoundedAttributes(
-            limits.max_span_attributes, attributes, immutable=True, max_value_len=limits.max_span_attribute_length
-        ),
+        attributes=_span_attributes(attributes, limits),
         events=bounded_events,
         links=bounded_links,
         kind=SpanKind(kind),
@@ -70,6 +68,29 @@ def unpack_span(packed: SpanTuple, resource: Resource, limits: SpanLimits) -> Re
         end_time=end,
         instrumentation_scope=InstrumentationScope(*scope) if scope is not None else None,
     )
+
+
+_PLAIN = frozenset((str, bool, int, float))
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    return kind in _PLAIN or (kind is tuple and all(type(item) in _PLAIN for item in value))
+
+
+def _span_attributes(attributes: dict[str, Any] | None, limits: SpanLimits) -> Any:
+    """The span's attributes as the SDK keeps them. Most spans are within the limits and hold only plain values,
+    which the SDK's cleaning would leave as they are: those keep their dict (cleaning each value again is
+    most of what rebuilding a span costs the recorder)."""
+    maxlen = limits.max_span_attributes
+    if (
+        attributes
+        and limits.max_span_attribute_length is None
+        and (maxlen is None or len(attributes) <= maxlen)
+        and all(type(key) is str and key and _plain(value) for key, value in attributes.items())
+    ):
+        return attributes
+    return BoundedAttributes(maxlen, attributes, immutable=True, max_value_len=limits.max_span_attribute_length)
 
 
 def _bounded(attributes: dict[str, Any] | None, maxlen: int | None, limits: SpanLimits) -> BoundedAttributes:
