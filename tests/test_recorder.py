@@ -192,8 +192,10 @@ async def test_a_killed_recorder_is_noticed_and_restarted_and_loses_no_more_than
             assert first is not None
             with caplog.at_level(logging.ERROR, logger="relaygate.recorder"):
                 os.kill(first, signal.SIGKILL)
-                await anyio.to_thread.run_sync(_wait_for, lambda: recorder.restarts == 1)
-            assert recorder.pid not in (None, first)
+                # The new recorder's pid is set just after the restart is counted.
+                await anyio.to_thread.run_sync(
+                    _wait_for, lambda: recorder.restarts == 1 and recorder.pid not in (None, first)
+                )
             assert "the recorder process exited" in caplog.text
             after = await _traces(client, 5, start=5)
             await recorder.flush()

@@ -79,19 +79,22 @@ def _plain(value: Any) -> bool:
 
 
 def _span_attributes(attributes: dict[str, Any] | None, limits: SpanLimits) -> Any:
-    """The span's attributes as the SDK keeps them. Most spans are within the limits and hold only plain values,
-    which the SDK's cleaning would leave as they are: those keep their dict (cleaning each value again is
-    most of what rebuilding a span costs the recorder)."""
-    maxlen = limits.max_span_attributes
+    return _attributes(attributes, limits.max_span_attributes, limits.max_span_attribute_length)
+
+
+def _bounded(attributes: dict[str, Any] | None, maxlen: int | None, limits: SpanLimits) -> Any:
+    return _attributes(attributes, maxlen, limits.max_attribute_length)
+
+
+def _attributes(attributes: dict[str, Any] | None, maxlen: int | None, max_value_len: int | None) -> Any:
+    """Attributes as the SDK keeps them. Most are within the limits and hold only plain values, which the
+    SDK's cleaning would leave as they are: those keep their dict (cleaning each value again, and reading
+    it back through the SDK's bounded mapping, is most of what rebuilding and encoding a span costs)."""
     if (
         attributes
-        and limits.max_span_attribute_length is None
+        and max_value_len is None
         and (maxlen is None or len(attributes) <= maxlen)
         and all(type(key) is str and key and _plain(value) for key, value in attributes.items())
     ):
         return attributes
-    return BoundedAttributes(maxlen, attributes, immutable=True, max_value_len=limits.max_span_attribute_length)
-
-
-def _bounded(attributes: dict[str, Any] | None, maxlen: int | None, limits: SpanLimits) -> BoundedAttributes:
-    return BoundedAttributes(maxlen, attributes, immutable=True, max_value_len=limits.max_attribute_length)
+    return BoundedAttributes(maxlen, attributes, immutable=True, max_value_len=max_value_len)
