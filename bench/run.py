@@ -122,10 +122,17 @@ def _floor(client: str) -> Callable[[str, Path], tuple[Server, dict[str, str]]]:
     return start
 
 
+# How relaygate's own paths are started: bench.instructions runs them under callgrind (slower to start).
+GATEWAY_PYTHON: list[str] = [sys.executable]
+GATEWAY_START_TIMEOUT = 60.0
+
+
 def _relaygate_min(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
     port = free_port()
-    command = [sys.executable, "-m", "bench.serve", "relaygate-min", "--upstream", upstream, "--port", str(port)]
-    return start_server("relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent)), {}
+    command = [*GATEWAY_PYTHON, "-m", "bench.serve", "relaygate-min", "--upstream", upstream, "--port", str(port)]
+    return start_server(
+        "relaygate-min", command, port=port, cwd=str(BENCH_DIR.parent), timeout=GATEWAY_START_TIMEOUT
+    ), {}
 
 
 def _relaygate_mcp(upstream: str, work: Path) -> tuple[Server, dict[str, str]]:
@@ -203,7 +210,7 @@ def _start_full(
     key = "rg-" + secrets.token_urlsafe(24)
     env = {"BENCH_UPSTREAM": upstream, "BENCH_KEY": key, "BENCH_ADMIN_KEY": "rg-" + secrets.token_urlsafe(24)}
     env.update(telemetry)
-    command = [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(config)]
+    command = [*GATEWAY_PYTHON, "-m", "relaygate.cli", "serve", "--config", str(config)]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     headers = {
         "authorization": f"Bearer {key}",
@@ -216,7 +223,10 @@ def _start_full(
     # Two workers get both cores (on a 2-core machine the load generator shares one of them with a worker).
     count = os.cpu_count() or 1
     cores = (set(range(count)) - ({LOAD_CORE} if count > 2 else set())) if workers > 1 else None
-    server = start_server(name, command, port=port, env=env, unset=unset, cwd=str(BENCH_DIR.parent), cores=cores)
+    server = start_server(
+        name, command, port=port, env=env, unset=unset, cwd=str(BENCH_DIR.parent), cores=cores,
+        timeout=GATEWAY_START_TIMEOUT,
+    )  # fmt: skip
     return server, headers
 
 
