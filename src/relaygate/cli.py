@@ -156,7 +156,11 @@ def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
         meter = gateway.telemetry.meter if gateway.telemetry is not None else None
         recorder = Recorder(RecorderConfig(database=settings.database, telemetry=settings.telemetry), meter=meter)
     gateway.export = configure_export(settings.telemetry, recorder=recorder)
-    if recorder is not None and (recorder.config.traces_endpoint is not None or gateway.ledger is not None):
+    if recorder is not None and (
+        recorder.config.traces_endpoint is not None
+        or recorder.config.metrics_endpoint is not None
+        or gateway.ledger is not None
+    ):
         gateway.use_recorder(recorder)
     gateway.gc_thresholds = settings.server.gc_thresholds
     return gateway

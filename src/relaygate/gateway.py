@@ -246,13 +246,16 @@ class Gateway:
         self._lifespans = 0
 
     def use_recorder(self, recorder: Recorder) -> None:
-        """Have ``recorder`` (a child process, started with the gateway) write the ledger's rows; spans reach
-        it through the span processor :func:`~relaygate.telemetry.configure_export` installed."""
+        """Have ``recorder`` (a child process, started with the gateway) write the ledger's rows, and aggregate
+        and export the calls' histograms when its config names a metrics endpoint; spans reach it through the
+        tracer provider :func:`~relaygate.telemetry.configure_export` installed."""
         from relaygate.recorder import RecorderWriter
 
         self.recorder = recorder
         if self.ledger is not None:
             self.ledger.writer = RecorderWriter(recorder)
+        if self.telemetry is not None and recorder.config.metrics_endpoint is not None:
+            self.telemetry.record_in(recorder)
 
     def _document(self, root_path: str) -> bytes:
         return self.openapi.json(root_path)

@@ -4,11 +4,13 @@ It runs as ``python -m relaygate.recorder FD``, a child process the gateway star
 pickled messages from its end of a socket pair (file descriptor ``FD``): first its
 :class:`RecorderConfig`, then
 
-- ``("batch", spans, calls)``: spans go to the :class:`~relaygate.recorder.sink.SpanSink` (OTLP export
-  in a thread of its own); calls (records with their thread messages) to a
-  :class:`~relaygate.store.BatchWriter` on the recorder's own connection to the ledger's database, and
-  are written before the next batch is read, so that what the recorder holds is one batch;
-- ``("stop",)``: write and export everything, answer ``("stopped", ...)`` and exit.
+- ``("batch", spans, calls, measurements)``: spans go to the :class:`~relaygate.recorder.sink.SpanSink`
+  (OTLP export in a thread of its own); calls (records with their thread messages, packed by
+  :func:`~relaygate.recorder.records.pack_call`) to a :class:`~relaygate.store.BatchWriter` on the
+  recorder's own connection to the ledger's database, and are written before the next batch is read, so
+  that what the recorder holds is one batch; the histograms' measurements to the
+  :class:`~relaygate.recorder.metrics.MetricSink` (aggregated here, exported by the SDK's periodic reader);
+- ``("stop",)``: write and export everything (metrics included), answer ``("stopped", ...)`` and exit.
 
 After each batch it answers ``("progress", batches, resolved, dropped_calls, dropped_spans)``: the batches
 done and the calls stored or given up so far, for the gateway's flow control, its ``flush`` and its drop
@@ -40,6 +42,7 @@ class RecorderConfig:
 
     database: str | None = None
     traces_endpoint: str | None = None
+    metrics_endpoint: str | None = None
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     resource: dict[str, Any] = field(default_factory=dict)
     writer_options: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +82,7 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
 
     threading.Thread(target=read, name="relaygate-recorder-read", daemon=True).start()
     sink = _sink(config)
+    metric_sink = _metric_sink(config)
     received = 0
     batches = 0
     stopped = False
@@ -107,14 +111,15 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
             if message[0] == "stop":
                 stopped = True
                 break
-            _, spans, calls = message
+            _, spans, calls, measurements = message
             if spans and sink is not None:
                 sink.add(spans)
+            if measurements and metric_sink is not None:
+                metric_sink.add(measurements)
             if calls:
                 received += len(calls)
                 if writer is not None:
-                    for call, messages in calls:
-                        writer.submit(call, messages)
+                    _submit_calls(writer, calls)
                     await writer.flush()
             batches += 1
             report("progress")
@@ -122,6 +127,8 @@ async def _run(conn: Connection, config: RecorderConfig) -> None:
             await writer.aclose()
     if sink is not None:
         await asyncio.to_thread(sink.close, config.close_timeout)
+    if metric_sink is not None:
+        await asyncio.to_thread(metric_sink.close, config.close_timeout)
     if stopped:
         report("stopped")
 
@@ -137,6 +144,25 @@ def _sink(config: RecorderConfig) -> Any:
     headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
     exporter = span_exporter(config.telemetry, config.traces_endpoint, headers)
     return SpanSink(exporter, Resource(config.resource), max_queue=config.max_spans)
+
+
+def _metric_sink(config: RecorderConfig) -> Any:
+    if config.metrics_endpoint is None:
+        return None
+    from opentelemetry.sdk.resources import Resource
+
+    from relaygate.recorder.metrics import MetricSink
+    from relaygate.telemetry.export import metric_exporter
+
+    headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
+    return MetricSink(metric_exporter(config.telemetry, config.metrics_endpoint, headers), Resource(config.resource))
+
+
+def _submit_calls(writer: Any, calls: list[Any]) -> None:
+    from relaygate.recorder.records import unpack_call
+
+    for packed in calls:
+        writer.submit(*unpack_call(packed))
 
 
 def run_from_fd(fd: int) -> None:

@@ -1,9 +1,10 @@
 """The gateway's side of the recorder: a bounded queue of finished calls and spans, handed in batches to a
 child process (:mod:`relaygate.recorder.child`) by a thread, and that child watched and restarted.
 
-The request's path only appends to the queue (:meth:`Recorder.submit_call`, :meth:`Recorder.submit_span`);
-a sender thread pickles what waits every ``interval`` seconds (or as soon as ``batch`` records wait) and
-writes it to the recorder's pipe.
+The request's path only appends to the queue (:meth:`Recorder.submit_call`, :meth:`Recorder.submit_span`,
+:meth:`Recorder.submit_metric`); a sender thread pickles what waits every ``interval`` seconds (or as soon as
+``batch`` records wait) and writes it to the recorder's pipe, each call packed as a tuple of plain values
+(:mod:`relaygate.recorder.records`).
 
 Faults:
 
@@ -13,9 +14,9 @@ Faults:
   ``IN_FLIGHT`` (2) batches it has not finished, so a crash loses at most those.
 - **The collector or the database is slow or down**: the recorder finishes no batch while it retries,
   no further batch is handed over, and the queue here grows up to ``max_pending`` records; beyond that
-  new records are dropped, counted in the ``relaygate.recorder.dropped`` metric (by kind: ``call`` or
-  ``span``) and logged (the first, then every thousandth). The recorder's own drops (its span queue,
-  calls the database refused) are added to the same metric.
+  new records are dropped, counted in the ``relaygate.recorder.dropped`` metric (by kind: ``call``,
+  ``span`` or ``metric``, a histogram's measurement) and logged (the first, then every thousandth). The
+  recorder's own drops (its span queue, calls the database refused) are added to the same metric.
 - **A clean stop** (:meth:`Recorder.stop`) hands over everything queued, then asks the recorder to write
   and export all of it and waits for its answer (at most ``close_timeout`` seconds plus a margin).
 """
@@ -35,11 +36,14 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from relaygate.recorder.child import RecorderConfig
+from relaygate.recorder.process import Child
+from relaygate.recorder.records import pack_call
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
 
     from relaygate.store import CallRecord, MessageRecord
+    from relaygate.telemetry.histograms import MeasurementTuple
 
 __all__ = ["Recorder"]
 
@@ -51,6 +55,8 @@ METRIC_DROPPED = "relaygate.recorder.dropped"
 IN_FLIGHT = 2
 _SPAN = 0
 _CALL = 1
+_METRIC = 2
+_KINDS = ("span", "call", "metric")
 
 
 class Recorder:
@@ -72,7 +78,7 @@ class Recorder:
         self._queue: deque[tuple[int, Any]] = deque()
         self._wake = threading.Event()
         self._closing = False
-        self._process: _Child | None = None
+        self._process: Child | None = None
         self._conn: Connection | None = None
         self._sender: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,6 +93,7 @@ class Recorder:
         self.resolved = 0
         self.dropped_calls = 0
         self.dropped_spans = 0
+        self.dropped_metrics = 0
         self.restarts = 0
         # What the current recorder process was sent, and what it reported back.
         self._sent = 0
@@ -112,7 +119,7 @@ class Recorder:
             self._drop(_SPAN, 1, "the recorder is stopped" if self._closing else "its queue is full")
             return
         self._queue.append((_SPAN, span))
-        if len(self._queue) >= self.batch:
+        if len(self._queue) >= self.batch and not self._wake.is_set():
             self._wake.set()
 
     def submit_call(self, call: CallRecord, messages: Sequence[MessageRecord] = ()) -> bool:
@@ -125,20 +132,32 @@ class Recorder:
         with self._lock:
             self.accepted += 1
         self._queue.append((_CALL, (call, tuple(messages))))
-        if len(self._queue) >= self.batch:
+        if len(self._queue) >= self.batch and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def submit_metric(self, measurement: MeasurementTuple) -> None:
+        """A histogram's measurement, for the recorder's meter provider (see :mod:`relaygate.telemetry.histograms`)."""
+        if self._closing or len(self._queue) >= self.max_pending:
+            self._drop(_METRIC, 1, "the recorder is stopped" if self._closing else "its queue is full")
+            return
+        self._queue.append((_METRIC, measurement))
+        if len(self._queue) >= self.batch and not self._wake.is_set():
+            self._wake.set()
 
     def _drop(self, kind: int, count: int, reason: str) -> None:
         if count <= 0:
             return
-        name = "call" if kind == _CALL else "span"
+        name = _KINDS[kind]
         if kind == _CALL:
             before = self.dropped_calls
             self.dropped_calls += count
-        else:
+        elif kind == _SPAN:
             before = self.dropped_spans
             self.dropped_spans += count
+        else:
+            before = self.dropped_metrics
+            self.dropped_metrics += count
         if before == 0 or before // DROP_LOG_EVERY != (before + count) // DROP_LOG_EVERY:
             logger.warning("recorder: %d %s records dropped (%s); %d so far", count, name, reason, before + count)
         if self._dropped_metric is not None:
@@ -195,7 +214,7 @@ class Recorder:
         ours, theirs = socket.socketpair()
         # A fresh interpreter that imports only the recorder (multiprocessing's spawn would import the
         # serving process's __main__, the whole gateway, and start a resource tracker besides).
-        process = _Child(
+        process = Child(
             subprocess.Popen(
                 [sys.executable, "-m", "relaygate.recorder", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
@@ -233,10 +252,13 @@ class Recorder:
     def _send_batch(self) -> None:
         spans: list[Any] = []
         calls: list[Any] = []
+        measurements: list[Any] = []
+        kinds = (spans, calls, measurements)
         for _ in range(min(self.batch, len(self._queue))):
             kind, item = self._queue.popleft()
-            (calls if kind == _CALL else spans).append(item)
-        data = pickle.dumps(("batch", spans, calls), protocol=pickle.HIGHEST_PROTOCOL)
+            kinds[kind].append(item)
+        calls[:] = [pack_call(call, messages) for call, messages in calls]
+        data = pickle.dumps(("batch", spans, calls, measurements), protocol=pickle.HIGHEST_PROTOCOL)
         self._sent += len(calls)
         self._batches_sent += 1
         try:
@@ -261,13 +283,15 @@ class Recorder:
     def _give_up(self) -> None:
         """The stop's deadline passed: what the recorder held and what still waits here is lost."""
         queued = [item for kind, item in self._queue if kind == _CALL]
-        spans = len(self._queue) - len(queued)
+        measurements = sum(1 for kind, _ in self._queue if kind == _METRIC)
+        spans = len(self._queue) - len(queued) - measurements
         self._queue.clear()
         lost = self._sent - self._child_resolved + len(queued)
         with self._lock:
             self.resolved += lost
         self._drop(_CALL, lost, "the recorder did not finish before the stop's deadline")
         self._drop(_SPAN, spans, "the recorder did not finish before the stop's deadline")
+        self._drop(_METRIC, measurements, "the recorder did not finish before the stop's deadline")
         if self._process is not None:
             self._process.join(5)
         if self._conn is not None:
@@ -356,27 +380,3 @@ class Recorder:
 def _done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-class _Child:
-    """The recorder's process, as the sender thread watches it."""
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.popen.poll()
-
-    def is_alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        self.popen.kill()
-
-    def join(self, timeout: float | None = None) -> None:
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from relaygate.recorder import Recorder, RecordingTracerProvider
 
-__all__ = ["Export", "configure_export", "span_exporter"]
+__all__ = ["Export", "configure_export", "metric_exporter", "span_exporter"]
 
 logger = logging.getLogger("relaygate")
 
@@ -59,7 +59,8 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
     """Install OTLP-exporting tracer and meter providers, unless one is already set or none is wanted.
 
     With a ``recorder``, finished spans go to it (a child process encodes and exports them) instead of a
-    batch processor in this process. Logs where spans and where metrics go (endpoints without their
+    batch processor in this process, and so do the calls' histograms' measurements (it aggregates and
+    exports them). Logs where spans and where metrics go (endpoints without their
     credentials), or why they go nowhere.
     """
     export = Export()
@@ -115,11 +116,21 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
         from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        reader = PeriodicExportingMetricReader(_metric_exporter(settings, metrics_endpoint, headers))
+        reader = PeriodicExportingMetricReader(metric_exporter(settings, metrics_endpoint, headers))
         meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
         metrics.set_meter_provider(meter_provider)
         export.meter_provider = meter_provider
         logger.info("telemetry: metrics go to %s (OTLP %s)", _shown(metrics_endpoint), settings.protocol)
+        if recorder is not None:
+            # The call's histograms are aggregated and exported by the recorder (Gateway.use_recorder switches
+            # them, see Telemetry.record_in); the rare counters stay on this process's provider.
+            recorder.config = replace(
+                recorder.config,
+                metrics_endpoint=metrics_endpoint,
+                telemetry=settings,
+                resource=dict(resource.attributes),
+            )
+            logger.info("telemetry: the calls' histograms are aggregated and exported by the recorder process")
     return export
 
 
@@ -153,7 +164,7 @@ def span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str,
     return OTLPSpanExporter(endpoint=endpoint, headers=headers)
 
 
-def _metric_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> MetricExporter:
+def metric_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> MetricExporter:
     if settings.protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter

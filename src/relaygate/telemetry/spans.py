@@ -20,12 +20,14 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from relaygate.telemetry import names
 from relaygate.telemetry.attempt import AttemptSpan
 from relaygate.telemetry.content import capped, input_messages
+from relaygate.telemetry.histograms import HistogramLike, create_histograms, recorded_histograms
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
     from relaygate.context import RequestContext, Route
+    from relaygate.recorder import Recorder
 
 __all__ = ["AttemptSpan", "Telemetry"]
 
@@ -57,21 +59,19 @@ class Telemetry:
         self.tracer = trace.get_tracer(INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
         # Other parts record their own instruments on it (the limits' overbilled calls).
         self.meter = meter = metrics.get_meter(INSTRUMENTATION, __version__, meter_provider=meter_provider)
-        self.token_usage = meter.create_histogram(
-            names.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used by a GenAI call",
-            explicit_bucket_boundaries_advisory=names.TOKEN_BUCKETS,
-        )  # fmt: skip
-        self.duration = meter.create_histogram(
-            names.METRIC_DURATION, unit="s", description="Duration of a GenAI call",
-            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
-        )  # fmt: skip
-        self.time_to_first_chunk = meter.create_histogram(
-            names.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to the first chunk of a streamed GenAI call",
-            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
-        )  # fmt: skip
+        self.token_usage: HistogramLike
+        self.duration: HistogramLike
+        self.time_to_first_chunk: HistogramLike
+        self.token_usage, self.duration, self.time_to_first_chunk = create_histograms(meter)
         self.capture_content = capture_content
         self.content_max_bytes = content_max_bytes
         self.langdb_attributes = langdb_attributes
+
+    def record_in(self, recorder: Recorder) -> None:
+        """Have ``recorder``'s process aggregate and export the call's histograms (it exports metrics to the
+        endpoint its config names): a record here only queues the measurement (see
+        :mod:`relaygate.telemetry.histograms`). Other instruments stay on :attr:`meter`."""
+        self.token_usage, self.duration, self.time_to_first_chunk = recorded_histograms(recorder.submit_metric)
 
     # --- the gateway's span -------------------------------------------------------------------------
 
