@@ -154,7 +154,7 @@ def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
         from relaygate.recorder import Recorder, RecorderConfig
 
         meter = gateway.telemetry.meter if gateway.telemetry is not None else None
-        recorder = Recorder(RecorderConfig(database=settings.database, telemetry=settings.telemetry), meter=meter)
+        recorder = Recorder(RecorderConfig(database=settings.database), meter=meter)
     gateway.export = configure_export(settings.telemetry, recorder=recorder)
     if recorder is not None and (
         recorder.config.traces_endpoint is not None

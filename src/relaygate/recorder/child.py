@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from relaygate.settings import TelemetrySettings
+from relaygate.telemetry.otlp import Otlp
 
 __all__ = ["RecorderConfig", "main"]
 
@@ -38,12 +38,13 @@ logger = logging.getLogger("relaygate.recorder")
 
 @dataclass(frozen=True)
 class RecorderConfig:
-    """What the recorder process needs to know (it is pickled to it)."""
+    """What the recorder process needs to know (it is pickled to it): plain values only, so that the recorder
+    imports neither the settings (pydantic) nor the gateway to read it."""
 
     database: str | None = None
     traces_endpoint: str | None = None
     metrics_endpoint: str | None = None
-    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    otlp: Otlp = field(default_factory=Otlp)
     resource: dict[str, Any] = field(default_factory=dict)
     writer_options: dict[str, Any] = field(default_factory=dict)
     max_spans: int = 8192
@@ -141,8 +142,7 @@ def _sink(config: RecorderConfig) -> Any:
     from relaygate.recorder.sink import SpanSink
     from relaygate.telemetry.export import span_exporter
 
-    headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
-    exporter = span_exporter(config.telemetry, config.traces_endpoint, headers)
+    exporter = span_exporter(config.otlp, config.traces_endpoint, dict(config.otlp.headers))
     return SpanSink(exporter, Resource(config.resource), max_queue=config.max_spans)
 
 
@@ -154,8 +154,8 @@ def _metric_sink(config: RecorderConfig) -> Any:
     from relaygate.recorder.metrics import MetricSink
     from relaygate.telemetry.export import metric_exporter
 
-    headers = {key: value.get_secret_value() for key, value in config.telemetry.headers.items()}
-    return MetricSink(metric_exporter(config.telemetry, config.metrics_endpoint, headers), Resource(config.resource))
+    exporter = metric_exporter(config.otlp, config.metrics_endpoint, dict(config.otlp.headers))
+    return MetricSink(exporter, Resource(config.resource))
 
 
 def _submit_calls(writer: Any, calls: list[Any]) -> None:

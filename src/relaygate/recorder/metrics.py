@@ -36,7 +36,7 @@ class MetricSink:
 
     def __init__(self, exporter: MetricExporter, resource: Resource) -> None:
         from relaygate import __version__
-        from relaygate.telemetry.spans import INSTRUMENTATION
+        from relaygate.telemetry.names import INSTRUMENTATION
 
         self.reader = PeriodicExportingMetricReader(exporter)
         self.provider = MeterProvider(resource=resource, metric_readers=[self.reader], shutdown_on_exit=False)

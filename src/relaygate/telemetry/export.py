@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import metrics, trace
 
-from relaygate.settings import TelemetrySettings
+from relaygate.telemetry.otlp import Otlp
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from relaygate.recorder import Recorder, RecordingTracerProvider
+    from relaygate.settings import TelemetrySettings
 
-__all__ = ["Export", "configure_export", "metric_exporter", "span_exporter"]
+__all__ = ["Export", "Otlp", "configure_export", "metric_exporter", "span_exporter"]
 
 logger = logging.getLogger("relaygate")
 
@@ -45,7 +46,7 @@ class Export:
                 logger.exception("telemetry shutdown failed")
 
 
-def _endpoint(settings: TelemetrySettings, signal: str) -> str | None:
+def _endpoint(settings: TelemetrySettings | Otlp, signal: str) -> str | None:
     given = settings.traces_endpoint if signal == "traces" else settings.metrics_endpoint
     if given:
         return given
@@ -94,7 +95,7 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
             recorder.config = replace(
                 recorder.config,
                 traces_endpoint=traces_endpoint,
-                telemetry=settings,
+                otlp=Otlp.of(settings),
                 resource=dict(tracer_provider.resource.attributes),
             )
         else:
@@ -127,7 +128,7 @@ def configure_export(settings: TelemetrySettings, *, recorder: Recorder | None =
             recorder.config = replace(
                 recorder.config,
                 metrics_endpoint=metrics_endpoint,
-                telemetry=settings,
+                otlp=Otlp.of(settings),
                 resource=dict(resource.attributes),
             )
             logger.info("telemetry: the calls' histograms are aggregated and exported by the recorder process")
@@ -149,7 +150,8 @@ def _no_meter_provider() -> bool:
     return isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
 
 
-def span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> SpanExporter:
+def span_exporter(settings: TelemetrySettings | Otlp, endpoint: str, headers: dict[str, str]) -> SpanExporter:
+    """An OTLP span exporter of ``settings.protocol`` (the recorder process passes an :class:`Otlp`)."""
     if settings.protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -164,7 +166,7 @@ def span_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str,
     return OTLPSpanExporter(endpoint=endpoint, headers=headers)
 
 
-def metric_exporter(settings: TelemetrySettings, endpoint: str, headers: dict[str, str]) -> MetricExporter:
+def metric_exporter(settings: TelemetrySettings | Otlp, endpoint: str, headers: dict[str, str]) -> MetricExporter:
     if settings.protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter

@@ -6,6 +6,9 @@ module is private and its names move between releases, while these are what back
 
 from __future__ import annotations
 
+# The instrumentation scope of relaygate's tracer and meter (the recorder's meter takes it too).
+INSTRUMENTATION = "relaygate"
+
 # GenAI semantic conventions v1.41.0 (docs/gen-ai/gen-ai-spans.md, gen-ai-metrics.md)
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"

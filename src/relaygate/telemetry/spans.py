@@ -21,6 +21,7 @@ from relaygate.telemetry import names
 from relaygate.telemetry.attempt import AttemptSpan
 from relaygate.telemetry.content import capped, input_messages
 from relaygate.telemetry.histograms import HistogramLike, create_histograms, recorded_histograms
+from relaygate.telemetry.names import INSTRUMENTATION
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AttemptSpan", "Telemetry"]
 
-INSTRUMENTATION = "relaygate"
 PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 PARAMETERS = {
     "temperature": names.REQUEST_TEMPERATURE,
