@@ -46,7 +46,6 @@ from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routes import RouteTable, stack_routes
 from relaygate.routing import ModelRouter
-from relaygate.routing.shared import RedisMetricsSync
 from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
 from relaygate.settings import Settings, load_settings
 from relaygate.store import open_store
@@ -135,6 +134,8 @@ class Gateway:
         # the counters' own key prefix.
         self.metrics_sync = None
         if counters is not None and counters.startswith(("redis://", "rediss://", "unix://")):
+            from relaygate.routing.shared import RedisMetricsSync
+
             server, prefix = split_counters_url(counters)
             self.metrics_sync = RedisMetricsSync(
                 self.router.metrics, server, keys=self.router.target_keys, prefix=f"{prefix}:routing"

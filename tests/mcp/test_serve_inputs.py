@@ -189,3 +189,22 @@ async def test_a_server_that_is_down_is_an_mcp_error_and_an_error_result(calc: t
         async with session_of(gateway, "/mcp") as session:  # the union leaves it out, and still answers
             names = [tool.name for tool in (await session.list_tools()).tools]
     assert names and all(name.startswith("calc__") for name in names)
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/", "/mcp/calc"])
+async def test_without_mcp_servers_the_endpoint_is_a_404_in_the_gateways_shape(path: str) -> None:
+    gateway = Gateway(Settings(projects=[ProjectSettings(id="proj", keys=[KEY])], database=None))
+    transport = httpx.ASGITransport(app=gateway.app)
+    async with gateway.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        answers = [
+            await client.post(path, content=message("tools/list"), headers={"authorization": f"Bearer {KEY}", **JSON}),
+            await client.get(path, headers={"authorization": f"Bearer {KEY}"}),
+        ]
+        refused = await client.post(path, content=message("tools/list"), headers=JSON)  # no key: auth still answers
+    for response in answers:
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert error["code"] == "mcp_server_not_found" and error["type"] == "invalid_request_error"
+        assert "mcp_servers" in error["message"]
+    assert refused.status_code == 401
+    assert gateway.mcp_app.tools is None  # nothing to serve: no MCP server made (and the SDK not imported for it)

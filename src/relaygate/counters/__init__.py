@@ -3,15 +3,20 @@
 ``counters:`` in the config chooses: absent, the counters live in the gateway process; ``redis://host:6379/0``
 (or ``rediss://``) puts them in Redis, shared by every gateway that names it. ``?prefix=name`` in the URL sets
 the prefix of the keys (default ``relaygate``), so that several deployments can share one server.
+
+:class:`RedisCounters` (and with it the Redis client) is imported when first used: most gateways count in process.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from relaygate.counters.base import Adjustment, Charge, Counters, Reserved
 from relaygate.counters.memory import InProcessCounters
-from relaygate.counters.redis import RedisCounters
+
+if TYPE_CHECKING:
+    from relaygate.counters.redis import RedisCounters
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -35,8 +40,18 @@ def open_counters(url: str | None) -> tuple[Counters, str]:
         return InProcessCounters(), DEFAULT_PREFIX
     if urlsplit(url).scheme not in REDIS_SCHEMES:
         raise ValueError("counters must be redis://host:6379/0 or rediss://... (absent: in-process)")
+    from relaygate.counters.redis import RedisCounters
+
     server, prefix = split_counters_url(url)
     return RedisCounters(server), prefix
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisCounters":
+        from relaygate.counters.redis import RedisCounters
+
+        return RedisCounters
+    raise AttributeError(f"module 'relaygate.counters' has no attribute {name!r}")
 
 
 def split_counters_url(url: str) -> tuple[str, str]:

@@ -1,13 +1,14 @@
-"""``json_schema``: the answer is JSON and validates against ``schema`` (any JSON Schema draft it declares)."""
+"""``json_schema``: the answer is JSON and validates against ``schema`` (any JSON Schema draft it declares).
+
+``jsonschema`` is imported when a guard of this type is configured, not with the guards.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import jsonschema
 import orjson
-from jsonschema.exceptions import SchemaError
 from pydantic import Field, field_validator
 
 from relaygate.context import RequestContext
@@ -26,6 +27,9 @@ class JsonSchemaParameters(Parameters):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        import jsonschema
+        from jsonschema.exceptions import SchemaError
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except SchemaError as exc:
@@ -37,6 +41,8 @@ class JsonSchemaGuard(Guard):
     type = "json_schema"
 
     def __init__(self, spec: GuardSpec, env: GuardEnv) -> None:
+        import jsonschema
+
         super().__init__(spec, env)
         self.parameters = parse_parameters(JsonSchemaParameters, spec.parameters)
         schema = self.parameters.schema_

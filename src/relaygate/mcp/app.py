@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaygate._asgi import header, route_path
@@ -20,12 +19,14 @@ from relaygate.errors import (
     send_error,
 )
 from relaygate.mcp.routes import ROUTES, target_of
-from relaygate.mcp.server import ToolServer
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
     from relaygate.ledger import Ledger
     from relaygate.limits.limiter import Limiter
     from relaygate.mcp.pool import McpPool
+    from relaygate.mcp.server import ToolServer
     from relaygate.telemetry import Telemetry
 
 __all__ = ["McpApp"]
@@ -44,7 +45,8 @@ class McpApp:
     Sits right inside :class:`~relaygate.middleware.auth.AuthMiddleware`, so the key and project are checked
     (a request without a key gets auth's 401 with ``WWW-Authenticate``) and the request's span is open around it.
     The transport's task group runs between :meth:`start` and :meth:`aclose` (the gateway's lifespan); before
-    that, these paths answer 503.
+    that, these paths answer 503. A gateway with no MCP server configured answers them 404
+    (``mcp_server_not_found``), and never imports the MCP SDK for them.
     """
 
     def __init__(
@@ -59,7 +61,10 @@ class McpApp:
     ) -> None:
         self.app = app
         self.pool = pool
-        self.tools = ToolServer(pool, limiter=limiter, ledger=ledger, telemetry=telemetry)
+        self.limiter, self.ledger, self.telemetry = limiter, ledger, telemetry
+        # The MCP server the transport serves, made at start-up, and only with servers to serve (the SDK is
+        # imported then: most gateways have none, and it takes tens of MiB).
+        self.tools: ToolServer | None = None
         self.max_body_bytes = max_body_bytes
         # What the OpenAPI document shows (relaygate.routes.stack_routes collects it).
         self.routes = ROUTES
@@ -67,8 +72,14 @@ class McpApp:
         self._stack: AsyncExitStack | None = None
 
     async def start(self) -> None:
-        if self._stack is not None:
+        if self._stack is not None or not self.pool.servers:
             return
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from relaygate.mcp.server import ToolServer
+
+        if self.tools is None:
+            self.tools = ToolServer(self.pool, limiter=self.limiter, ledger=self.ledger, telemetry=self.telemetry)
         # A session manager runs once: a gateway started again gets a new one.
         manager = StreamableHTTPSessionManager(
             self.tools.server, json_response=True, stateless=True, max_request_body_size=self.max_body_bytes
@@ -99,6 +110,12 @@ class McpApp:
         await manager.handle_request(scope, receive, send)
 
     def _admit(self, scope: Scope, target: str) -> StreamableHTTPSessionManager:
+        if not self.pool.servers:
+            raise NotFoundError(
+                "No MCP server is configured: /mcp serves the tools of the servers under mcp_servers in the "
+                "gateway's config.",
+                code="mcp_server_not_found",
+            )
         if scope["method"] != "POST":
             # Stateless: no stream of the server's own messages (GET) and no session to end (DELETE); MCP's
             # streamable HTTP lets a server answer both with a 405.

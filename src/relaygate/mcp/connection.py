@@ -19,7 +19,6 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relaygate.settings.mcp import McpTransport
@@ -213,6 +212,7 @@ def _transport(endpoint: Endpoint, connect_timeout: float) -> AbstractAsyncConte
 
 @asynccontextmanager
 async def _streamable_http(endpoint: Endpoint, connect_timeout: float) -> AsyncIterator[Streams]:
+    import httpx
     from mcp.client.streamable_http import streamable_http_client
 
     timeout = httpx.Timeout(connect_timeout, read=READ_TIMEOUT)
@@ -240,6 +240,9 @@ def describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, TimeoutError):
         return str(exc) or "no answer in time"
+    # Loaded already: the MCP SDK, which made the connection that failed, imports it.
+    import httpx
+
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     text = str(exc) or type(exc).__name__

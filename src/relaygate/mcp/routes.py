@@ -98,8 +98,9 @@ ROUTES = [
         "MCP: the tools of every MCP server the project may use",
         description="An MCP endpoint (streamable HTTP, JSON answers, no session) whose tools are those of every "
         "configured MCP server the caller's project may use, named `{server}__{tool}`. Tool calls pass the "
-        "project's `tool_calls_per_minute`, are traced as `execute_tool` spans and recorded in the ledger.",
-        errors=(406, 415, 503),
+        "project's `tool_calls_per_minute`, are traced as `execute_tool` spans and recorded in the ledger. A "
+        "gateway with no MCP server configured answers 404 (`mcp_server_not_found`).",
+        errors=(404, 406, 415, 503),
         **_COMMON,
     ),
     Route(

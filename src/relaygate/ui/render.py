@@ -3,6 +3,8 @@
 Autoescaping is on for every template: every value a caller sent (prompts, labels, user ids, thread ids) is
 text in the page, never markup. Every link is built from the request's base (``root_path`` + ``/ui``), so
 the pages work mounted (``/llm/ui``) and behind a proxy's prefix alike.
+
+Jinja2 is imported at the first page rendered, not with the gateway: most gateways never serve one.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import jinja2
 import orjson
 from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["Renderer", "page_url"]
 
@@ -102,18 +107,22 @@ def share(part: float, whole: float) -> str:
 class Renderer:
     """Renders the package's templates into HTML responses with the dashboard's security headers."""
 
-    def __init__(self) -> None:
-        self.env = jinja2.Environment(
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        import jinja2
+
+        env = jinja2.Environment(
             loader=jinja2.PackageLoader("relaygate.ui", "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(
+        env.filters.update(
             usd=usd, number=number, duration=duration, when=when, epoch=epoch, marked=marked, pretty_json=pretty_json
         )
-        self.env.globals.update(share=share, page_url=page_url, quote=lambda v: quote(str(v), safe=""))
+        env.globals.update(share=share, page_url=page_url, quote=lambda v: quote(str(v), safe=""))
+        return env
 
     def html(
         self,
