@@ -109,3 +109,20 @@ def test_the_script_router_micro_benchmark_runs() -> None:
     for row in rows:
         p50, p99 = (float(cell.replace(",", "")) for cell in row.strip("| ").split(" | ")[1:])
         assert 0 <= p50 <= p99
+
+
+def test_the_memory_probe_reports_the_serving_process_and_the_recorder_apart() -> None:
+    """``python -m bench.memory`` with a few short streams: each process idle and at its peak, and the sum."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--streams", "20", "--chunks", "2", "--gap-ms", "10", "--warmup", "1",
+         "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    memory = json.loads(done.stdout)
+    assert memory["completed"] == memory["streams"] == 20
+    roles = {process["role"]: process for process in memory["processes"]}
+    assert set(roles) == {"serving", "recorder"}
+    for process in roles.values():
+        assert 0 < process["idle_mib"] <= process["peak_mib"]
+    assert memory["peak_total_mib"] >= max(process["peak_mib"] for process in roles.values())
