@@ -174,6 +174,7 @@ def test_the_recorder_process_imports_neither_the_settings_nor_the_gateway(tmp_p
         config = RecorderConfig(
             database=f"sqlite:///{tmp_path / 'ledger.db'}",
             traces_endpoint="http://127.0.0.1:9/v1/traces",
+            metrics_endpoint="http://127.0.0.1:9/v1/metrics",
             otlp=Otlp(protocol="http/protobuf", headers={"authorization": "Bearer collector-token"}),
         )
         conn.send_bytes(pickle.dumps(config))
@@ -187,9 +188,11 @@ def test_the_recorder_process_imports_neither_the_settings_nor_the_gateway(tmp_p
             child.wait()
     assert child.returncode == 0, errors
     imported = {line.rsplit("|", 1)[1].strip() for line in errors.splitlines() if line.startswith("import time:")}
-    # What it needs: the store and the OTLP span exporter.
-    assert {"relaygate.store", "relaygate.recorder.sink", "opentelemetry.exporter.otlp.proto.http"} <= imported
-    heavy = {"pydantic", "relaygate.settings", "relaygate.gateway", "relaygate.context", "starlette", *LAZY}
+    # What it needs: the store, the OTLP span and metric exporters.
+    needed = {"relaygate.store", "relaygate.recorder.sink", "relaygate.recorder.metrics"}
+    assert needed | {"opentelemetry.exporter.otlp.proto.http.metric_exporter"} <= imported
+    heavy = {"pydantic", "relaygate.settings", "relaygate.gateway", "relaygate.context", "relaygate.telemetry.spans",
+             "starlette", *LAZY}  # fmt: skip
     assert sorted(heavy & imported) == []
 
 
