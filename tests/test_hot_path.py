@@ -1,19 +1,31 @@
 """What the request path was made lighter with: the collector tuned after start-up, cheap unique ids, limits
-settled in one step."""
+settled in one step, the plans of limits made once, their headers in one pass, periods kept in seconds."""
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import random
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
-from relaygate import gctune
+from relaygate import Gateway, gctune
+from relaygate.context import CallerKey, RequestContext, Route
 from relaygate.counters import Adjustment, Charge, InProcessCounters
 from relaygate.ids import new_hex, new_uuid
-from relaygate.settings import ServerSettings
+from relaygate.limits.config import ProjectLimits
+from relaygate.limits.periods import GRACE, period_of
+from relaygate.limits.plan import Plans
+from relaygate.limits.refusals import charged_headers, rate_headers
+from relaygate.limits.scopes import Item, Scope
+from relaygate.providers import build_providers
+from relaygate.settings import ProjectSettings, ProviderSettings, ServerSettings, Settings
+from relaygate.store import SpendKind
+from tests.conftest import KEY_A, make_settings
 
 
 @pytest.fixture
@@ -58,3 +70,113 @@ async def test_in_process_counters_settle_in_one_synchronous_step() -> None:
     await counters.reserve([Charge("k", 10, 100)], now=0.0)
     counters.adjust_now([Adjustment("k", -4)], now=0.0)
     assert await counters.level("k", 0.0, now=0.0) == 6
+
+
+# --- limits: plans made once, headers in one pass, periods in seconds ------------------------------------
+
+
+def _route(model: str = "m") -> Route:
+    up = build_providers(Settings(providers={"up": ProviderSettings(kind="openai", base_url="http://x/v1")}))["up"]
+    return Route(provider=up, model=model, requested=f"up/{model}")
+
+
+def test_a_plan_is_made_once_per_project_key_user_and_models_and_again_for_other_limits() -> None:
+    plans = Plans("relaygate")
+    limits = ProjectLimits.model_validate(
+        {"requests_per_minute": 10, "usd_per_day": 1, "users": {"default": {"tokens_per_minute": 100}}}
+    )
+    ctx = RequestContext(project_id="p")
+    body: dict[str, Any] = {"model": "up/m", "extra": {"user": {"id": "u 1"}}}
+    plan = plans.plan(limits, ctx, body, [_route()])
+    assert plan is not None and plans.plan(limits, ctx, body, [_route()]) is plan
+    assert [(p.key, p.limit) for p in plan.planned] == [
+        ("relaygate:p:project:requests_per_minute", 10),
+        ("relaygate:p:project:usd_per_day", 1_000_000_000),
+        ("relaygate:p:user:u%201:tokens_per_minute", 100),
+    ]
+    assert plans.plan(limits, ctx, {"model": "up/m"}, [_route()]) is not plan  # another user
+    assert plans.plan(limits, ctx, body, [_route("n")]) is not plan  # another model
+    tighter = ProjectLimits.model_validate({"requests_per_minute": 5})
+    changed = plans.plan(tighter, ctx, body, [_route()])
+    assert changed is not None and [(p.key, p.limit) for p in changed.planned] == [
+        ("relaygate:p:project:requests_per_minute", 5)
+    ]
+    assert plans.plan(ProjectLimits(), ctx, body, [_route()]) is None  # no limit of model calls
+    plans.clear()
+    assert len(plans) == 0
+
+
+def test_the_plan_of_a_call_paid_with_the_callers_key_leaves_the_budgets_out_when_they_ignore_it() -> None:
+    plans = Plans("relaygate")
+    limits = ProjectLimits.model_validate({"requests_per_minute": 10, "usd_total": 1, "byok_calls": "ignore"})
+    own = RequestContext(project_id="p", caller_key=CallerKey("sk-caller"))
+    plan = plans.plan(limits, own, {}, [_route()])
+    assert plan is not None and not plan.budgeted and [p.name for p in plan.planned] == ["requests_per_minute"]
+    paid = plans.plan(limits, RequestContext(project_id="p"), {}, [_route()])
+    assert paid is not None and paid.budgeted
+
+
+@pytest.mark.anyio
+async def test_limits_replaced_on_the_limiter_apply_to_the_next_call(upstream_url: str, fake_upstream: Any) -> None:
+    settings = make_settings(upstream_url)
+    settings = settings.model_copy(
+        update={
+            "projects": [
+                ProjectSettings(
+                    id="proj-a", keys=[KEY_A], limits=ProjectLimits.model_validate({"requests_per_minute": 100})
+                )
+            ]
+        }
+    )
+    gateway = Gateway(settings)
+    body = {"model": "upstream/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    async with gateway.lifespan():
+        transport = httpx.ASGITransport(app=gateway.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            headers = {"authorization": f"Bearer {KEY_A}"}
+            first = await http.post("/v1/chat/completions", json=body, headers=headers)
+            assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "100"
+            assert gateway.limiter is not None
+            gateway.limiter.projects["proj-a"] = ProjectLimits.model_validate({"requests_per_minute": 1})
+            second = await http.post("/v1/chat/completions", json=body, headers=headers)
+            assert second.status_code == 429 and second.headers["x-ratelimit-limit-requests"] == "1"
+            gateway.limiter.projects = {"proj-a": ProjectLimits.model_validate({"requests_per_minute": 50})}
+            third = await http.post("/v1/chat/completions", json=body, headers=headers)
+            assert third.status_code == 200 and third.headers["x-ratelimit-limit-requests"] == "50"
+
+
+def _item(name: str, limit: int, amount: int, key: str = "k") -> Item:
+    return Item(Scope(SpendKind.PROJECT, "p", "p"), name, limit, Charge(key, amount, limit, rate=limit / 60))
+
+
+def test_the_headers_of_a_charged_call_are_those_rate_headers_gives() -> None:
+    rng = random.Random(20)
+    names = ["requests_per_minute", "tokens_per_minute", "usd_per_day"]
+    for _ in range(500):
+        items = [_item(rng.choice(names), rng.choice([1, 5, 60, 1000]), rng.choice([0, 1, 7])) for _ in range(6)]
+        levels = [rng.choice([0.0, 1.0, 4.0, 59.5, 999.0]) for _ in items]
+        assert charged_headers(items, levels) == rate_headers(items, levels, charged=True)
+    assert charged_headers([], []) == []
+
+
+def test_a_budgets_period_keeps_its_end_in_seconds() -> None:
+    now = 1_750_000_000.0
+    for name in ("usd_per_day", "usd_per_month"):
+        period = period_of(name, now)
+        assert period.end_seconds == period.end.timestamp() and not period.endless
+        assert period.ttl(now) == max(period.end.timestamp() - now, 0.0) + GRACE
+        assert period.left(now) == max(period.end.timestamp() - now, 1.0)
+    total = period_of("usd_total", now)
+    assert total.endless and total.end_seconds is None and total.ttl(now) == GRACE == total.left(now)
+
+
+def test_in_process_counters_reserve_all_or_nothing_in_one_pass() -> None:
+    counters = InProcessCounters()
+    assert counters.reserve_now([Charge("a", 3, 5), Charge("b", 1, 1)], now=0.0).admitted
+    refused = counters.reserve_now([Charge("a", 3, 5), Charge("c", 1, 9)], now=0.0)
+    assert not refused.admitted and refused.refused == (0,) and refused.levels == (3.0, 0.0)
+    missing = counters.reserve_now([Charge("d", 1, 9, loaded=True), Charge("a", 9, 5)], now=0.0)
+    assert missing.missing == (0,) and missing.refused == ()
+    counters.move("a", -2, 0.0, 60.0, now=1.0)
+    counters.move("absent", 5, 0.0, 60.0, now=1.0)
+    assert counters.reserve_now([Charge("a", 4, 5)], now=1.0).levels == (1.0,)
