@@ -8,22 +8,27 @@ import multiprocessing
 import random
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from relaygate import Gateway, gctune
-from relaygate.context import CallerKey, RequestContext, Route
+from relaygate.context import CallerKey, RequestContext, Route, Usage
 from relaygate.counters import Adjustment, Charge, InProcessCounters
+from relaygate.guards import Guards
+from relaygate.guards.base import GuardEnv, GuardSpec
+from relaygate.guards.pii import PRECHECK, PiiGuard
 from relaygate.ids import new_hex, new_uuid
 from relaygate.limits.config import ProjectLimits
 from relaygate.limits.periods import GRACE, period_of
 from relaygate.limits.plan import Plans
 from relaygate.limits.refusals import charged_headers, rate_headers
 from relaygate.limits.scopes import Item, Scope
+from relaygate.pricing import ModelPrice, PriceBook, cost_of
 from relaygate.providers import build_providers
-from relaygate.settings import ProjectSettings, ProviderSettings, ServerSettings, Settings
+from relaygate.settings import GuardSettings, ProjectSettings, ProviderSettings, ServerSettings, Settings
 from relaygate.store import SpendKind
 from tests.conftest import KEY_A, make_settings
 
@@ -180,3 +185,52 @@ def test_in_process_counters_reserve_all_or_nothing_in_one_pass() -> None:
     counters.move("a", -2, 0.0, 60.0, now=1.0)
     counters.move("absent", 5, 0.0, 60.0, now=1.0)
     assert counters.reserve_now([Charge("a", 4, 5)], now=1.0).levels == (1.0,)
+
+
+# --- pricing, guards, auth -------------------------------------------------------------------------------
+
+
+def test_an_output_cap_is_worked_out_once_and_again_when_the_prices_change() -> None:
+    book = PriceBook()
+    assert book.output_cap("openai", "gpt-5") == 128_000
+    assert book.output_cap("openai", "gpt-5") == 128_000  # from the cache
+    book.register("openai/gpt-5", ModelPrice(input=1, output=1, max_output_tokens=5))
+    assert book.output_cap("openai", "gpt-5") == 5
+    book.set_project_prices("p", {"openai/gpt-5": ModelPrice(input=1, output=1, max_output_tokens=7)})
+    assert book.output_cap("openai", "gpt-5", project_id="p") == 7
+    book.clear_project_prices("p")
+    assert book.output_cap("openai", "gpt-5", project_id="p") == 5
+    book.set_registered({})
+    assert book.output_cap("openai", "gpt-5") == 128_000
+
+
+def test_the_cost_of_usage_sums_its_parts_in_order() -> None:
+    price = ModelPrice(input=Decimal("0.15"), output=Decimal("0.6"), cached_input=Decimal("0.075"))
+    usage = Usage(prompt_tokens=1000, completion_tokens=200, total_tokens=1200, cached_tokens=400)
+    expected = (600 * Decimal("0.15") + 400 * Decimal("0.075") + 200 * Decimal("0.6")) / 1_000_000
+    assert cost_of(usage, price) == float(expected)
+    assert cost_of(usage, ModelPrice(input=Decimal(1))) is None  # completion tokens without an output rate
+    assert cost_of(Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0), ModelPrice(input=Decimal(1))) == 0.0
+
+
+def test_the_pii_guards_precheck_lets_every_entity_through_and_skips_text_without_any() -> None:
+    guard = PiiGuard(GuardSpec("pii", "pii", "input", "redact", {}), GuardEnv())
+    assert list(guard.scan("Say something long. No numbers, no addresses; nothing.")) == []
+    samples = {
+        "e-mail address": "mail jane@example.com now",
+        "payment card number": "card 4111 1111 1111 1111",
+        "IBAN": "iban GB82 WEST 1234 5698 7654 32",
+        "US social security number": "ssn 123-45-6789",
+        "phone number": "call +44 20 7946 0958",
+        "IP address": "at 2001:db8::1 or 192.168.0.1",
+    }
+    for label, text in samples.items():
+        assert PRECHECK.search(text) is not None
+        assert label in {match.detector.label for match in guard.scan(text)}
+
+
+def test_the_model_calls_of_a_projects_own_guards_are_worked_out_once_per_endpoint() -> None:
+    guards = Guards({"no_pii": GuardSettings(type="pii", stage="input", action="redact")}, projects={"p": ["no_pii"]})
+    calls = guards.model_calls("p", None, "chat")
+    assert calls == () and guards.model_calls("p", None, "chat") is calls
+    assert guards.model_calls("p", ["no_pii"], "chat") == ()
