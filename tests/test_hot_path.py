@@ -28,6 +28,8 @@ from relaygate.limits.refusals import charged_headers, rate_headers
 from relaygate.limits.scopes import Item, Scope
 from relaygate.pricing import ModelPrice, PriceBook, cost_of
 from relaygate.providers import build_providers
+from relaygate.routes import Route as RouteSpec
+from relaygate.routes import RouteTable
 from relaygate.settings import GuardSettings, ProjectSettings, ProviderSettings, ServerSettings, Settings
 from relaygate.store import SpendKind
 from tests.conftest import KEY_A, make_settings
@@ -234,3 +236,31 @@ def test_the_model_calls_of_a_projects_own_guards_are_worked_out_once_per_endpoi
     calls = guards.model_calls("p", None, "chat")
     assert calls == () and guards.model_calls("p", None, "chat") is calls
     assert guards.model_calls("p", ["no_pii"], "chat") == ()
+
+
+# --- routes ----------------------------------------------------------------------------------------------
+
+
+def test_fixed_paths_are_found_by_lookup_as_their_patterns_would_find_them() -> None:
+    table = RouteTable(
+        [
+            RouteSpec("GET", "/v1/models", "list", "List", "Models"),
+            RouteSpec("GET", "/v1/models/{model}", "get", "Get", "Models", patterns={"model": ".+"}),
+            RouteSpec("GET", "/threads", "threads", "Threads", "Threads", v1_alias=True),
+            RouteSpec("GET", "/threads/{thread_id}", "thread", "Thread", "Threads", v1_alias=True),
+        ]
+    )
+
+    def by_pattern(path: str) -> tuple[str, dict[str, str]] | None:
+        for pattern, template, _ in table._compiled:
+            found = pattern.match(path)
+            if found is not None:
+                prefix = "/v1" if found.groupdict().get("_v1") else ""
+                return prefix + template, {k: v for k, v in found.groupdict().items() if not k.startswith("_")}
+        return None
+
+    heads, tails = ("", "/v1", "/x"), ("", "/", "\n", "/\n", "//", "/a", "/a/b")
+    bases = ("/v1/models", "/threads", "/v1/threads", "/models", "/nothing")
+    for path in (head + base + tail for head in heads for base in bases for tail in tails):
+        match = table.match(path)
+        assert (None if match is None else (match.template, match.params)) == by_pattern(path), path
