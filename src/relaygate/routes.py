@@ -119,6 +119,18 @@ class RouteTable:
         # Fixed paths first: /v1/models must not be read as /v1/models/{model}.
         ordered = sorted(by_path.items(), key=lambda item: "{" in item[0])
         self._compiled = [(self._compile(path, methods), path, methods) for path, methods in ordered]
+        # The fixed paths by every path their pattern matches (with the /v1 of an alias, a trailing / and the
+        # newline $ lets through), so that most paths are found by one dict lookup; the first route wins, as
+        # when the patterns are tried in order. Paths with parameters are matched by their patterns.
+        self._fixed: dict[str, tuple[Mapping[str, Route], str]] = {}
+        for path, methods in ordered:
+            if "{" in path:
+                continue
+            aliased = any(route.v1_alias for route in methods.values())
+            for head in ("", "/v1") if aliased else ("",):
+                for tail in ("", "/", "\n", "/\n"):
+                    self._fixed.setdefault(head + path + tail, (methods, head + path))
+        self._patterned = [entry for entry in self._compiled if "{" in entry[1]]
 
     def _compile(self, path: str, methods: Mapping[str, Route]) -> re.Pattern[str]:
         patterns: dict[str, str] = {}
@@ -142,7 +154,10 @@ class RouteTable:
         return len(self.routes)
 
     def match(self, path: str) -> Match | None:
-        for pattern, template, methods in self._compiled:
+        fixed = self._fixed.get(path)
+        if fixed is not None:
+            return Match(fixed[0], {}, fixed[1])
+        for pattern, template, methods in self._patterned:
             found = pattern.match(path)
             if found is not None:
                 params = {k: v for k, v in found.groupdict().items() if not k.startswith("_")}

@@ -85,11 +85,19 @@ def drained(level: float, rate: float, elapsed: float) -> float:
 class Counters(ABC):
     """Limit counters; see the module docstring. ``async with`` opens and closes them."""
 
-    # In-process counters answer without waiting: they offer :meth:`adjust_now` as well.
+    # In-process counters answer without waiting: they offer :meth:`reserve_now` and :meth:`adjust_now` as well.
     synchronous = False
+
+    def reserve_now(self, charges: Sequence[Charge], now: float) -> Reserved:
+        """:meth:`reserve` without an await; only counters that are :attr:`synchronous` have it."""
+        raise NotImplementedError
 
     def adjust_now(self, adjustments: Sequence[Adjustment], now: float) -> None:
         """:meth:`adjust` without an await; only counters that are :attr:`synchronous` have it."""
+        raise NotImplementedError
+
+    def move(self, key: str, delta: int, rate: float, ttl: float, now: float) -> None:
+        """One :class:`Adjustment` without an await, and without making one; :attr:`synchronous` counters only."""
         raise NotImplementedError
 
     async def __aenter__(self) -> Self:

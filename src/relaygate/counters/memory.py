@@ -43,21 +43,45 @@ class InProcessCounters(Counters):
             self._counters = {k: c for k, c in self._counters.items() if c.expires > now}
 
     async def reserve(self, charges: Sequence[Charge], now: float) -> Reserved:
+        return self.reserve_now(charges, now)
+
+    def reserve_now(self, charges: Sequence[Charge], now: float) -> Reserved:
+        # One pass finds each counter and its drained level, and whether it is missing or would go over;
+        # a second charges them only when all fit.
         self._sweep(now)
-        found = [self._get(charge.key, now) for charge in charges]
-        missing = tuple(i for i, (c, f) in enumerate(zip(charges, found, strict=True)) if c.loaded and f is None)
-        levels = tuple(
-            0.0 if f is None else drained(f.level, c.rate, now - f.updated) for c, f in zip(charges, found, strict=True)
-        )
+        counters = self._counters
+        found: list[_Counter | None] = []
+        levels: list[float] = []
+        missing: list[int] = []
+        refused: list[int] = []
+        for index, charge in enumerate(charges):
+            counter = counters.get(charge.key)
+            if counter is not None and counter.expires <= now:
+                del counters[charge.key]
+                counter = None
+            if counter is None:
+                level = 0.0
+                if charge.loaded:
+                    missing.append(index)
+            else:
+                level = drained(counter.level, charge.rate, now - counter.updated)
+            if charge.amount > 0 and level + charge.amount > charge.limit + EPSILON:
+                refused.append(index)
+            found.append(counter)
+            levels.append(level)
         if missing:
-            return Reserved(admitted=False, levels=levels, missing=missing)
-        refused = tuple(i for i, c in enumerate(charges) if c.amount > 0 and levels[i] + c.amount > c.limit + EPSILON)
+            return Reserved(admitted=False, levels=tuple(levels), missing=tuple(missing))
         if refused:
-            return Reserved(admitted=False, levels=levels, refused=refused)
+            return Reserved(admitted=False, levels=tuple(levels), refused=tuple(refused))
         for charge, counter, level in zip(charges, found, levels, strict=True):
-            updated = max(counter.updated, now) if counter is not None else now
-            self._counters[charge.key] = _Counter(level + charge.amount, updated, now + charge.ttl)
-        return Reserved(admitted=True, levels=levels)
+            if counter is None:
+                counters[charge.key] = _Counter(level + charge.amount, now, now + charge.ttl)
+            else:
+                # The counter in the dict is this one: moved in place.
+                counter.level = level + charge.amount
+                counter.updated = max(counter.updated, now)
+                counter.expires = now + charge.ttl
+        return Reserved(admitted=True, levels=tuple(levels))
 
     synchronous = True
 
@@ -66,13 +90,17 @@ class InProcessCounters(Counters):
 
     def adjust_now(self, adjustments: Sequence[Adjustment], now: float) -> None:
         for adjustment in adjustments:
-            counter = self._get(adjustment.key, now)
-            if counter is None:
-                continue
-            level = drained(counter.level, adjustment.rate, now - counter.updated)
-            counter.level = max(0.0, level + adjustment.delta)
-            counter.updated = max(counter.updated, now)
-            counter.expires = now + adjustment.ttl
+            self.move(adjustment.key, adjustment.delta, adjustment.rate, adjustment.ttl, now)
+
+    def move(self, key: str, delta: int, rate: float, ttl: float, now: float) -> None:
+        """One :class:`Adjustment` without making one: counter ``key`` moved by ``delta``."""
+        counter = self._get(key, now)
+        if counter is None:
+            return
+        level = drained(counter.level, rate, now - counter.updated)
+        counter.level = max(0.0, level + delta)
+        counter.updated = max(counter.updated, now)
+        counter.expires = now + ttl
 
     async def load(self, key: str, level: int, ttl: float, now: float) -> bool:
         if self._get(key, now) is not None:

@@ -102,6 +102,8 @@ class Guards:
             project: _split([self.guards[guard_id] for guard_id in ids]) for project, ids in self.defaults.items()
         }
         self._overrides: OrderedDict[tuple[str, bytes], Guard] = OrderedDict()
+        # The model calls of each project's own guards by endpoint (model_calls); projects and endpoints are few.
+        self._default_calls: dict[tuple[str, str], tuple[tuple[str, GuardModelCall], ...]] = {}
 
     @classmethod
     def from_settings(
@@ -144,12 +146,24 @@ class Guards:
                 chosen.setdefault(guard_id, self.guards[guard_id])
         return _split(list(chosen.values()))
 
-    def model_calls(self, project_id: str | None, requested: Any, endpoint: str) -> list[tuple[str, GuardModelCall]]:
+    def model_calls(
+        self, project_id: str | None, requested: Any, endpoint: str
+    ) -> Sequence[tuple[str, GuardModelCall]]:
         """The priced model calls (guard id, call) the guards of a request to ``endpoint`` may make: a judge
         runs once per request, on its input or on its answer (only chat answers are judged)."""
-        selection = self.select(project_id, requested)
+        if requested:
+            return self._model_calls(self.select(project_id, requested), endpoint)
+        # A project's own guards make the same calls on every request to an endpoint: worked out once.
+        key = (project_id or "", endpoint)
+        calls = self._default_calls.get(key)
+        if calls is None:
+            calls = self._default_calls[key] = self._model_calls(self.select(project_id, None), endpoint)
+        return calls
+
+    @staticmethod
+    def _model_calls(selection: Selection, endpoint: str) -> tuple[tuple[str, GuardModelCall], ...]:
         guards = (*selection.input, *selection.output) if endpoint == "chat" else selection.input
-        return [(guard.id, call) for guard in guards if (call := guard.model_call()) is not None]
+        return tuple((guard.id, call) for guard in guards if (call := guard.model_call()) is not None)
 
     def _with_parameters(self, guard_id: str, parameters: dict[str, Any]) -> Guard:
         spec = self.specs[guard_id]

@@ -62,6 +62,8 @@ class PatternGuard(Guard):
 
     detectors: Sequence[Detector]
     subject_label: ClassVar[str] = "found"
+    # A cheap test shared by every detector: a text it does not find anything in holds no match of any.
+    precheck: regex.Pattern[str] | None = None
 
     @property
     def incremental(self) -> bool:
@@ -72,9 +74,17 @@ class PatternGuard(Guard):
 
     def scan(self, text: str, pos: int = 0) -> Iterator[Match]:
         """The matches in ``text`` from ``pos`` on, of every detector (they may overlap)."""
+        if self.precheck is not None and self.precheck.search(text) is None:
+            return
+        hinted: dict[Callable[[str], bool], bool] = {}  # several detectors share a hint: asked once
         for detector in self.detectors:
-            if detector.hint is not None and not detector.hint(text):
-                continue
+            hint = detector.hint
+            if hint is not None:
+                may = hinted.get(hint)
+                if may is None:
+                    may = hinted[hint] = hint(text)
+                if not may:
+                    continue
             for found in detector.pattern.finditer(text, pos):
                 start, end = found.span()
                 if end > start and (detector.check is None or detector.check(found.group())):

@@ -174,8 +174,14 @@ class PiiParameters(Parameters):
     entities: list[Entity] = Field(default_factory=lambda: list(ENTITIES), min_length=1)  # type: ignore[arg-type]
 
 
+# Every entity's pattern needs a digit (cards, IBANs, SSNs, phone numbers, IPv4), an @ (e-mail) or a colon
+# (IPv6): a text with none of them is not run through each entity's pattern.
+PRECHECK = regex.compile(r"[\d@:]")
+
+
 class PiiGuard(PatternGuard):
     type = "pii"
+    precheck = PRECHECK
 
     def __init__(self, spec: GuardSpec, env: GuardEnv) -> None:
         super().__init__(spec, env)

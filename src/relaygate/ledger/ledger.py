@@ -82,9 +82,23 @@ class PricedCall:
 
     def total(self, ctx: RequestContext) -> float | None:
         """The call's cost as known now, also set on ``ctx.cost_usd``."""
-        guards = self.ledger.guard_costs(ctx)
-        known = [cost for cost in (*self.banked, self.model_cost, *guards) if cost is not None]
-        ctx.cost_usd = round(sum(known), 9) if known else ctx.cost_usd
+        # Summed in the order of the parts (earlier model calls, this one, the guards'), without lists of them.
+        total: float = 0
+        known = False
+        for cost in self.banked:
+            if cost is not None:
+                total += cost
+                known = True
+        if self.model_cost is not None:
+            total += self.model_cost
+            known = True
+        if ctx.guard_results:
+            for cost in self.ledger.guard_costs(ctx):
+                if cost is not None:
+                    total += cost
+                    known = True
+        if known:
+            ctx.cost_usd = round(total, 9)
         return ctx.cost_usd
 
     def on_response(self, ctx: RequestContext, body: dict[str, Any]) -> None:

@@ -85,7 +85,9 @@ def estimate(endpoint: str, body: dict[str, Any], output_cap: int, *, provider_k
         return Estimate(prompt_tokens=_text_tokens(body.get("prompt")), images=_n(body))
     messages = _list(body.get("messages"))
     unsized: list[str] = []
-    prompt = REQUEST_OVERHEAD + sum(_message_tokens(m, f"messages[{i}]", unsized) for i, m in enumerate(messages))
+    prompt = REQUEST_OVERHEAD
+    for index, message in enumerate(messages):
+        prompt += _message_tokens(message, index, unsized)
     prompt += sum(_json_tokens(body[name]) for name in PROMPT_FIELDS if body.get(name) is not None)
     if provider_kind == "anthropic" and _defines_tools(body, messages):
         prompt += ANTHROPIC_TOOLS_TOKENS
@@ -172,21 +174,24 @@ class StreamTally:
         pass
 
 
-def _message_tokens(message: Any, where: str, unsized: list[str]) -> int:
+def _message_tokens(message: Any, at: int, unsized: list[str]) -> int:
+    """The tokens of ``messages[at]``; the path of each attachment it cannot size goes to ``unsized``."""
     if not isinstance(message, dict):
         return MESSAGE_OVERHEAD + _json_tokens(message)
     tokens = MESSAGE_OVERHEAD
     for name, value in message.items():
         if name == "content":
-            tokens += _content_tokens(value, f"{where}.content", unsized)
+            tokens += _content_tokens(value, at, unsized)
         elif value is not None:
             tokens += _json_tokens(value)
     return tokens
 
 
-def _content_tokens(content: Any, where: str, unsized: list[str]) -> int:
-    if content is None or isinstance(content, str):
-        return _text_tokens(content)
+def _content_tokens(content: Any, at: int, unsized: list[str]) -> int:
+    if isinstance(content, str):
+        return len(content.encode())
+    if content is None:
+        return 0
     if not isinstance(content, list):
         return _json_tokens(content)
     tokens = 0
@@ -197,7 +202,7 @@ def _content_tokens(content: Any, where: str, unsized: list[str]) -> int:
         elif kind in MEDIA_PARTS:
             media = part_tokens(part)
             if media is None:
-                unsized.append(f"{where}[{index}]")
+                unsized.append(f"messages[{at}].content[{index}]")
             tokens += media or 0
         else:
             tokens += _json_tokens(part)

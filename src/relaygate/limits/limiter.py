@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,11 +34,11 @@ from relaygate.context import RequestContext
 from relaygate.counters import Adjustment, Charge, Counters
 from relaygate.errors import GatewayError, ServiceUnavailableError
 from relaygate.limits import settlement
-from relaygate.limits.config import DEFAULT, TOOL_LIMIT, USD_LIMITS, LimitSet, ProjectLimits
+from relaygate.limits.config import DEFAULT, TOOL_LIMIT, LimitSet, ProjectLimits
 from relaygate.limits.estimate import StreamTally
-from relaygate.limits.periods import period_of
-from relaygate.limits.refusals import Headers, rate_headers, refusal
-from relaygate.limits.scopes import MINUTE, Item, Scope, applicable
+from relaygate.limits.plan import Plans
+from relaygate.limits.refusals import Headers, charged_headers, refusal
+from relaygate.limits.scopes import MINUTE, Item, Scope
 from relaygate.limits.worst import TargetWorst, WorstCase, worst_case
 from relaygate.pricing import PriceBook
 from relaygate.routing import ModelRouter
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["Admission", "Limiter"]
 
 logger = logging.getLogger("relaygate.limits")
-
-_NANOS = Decimal(1_000_000_000)
 
 GuardCalls = Callable[[str | None, Any, str], Sequence[tuple[str, "GuardModelCall"]]]
 # A budget counter absent again right after it was loaded (it expired between two steps): give up then.
@@ -97,13 +94,13 @@ class Limiter:
         clock: Callable[[], float] = time.time,
         meter: Meter | None = None,
     ) -> None:
+        self._plans = Plans(prefix)
         self.projects = dict(projects)
         self.counters = counters
         self.router = router
         self.ledger = ledger
         self.prices = prices if prices is not None else ledger.prices if ledger is not None else None
         self.guard_calls: GuardCalls = guard_calls if guard_calls is not None else _no_guard_calls
-        self.prefix = prefix
         self.clock = clock
         # Budget counters being loaded from the ledger by this process: concurrent calls wait for one load.
         self._loading: dict[str, anyio.Event] = {}
@@ -116,6 +113,25 @@ class Limiter:
             if meter is not None
             else None
         )
+
+    @property
+    def projects(self) -> dict[str, ProjectLimits]:
+        return self._projects
+
+    @projects.setter
+    def projects(self, projects: dict[str, ProjectLimits]) -> None:
+        # The plans of calls are made from these limits (a plan also checks that its project's are the same).
+        self._projects = projects
+        self._plans.clear()
+
+    @property
+    def prefix(self) -> str:
+        return self._plans.prefix
+
+    @prefix.setter
+    def prefix(self, prefix: str) -> None:
+        self._plans.prefix = prefix
+        self._plans.clear()
 
     async def start(self) -> None:
         await self.counters.start()
@@ -142,14 +158,10 @@ class Limiter:
             targets = self.router.reachable(model, body, ctx=ctx)
         except GatewayError:
             return None  # the proxy answers with the error; an unroutable call costs nothing
-        scoped = applicable(limits, ctx, body, [target.route for target in targets])
-        if ctx.caller_key is not None and limits.byok_calls == "ignore":
-            # The caller's own key pays: the budgets are not the gateway's to hold; the rates still are.
-            scoped = [(scope, _rates_only(limit_set)) for scope, limit_set in scoped]
-            scoped = [(scope, limit_set) for scope, limit_set in scoped if not limit_set.empty]
-        if not scoped:
+        plan = self._plans.plan(limits, ctx, body, [target.route for target in targets])
+        if plan is None:
             return None
-        budgeted = any(limit_set.has_usd for _, limit_set in scoped)
+        budgeted = plan.budgeted
         guard_calls = self.guard_calls(ctx.project_id, _requested_guards(body), endpoint) if budgeted else []
         worst = worst_case(
             ctx, limits, endpoint, body, targets, self.prices, budgeted=budgeted, guard_calls=guard_calls
@@ -159,9 +171,7 @@ class Limiter:
         # on this clock becomes the context's wall-clock start, so that both name the same instant even when
         # the call is admitted after midnight.
         ctx.started_wall = now - (time.perf_counter() - ctx.started_at)
-        items = [
-            item for scope, limit_set in scoped for item in self._items(scope, limit_set, worst, now, ctx.started_wall)
-        ]
+        items = plan.items(worst, now, ctx.started_wall, loaded=self.ledger is not None)
         try:
             levels = await self._reserve(items, now)
         except GatewayError:
@@ -172,8 +182,8 @@ class Limiter:
                 "Rate limits and budgets cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
         stream = body.get("stream") is True
-        admission = Admission(items, worst, stream, headers=rate_headers(items, levels, charged=True))
-        if stream and any(item.name != "requests_per_minute" for item in items):
+        admission = Admission(items, worst, stream, headers=charged_headers(items, levels))
+        if stream and plan.rated:
             admission.tally = StreamTally()
             ctx.observers.append(admission.tally)
         return admission
@@ -207,33 +217,14 @@ class Limiter:
                 "Rate limits cannot be checked right now; try again shortly.", code="limits_unavailable"
             ) from exc
 
-    def _items(self, scope: Scope, limits: LimitSet, worst: WorstCase, now: float, started: float) -> Iterable[Item]:
-        # A model's own limits hold what the call costs on that model; the others the dearest target's.
-        case = worst.targets[scope.id] if scope.kind == SpendKind.MODEL else None
-        tokens, nanos = (case.tokens, worst.nanos_on(case)) if case is not None else (worst.tokens, worst.nanos)
-        base = f"{self.prefix}:{scope.key}"
-        for name, amount in (("requests_per_minute", 1), ("tokens_per_minute", tokens)):
-            value = getattr(limits, name)
-            if value is not None:
-                charge = Charge(f"{base}:{name}", amount, value, rate=value / MINUTE, ttl=MINUTE + 1)
-                yield Item(scope, name, value, charge)
-        for name in USD_LIMITS:
-            usd = getattr(limits, name)
-            if usd is not None:
-                period = period_of(name, started)
-                charge = Charge(
-                    f"{base}:{name}:{period.label}",
-                    nanos,
-                    int(usd * _NANOS),
-                    ttl=period.ttl(now),
-                    loaded=self.ledger is not None,
-                )
-                yield Item(scope, name, usd, charge, period)
-
     async def _reserve(self, items: Sequence[Item], now: float) -> tuple[float, ...]:
         charges = [item.charge for item in items]
+        counters = self.counters
         for _ in range(_ATTEMPTS):
-            outcome = await self.counters.reserve(charges, now)
+            if counters.synchronous:
+                outcome = counters.reserve_now(charges, now)
+            else:
+                outcome = await counters.reserve(charges, now)
             if outcome.admitted:
                 return outcome.levels
             if outcome.refused:
@@ -269,7 +260,10 @@ class Limiter:
         """Move the counters from the reservation to what the call used; never raises. ``model_only``: a tool
         loop's model call that another follows, settled to its own usage (the guards' calls are settled with
         the last)."""
-        adjustments = self._adjustments(admission, ctx, model_only=model_only)
+        adjustments = [
+            Adjustment(charge.key, delta, rate=charge.rate, ttl=charge.ttl)
+            for charge, delta in self._moves(admission, ctx, model_only=model_only)
+        ]
         if not adjustments:
             return
         try:
@@ -280,32 +274,40 @@ class Limiter:
     def settle_now(self, admission: Admission, ctx: RequestContext, *, model_only: bool = False) -> bool:
         """:meth:`settle` in one synchronous step, when the counters are in process (no await, no shielded
         cancel scope around it); ``False`` when they are not and :meth:`settle` is needed."""
-        if not self.counters.synchronous:
+        counters = self.counters
+        if not counters.synchronous:
             return False
-        adjustments = self._adjustments(admission, ctx, model_only=model_only)
-        if adjustments:
-            self.counters.adjust_now(adjustments, self.clock())
+        now = -1.0
+        for charge, delta in self._moves(admission, ctx, model_only=model_only):
+            if now < 0:
+                now = self.clock()
+            counters.move(charge.key, delta, charge.rate, charge.ttl, now)
         return True
 
-    def _adjustments(self, admission: Admission, ctx: RequestContext, *, model_only: bool) -> list[Adjustment]:
+    def _moves(self, admission: Admission, ctx: RequestContext, *, model_only: bool) -> list[tuple[Charge, int]]:
+        """Each counter the call's reservation is to move, and by how much (what it used less what it reserved)."""
         served = admission.worst.served_by(ctx.route)
         tokens, nanos = settlement.used(
             ctx, served, self.ledger, stream=admission.stream, tally=admission.tally, guards=not model_only
         )
         if served is not None and settlement.overbilled(ctx, served, self.ledger):
             self._flag_overbilled(ctx, served)
-        adjustments: list[Adjustment] = []
+        served_key = served.key if served is not None else None
+        moves: list[tuple[Charge, int]] = []
         for item in admission.items:
             charge = item.charge
-            if item.scope.kind == SpendKind.MODEL and (served is None or item.scope.id != served.key):
+            name = item.name
+            if item.scope.kind == SpendKind.MODEL and item.scope.id != served_key:
                 used = 0  # a model the call could have gone to and did not
-            elif item.name == "tokens_per_minute":
+            elif name == "tokens_per_minute":
                 used = tokens
+            elif name == "requests_per_minute" or name == TOOL_LIMIT:
+                used = charge.amount
             else:
-                used = nanos if item.unit == "usd" else charge.amount
+                used = nanos
             if used != charge.amount:
-                adjustments.append(Adjustment(charge.key, used - charge.amount, rate=charge.rate, ttl=charge.ttl))
-        return adjustments
+                moves.append((charge, used - charge.amount))
+        return moves
 
     def _flag_overbilled(self, ctx: RequestContext, served: TargetWorst) -> None:
         """A provider billed beyond the reservation: counted at what it billed (settle moves the counters
@@ -329,11 +331,6 @@ class Limiter:
                 names.REQUEST_MODEL: served.route.model,
             }
             self._overbilled.add(1, attributes)
-
-
-def _rates_only(limits: LimitSet) -> LimitSet:
-    """``limits`` without its budgets."""
-    return limits.model_copy(update=dict.fromkeys(USD_LIMITS))
 
 
 def _no_guard_calls(project_id: str | None, requested: Any, endpoint: str) -> Sequence[tuple[str, GuardModelCall]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["BUDGET_PERIODS", "Period", "period_of"]
@@ -22,18 +22,25 @@ class Period:
     label: str
     start: datetime
     end: datetime  # exclusive
+    # The end in seconds since the epoch (None for all time), worked out once: every call asks for the ttl.
+    end_seconds: float | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "end_seconds", None if self.end == FOREVER else self.end.timestamp())
 
     @property
     def endless(self) -> bool:
-        return self.end == FOREVER
+        return self.end_seconds is None
 
     def ttl(self, now: float) -> float:
         """How long the period's counter is kept from ``now``."""
-        return GRACE if self.endless else max(self.end.timestamp() - now, 0.0) + GRACE
+        end = self.end_seconds
+        return GRACE if end is None else max(end - now, 0.0) + GRACE
 
     def left(self, now: float) -> float:
         """Seconds until the period ends (a day for all time, which never does)."""
-        return GRACE if self.endless else max(self.end.timestamp() - now, 1.0)
+        end = self.end_seconds
+        return GRACE if end is None else max(end - now, 1.0)
 
 
 def period_of(limit: str, now: float) -> Period:

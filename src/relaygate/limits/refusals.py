@@ -10,7 +10,7 @@ from relaygate.counters.base import EPSILON
 from relaygate.errors import GatewayError, QuotaExceededError, RateLimitError
 from relaygate.limits.scopes import MINUTE, Item
 
-__all__ = ["Headers", "budget_message", "duration", "rate_headers", "refusal", "usd_text"]
+__all__ = ["Headers", "budget_message", "charged_headers", "duration", "rate_headers", "refusal", "usd_text"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -95,6 +95,41 @@ def rate_headers(items: Sequence[Item], levels: Sequence[float], *, charged: boo
                 (f"x-ratelimit-limit-{unit}".encode(), str(limit).encode()),
                 (f"x-ratelimit-remaining-{unit}".encode(), str(remaining).encode()),
                 (f"x-ratelimit-reset-{unit}".encode(), duration(reset).encode()),
+            ]
+    return headers
+
+
+_REQUESTS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests", b"x-ratelimit-reset-requests")
+_TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens", b"x-ratelimit-reset-tokens")
+
+
+def charged_headers(items: Sequence[Item], levels: Sequence[float]) -> Headers:
+    """:func:`rate_headers` of a call let through (``charged``), in one pass over its items."""
+    requests: tuple[int, float, int] | None = None
+    tokens: tuple[int, float, int] | None = None
+    for item, level in zip(items, levels, strict=True):
+        name = item.name
+        if name == "requests_per_minute":
+            charge = item.charge
+            after = level + charge.amount
+            remaining, reset = max(0, math.floor(charge.limit - after + 1e-6)), after / charge.rate
+            # The tightest: the fewest left, then the latest reset; the first of equals.
+            if requests is None or remaining < requests[0] or (remaining == requests[0] and reset > requests[1]):
+                requests = (remaining, reset, charge.limit)
+        elif name == "tokens_per_minute":
+            charge = item.charge
+            after = level + charge.amount
+            remaining, reset = max(0, math.floor(charge.limit - after + 1e-6)), after / charge.rate
+            if tokens is None or remaining < tokens[0] or (remaining == tokens[0] and reset > tokens[1]):
+                tokens = (remaining, reset, charge.limit)
+    headers: Headers = []
+    for names, state in ((_REQUESTS, requests), (_TOKENS, tokens)):
+        if state is not None:
+            remaining, reset, limit = state
+            headers += [
+                (names[0], str(limit).encode()),
+                (names[1], str(remaining).encode()),
+                (names[2], duration(reset).encode()),
             ]
     return headers
 

@@ -15,7 +15,7 @@ from relaygate.limits.estimate import DEFAULT_MAX_OUTPUT_TOKENS
 from relaygate.limits.periods import Period
 from relaygate.store import SpendKind, SpendScope
 
-__all__ = ["MINUTE", "Item", "Scope", "applicable", "output_cap"]
+__all__ = ["MINUTE", "Item", "Scope", "applicable", "output_cap", "user_id"]
 
 UNITS = {"requests_per_minute": "requests", "tokens_per_minute": "tokens", "tool_calls_per_minute": "tool_calls"}
 # Rates are per minute; their counters drain limit/60 a second and are empty a minute after their last use.
@@ -77,7 +77,7 @@ def applicable(
     found: list[tuple[Scope, LimitSet | None]] = [(Scope(SpendKind.PROJECT, project, project), limits)]
     if ctx.key is not None:
         found.append((Scope(SpendKind.KEY, ctx.key.id, project), limits.keys.get(ctx.key.id, limits.keys.get(DEFAULT))))
-    user = _user_id(body)
+    user = user_id(body)
     if user is not None:
         found.append((Scope(SpendKind.USER, user, project), limits.users.get(user, limits.users.get(DEFAULT))))
     models: dict[str, Route] = {f"{route.provider.name}/{route.model}": route for route in routes}
@@ -88,11 +88,12 @@ def applicable(
     return [(scope, limit_set) for scope, limit_set in found if limit_set is not None and not limit_set.empty]
 
 
-def _user_id(body: dict[str, Any]) -> str | None:
+def user_id(body: dict[str, Any]) -> str | None:
+    """The ``extra.user.id`` of a request, when it names one."""
     extra = body.get("extra")
     user = extra.get("user") if isinstance(extra, dict) else None
-    user_id = user.get("id") if isinstance(user, dict) else None
-    return user_id if isinstance(user_id, str) and user_id else None
+    found = user.get("id") if isinstance(user, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def output_cap(limits: ProjectLimits, route: Route, listed: int | None = None) -> int:

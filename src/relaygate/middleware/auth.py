@@ -54,13 +54,16 @@ class AuthMiddleware:
         self.public_paths = frozenset(public_paths)
         self.open_paths = frozenset(open_paths)
         self.admin_prefixes = admin_prefixes
+        # The admin paths: a prefix itself (a set), or under it (one startswith of a tuple).
+        self._admin_paths = frozenset(admin_prefixes)
+        self._admin_under = tuple(prefix + "/" for prefix in admin_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        admin = any(path == prefix or path.startswith(prefix + "/") for prefix in self.admin_prefixes)
+        admin = path in self._admin_paths or path.startswith(self._admin_under)
         try:
             if path in self.public_paths:
                 pass

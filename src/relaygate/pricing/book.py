@@ -42,15 +42,22 @@ class PriceBook:
         self._projects: dict[str, _Index] = {}
         # Lookups already made (every call prices its model, often twice); emptied whenever a layer changes.
         self._memo: dict[tuple[str, str, str | None, str | None], PriceEntry | None] = {}
+        # Output caps already worked out (the limits ask for one on every call), emptied with the lookups.
+        self._caps: dict[tuple[str, str, str | None, str | None], int | None] = {}
+
+    def _forget(self) -> None:
+        """A layer changed: lookups and output caps are made again."""
+        self._memo = {}
+        self._caps = {}
 
     def set_registered(self, prices: Mapping[str, Mapping[str, ModelPrice]]) -> None:
         """Replace the whole registry layer: prices by project id ("" for every project), e.g. from the store."""
-        self._memo = {}
+        self._forget()
         self._registered = {project: _index(book) for project, book in prices.items() if book}
 
     def register(self, key: str, price: ModelPrice, project_id: str | None = None) -> None:
         """Add or replace one registered model's price, for one project or (``None``) for every project."""
-        self._memo = {}
+        self._forget()
         owner = project_id or ""
         self._registered = {**self._registered, owner: {**self._registered.get(owner, {}), **_index({key: price})}}
 
@@ -59,14 +66,14 @@ class PriceBook:
 
         Models not named keep their custom price, as LangDB's ``custom_prices`` updates the models it is given.
         """
-        self._memo = {}
+        self._forget()
         updates = _index(prices)
         self._projects = {**self._projects, project_id: {**self._projects.get(project_id, {}), **updates}}
         return list(prices)
 
     def clear_project_prices(self, project_id: str) -> None:
         """Drop all of a project's custom prices."""
-        self._memo = {}
+        self._forget()
         self._projects = {pid: index for pid, index in self._projects.items() if pid != project_id}
 
     def lookup(
@@ -130,6 +137,17 @@ class PriceBook:
         that does not keeps the catalogue's figure for the model, since re-pricing a model leaves its output
         cap as it was.
         """
+        key = (kind, model, provider_name, project_id)
+        caps = self._caps
+        if key in caps:
+            return caps[key]
+        cap = self._output_cap(kind, model, provider_name, project_id)
+        if len(caps) >= MEMO_SIZE:  # model names come from requests, as for the lookups
+            caps = self._caps = {}
+        caps[key] = cap
+        return cap
+
+    def _output_cap(self, kind: str, model: str, provider_name: str | None, project_id: str | None) -> int | None:
         entry = self.lookup(kind, model, provider_name=provider_name, project_id=project_id)
         if entry is not None and entry.price.max_output_tokens is not None:
             return entry.price.max_output_tokens

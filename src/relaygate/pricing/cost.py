@@ -41,19 +41,27 @@ def cost_of(usage: Usage | None, price: ModelPrice | None) -> float | None:
     written = max(usage.cache_write_tokens, 0)
     # Never below zero: a provider that reported cache reads outside prompt_tokens must not earn a credit.
     uncached = max(usage.prompt_tokens - cached - written, 0)
-    parts = (
-        (uncached, price.input),
-        (cached, price.cached_input if price.cached_input is not None else price.input),
-        (written, price.cache_write if price.cache_write is not None else price.input),
-        (max(usage.completion_tokens, 0), price.output),
-    )
+    completion = max(usage.completion_tokens, 0)
+    # Each part in turn, without a list of them (every call is priced): the same sum, in the same order.
     total = Decimal(0)
-    for tokens, rate in parts:
-        if not tokens:
-            continue
+    if uncached:
+        if price.input is None:
+            return None
+        total += uncached * price.input
+    if cached:
+        rate = price.cached_input if price.cached_input is not None else price.input
         if rate is None:
             return None
-        total += tokens * rate
+        total += cached * rate
+    if written:
+        rate = price.cache_write if price.cache_write is not None else price.input
+        if rate is None:
+            return None
+        total += written * rate
+    if completion:
+        if price.output is None:
+            return None
+        total += completion * price.output
     return _usd(total / _MILLION)
 
 
