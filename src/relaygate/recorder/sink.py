@@ -36,7 +36,7 @@ class SpanSink:
         interval: float = 0.2,
     ) -> None:
         self.exporter = exporter
-        self.resource = resource
+        self.resource = _HashedResource(resource)
         # The limits the SDK's tracer would have applied in the serving process (OTEL_SPAN_*_LIMIT).
         self.limits = SpanLimits()
         self.max_queue = max_queue
@@ -93,3 +93,15 @@ class SpanSink:
             self._drop(len(self._queue), "the recorder stopped before the collector took them")
             self._queue.clear()
         self.exporter.shutdown()
+
+
+class _HashedResource(Resource):
+    """The spans' resource, its hash worked out once: the OTLP encoder groups a batch's spans by resource and
+    hashes it for every span (a JSON dump of its attributes each time)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
