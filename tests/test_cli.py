@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -135,3 +137,38 @@ def test_the_start_up_log_says_where_spans_and_metrics_go_without_credentials(tm
         assert "telemetry: spans go to http://***@127.0.0.1:" in log and "/v1/traces (OTLP http/protobuf)" in log, log
         assert "telemetry: metrics go nowhere (OTEL_METRICS_EXPORTER=none" in log, log
         assert "s3cret" not in log
+
+
+def test_a_sigterm_to_the_whole_process_group_stops_serve_cleanly_with_every_call_written(tmp_path: Path) -> None:
+    # systemd's stop (KillMode=control-group), timeout and `kill -- -PGID` signal the recorder too: it must
+    # leave its stop to the gateway, which hands it everything queued first.
+    config = tmp_path / "relaygate.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path / 'ledger.db'}\nprojects:\n  - id: p1\n    keys: [k-123]\n")
+    port = free_port()
+    command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), "--config", str(config)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env={**os.environ, **QUIET_OTEL}, stdout=out, stderr=out, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            body = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hi"}]}
+            headers = {"Authorization": "Bearer k-123"}
+            for _ in range(20):
+                sent = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, headers=headers)
+                assert sent.status_code == 200
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            # uvicorn shuts down gracefully, then raises the signal again for its exit status.
+            assert process.wait(30) in (0, -signal.SIGTERM)
+    text = log.read_text()
+    assert "Application shutdown complete" in text and "recorder process exited" not in text, text
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        assert db.execute("select count(*) from calls").fetchone()[0] == 20

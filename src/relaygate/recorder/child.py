@@ -52,9 +52,12 @@ class RecorderConfig:
 
 
 def main(conn: Connection, config: RecorderConfig) -> None:
-    # Ctrl-C in a terminal reaches the whole process group: the gateway stops the recorder itself, after
-    # handing it everything, so the recorder does not stop on its own.
+    # Ctrl-C in a terminal reaches the whole process group, and so does a stop by systemd (its default
+    # KillMode sends SIGTERM to every process of the service), timeout or `kill -- -PGID`: the gateway stops
+    # the recorder itself, after handing it everything, so the recorder does not stop on its own. Should the
+    # gateway die without stopping it, its end of the pipe closes and the recorder writes what it has and exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     asyncio.run(_run(conn, config))
 
