@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relaygate import gctune
 from relaygate.api import ApiApp
 from relaygate.context import get_context
-from relaygate.counters import open_counters, split_counters_url
+from relaygate.counters import split_counters_url
 from relaygate.dialects import Dialect, DialectMiddleware, DialectRoutes
 from relaygate.dialects.images import ImagesDialect
 from relaygate.dialects.messages import MessagesDialect
@@ -24,8 +24,7 @@ from relaygate.errors import ADMIN_PREFIXES
 from relaygate.fallback import Fallback
 from relaygate.guards import Guards
 from relaygate.keys import KeyRing, key_digest, key_id
-from relaygate.ledger import Ledger
-from relaygate.limits.limiter import Limiter
+from relaygate.layers import build_ledger, build_limiter
 from relaygate.mcp import McpPool
 from relaygate.mcp.app import McpApp
 from relaygate.mcp.loop import ToolLoop
@@ -42,13 +41,11 @@ from relaygate.middleware.byok import ProviderKeyMiddleware
 from relaygate.openapi import OpenApiDocument
 from relaygate.pricing import PriceBook
 from relaygate.providers import build_providers, preset_provider
-from relaygate.providers.base import Provider
 from relaygate.proxy import ProxyApp
 from relaygate.routes import RouteTable, stack_routes
 from relaygate.routing import ModelRouter
 from relaygate.secrets import REQUEST_SECRETS, Secrets, configured_secrets, install_log_filter
 from relaygate.settings import Settings, load_settings
-from relaygate.store import open_store
 from relaygate.telemetry import Export, Telemetry
 from relaygate.ui import UiApp
 
@@ -145,12 +142,12 @@ class Gateway:
             {project.id: [key.get_secret_value() for key in project.keys] for project in self.settings.projects}
         )
         admin_key = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
-        self.ledger = self._ledger(self.settings, self.providers, self.prices)
+        self.ledger = build_ledger(self.settings, self.providers, self.prices)
         # Sessions with the configured MCP servers, opened at start-up (see relaygate.mcp).
         self.mcp = McpPool(self.settings.mcp_servers, options=self.settings.mcp)
         # Guard models are called in-process through the same router and providers as any request.
         self.guards = Guards.from_settings(self.settings, router=self.router, telemetry=self.telemetry)
-        self.limiter = self._limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
+        self.limiter = build_limiter(self.settings, self.router, self.ledger, self.prices, self.guards, self.telemetry)
         # Chat requests that name mcp_servers: their model calls and tool calls, each priced, limited and guarded.
         tool_loop = ToolLoop(
             pool=self.mcp,
@@ -261,42 +258,6 @@ class Gateway:
 
     def _document(self, root_path: str) -> bytes:
         return self.openapi.json(root_path)
-
-    @staticmethod
-    def _ledger(settings: Settings, providers: Mapping[str, Provider], prices: PriceBook) -> Ledger | None:
-        if settings.database is None:
-            return None
-        stores_messages = {project.id: project.store_messages for project in settings.projects}
-        return Ledger(
-            open_store(settings.database),
-            prices=prices,
-            store_messages=lambda project_id: stores_messages.get(project_id, True),
-            provider_kinds={name: provider.kind for name, provider in providers.items()},
-        )
-
-    @staticmethod
-    def _limiter(
-        settings: Settings,
-        router: ModelRouter,
-        ledger: Ledger | None,
-        prices: PriceBook,
-        guards: Guards,
-        telemetry: Telemetry | None,
-    ) -> Limiter | None:
-        projects = {project.id: project.limits for project in settings.projects if project.limits is not None}
-        if not projects:
-            return None
-        counters, prefix = open_counters(settings.counters)
-        return Limiter(
-            projects=projects,
-            counters=counters,
-            router=router,
-            ledger=ledger,
-            prices=prices,
-            guard_calls=guards.model_calls,
-            prefix=prefix,
-            meter=telemetry.meter if telemetry is not None else None,
-        )
 
     @classmethod
     def from_config(cls, path: str | None = None) -> Gateway:
