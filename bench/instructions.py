@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import run
 from bench.load import Target, latency_round
-from bench.procs import free_port, start_server
+from bench.procs import start_fake_upstream
 from bench.upstream import JSON_MODEL
 
 
@@ -57,15 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.executable,
     ]
     run.GATEWAY_START_TIMEOUT = 600.0
-    upstream_port = free_port()
-    upstream = start_server(
-        "upstream",
-        [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)],
-        port=upstream_port,
-        pin=False,
-    )
+    upstream, upstream_url = start_fake_upstream()
     start = run._relaygate_min if args.path == "relaygate-min" else run._relaygate_full(run.Phases(), args.path)
-    server, headers = start(f"http://127.0.0.1:{upstream_port}/v1", work)
+    server, headers = start(upstream_url, work)
     try:
         target = Target(args.path, server.port, headers)
         body = run._chat(JSON_MODEL)

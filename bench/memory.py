@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import Target, concurrent_streams, python_load
-from bench.procs import Server, free_port, pin_self, rss_of, start_server
+from bench.procs import Server, pin_self, rss_of, start_fake_upstream
 from bench.run import MIB, Phases, _chat, _relaygate_full, _relaygate_min
 from bench.upstream import JSON_MODEL, stream_model
 
@@ -100,14 +100,7 @@ class Memory:
 
 def measure(path: str, *, streams: int, chunks: int, gap_ms: int, warmup: int) -> Memory:
     work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    upstream_port = free_port()
-    upstream = start_server(
-        "upstream",
-        [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)],
-        port=upstream_port,
-        pin=False,
-    )
-    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+    upstream, upstream_url = start_fake_upstream()
     phases = Phases(concurrent=streams, concurrent_chunks=chunks, concurrent_gap_ms=gap_ms)
     start = _relaygate_min if path == "relaygate-min" else _relaygate_full(phases, path)
     server, headers = start(upstream_url, work)

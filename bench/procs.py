@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -208,3 +209,11 @@ def rss_of(pids: list[int]) -> int:
         except (OSError, IndexError, ValueError):
             continue  # the process is gone
     return total
+
+
+def start_fake_upstream() -> tuple[Server, str]:
+    """The fake upstream (``bench/upstream.py``) on a free port, unpinned, and its ``/v1`` base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.upstream", "--port", str(port)]
+    upstream = start_server("upstream", command, port=port, pin=False, cwd=str(Path(__file__).resolve().parent.parent))
+    return upstream, f"http://127.0.0.1:{port}/v1"

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.load import Target, python_load
-from bench.procs import cpu_seconds, free_port, rss_of, start_server
+from bench.procs import cpu_seconds, rss_of, start_fake_upstream
 from bench.run import QUICK, Phases, _chat, _relaygate_full, _relaygate_min
 from bench.upstream import JSON_MODEL
 
@@ -52,14 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    upstream_port = free_port()
-    upstream = start_server(
-        "upstream",
-        [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)],
-        port=upstream_port,
-        pin=False,
-    )
-    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+    upstream, upstream_url = start_fake_upstream()
     start = _relaygate_min if args.path == "relaygate-min" else _relaygate_full(Phases(), args.path)
     server, headers = start(upstream_url, work)
     spy = None

@@ -43,7 +43,7 @@ from bench.load import (
     wrk_available,
     wrk_load,
 )
-from bench.procs import LOAD_CORE, RssSampler, Server, free_port, pin_self, start_server
+from bench.procs import LOAD_CORE, RssSampler, Server, free_port, pin_self, start_fake_upstream, start_server
 from bench.upstream import JSON_MODEL, TOOL_MODEL, stream_model
 
 BENCH_DIR = Path(__file__).parent
@@ -466,14 +466,7 @@ def run(
         from bench.litellm import ensure_litellm
 
         litellm_version = ensure_litellm(litellm)
-    upstream_port = free_port()
-    upstream = start_server(
-        "upstream",
-        [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)],
-        port=upstream_port,
-        pin=False,
-        cwd=str(BENCH_DIR.parent),
-    )
+    upstream, _ = start_fake_upstream()
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
@@ -495,7 +488,7 @@ def run(
                     print(f"starting {spec.name}", file=sys.stderr, flush=True)
                     server, headers = spec.start(upstream.base_url + "/v1", Path(work))
                     running.append(_Running(spec, server, Target(spec.name, server.port, headers)))
-                results["paths"] = _measure_all(running, Target("direct", upstream_port), phases, use_wrk)
+                results["paths"] = _measure_all(running, Target("direct", upstream.port), phases, use_wrk)
             except Exception as exc:
                 logs = "\n".join(f"--- {r.spec.name} ---\n{r.server.log_tail()}" for r in running)
                 raise RuntimeError(f"{exc}\n{logs}") from exc
