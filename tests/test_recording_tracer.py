@@ -105,6 +105,11 @@ def _call(provider: trace.TracerProvider) -> None:
         tool.end()
 
 
+def _scope_attributes(provider: trace.TracerProvider) -> None:
+    tracer = provider.get_tracer("instrumentation", "2.0", "https://example.com/schema", {"scope.kind": "test"})
+    tracer.start_span("scoped").end()
+
+
 def _exception(provider: trace.TracerProvider) -> None:
     tracer = provider.get_tracer("relaygate")
     with pytest.raises(ValueError), tracer.start_as_current_span("failing"):
@@ -132,7 +137,11 @@ def _many_attributes(provider: trace.TracerProvider) -> None:
     span.end()
 
 
-@pytest.mark.parametrize("scenario", [_call, _exception, _remote_parent], ids=["call", "exception", "remote-parent"])
+@pytest.mark.parametrize(
+    "scenario",
+    [_call, _exception, _remote_parent, _scope_attributes],
+    ids=["call", "exception", "remote-parent", "scope-attributes"],
+)
 def test_spans_encode_as_the_sdks(scenario: Scenario) -> None:
     got, expected = _both(scenario)
     assert got == expected

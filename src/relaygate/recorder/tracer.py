@@ -81,7 +81,7 @@ class RecordingTracerProvider(trace_api.TracerProvider):
         )
         self.id_generator = id_generator if id_generator is not None else RandomIdGenerator()
         self.random_trace_ids = self.id_generator.is_trace_id_random()
-        self._tracers: dict[tuple[str, str, str | None], RecordingTracer] = {}
+        self._tracers: dict[tuple[str, str, str | None, str | None], RecordingTracer] = {}
         self._lock = threading.Lock()
         self.stopped = False
 
@@ -92,11 +92,13 @@ class RecordingTracerProvider(trace_api.TracerProvider):
         schema_url: str | None = None,
         attributes: Attributes = None,
     ) -> RecordingTracer:
-        scope = (instrumenting_module_name or "", instrumenting_library_version or "", schema_url)
+        # The scope as the recorder rebuilds it (InstrumentationScope's arguments), its attributes included.
+        scope = (instrumenting_module_name or "", instrumenting_library_version or "", schema_url, attributes)
+        key = (*scope[:3], repr(sorted(attributes.items())) if attributes else None)
         with self._lock:
-            tracer = self._tracers.get(scope)
+            tracer = self._tracers.get(key)
             if tracer is None:
-                tracer = self._tracers[scope] = RecordingTracer(self, scope)
+                tracer = self._tracers[key] = RecordingTracer(self, scope)
         return tracer
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -107,7 +109,7 @@ class RecordingTracerProvider(trace_api.TracerProvider):
 
 
 class RecordingTracer(trace_api.Tracer):
-    def __init__(self, provider: RecordingTracerProvider, scope: tuple[str, str, str | None]) -> None:
+    def __init__(self, provider: RecordingTracerProvider, scope: tuple[str, str, str | None, Attributes]) -> None:
         self.provider = provider
         self.scope = scope
 
@@ -282,8 +284,8 @@ class RecordedSpan(trace_api.Span):
         self._add_link(context, attributes)
 
     def _add_link(self, context: SpanContext, attributes: Attributes) -> None:
-        # As the SDK: a link to an invalid context is kept only when it carries attributes.
-        if context is None or (not context.is_valid and not attributes):
+        # As the SDK: a link to an invalid context is kept only when it carries attributes or a trace state.
+        if not context or not (context.is_valid or attributes or context.trace_state):
             return
         if self._links is None:
             self._links = []

@@ -9,7 +9,7 @@ exactly as it would have in the serving process.
 A span's tuple: ``(name, context, parent, kind, start, end, attributes, events, links, status, scope)``,
 where a context is :data:`ContextTuple`, ``attributes`` a dict or ``None``, ``events`` a list of
 ``(name, attributes, timestamp)`` or ``None``, ``links`` a list of ``(context, attributes)`` or ``None``,
-``status`` ``(code, description)`` and ``scope`` ``(name, version, schema_url)`` or ``None``.
+``status`` ``(code, description)`` and ``scope`` ``(name, version, schema_url, attributes)`` or ``None``.
 """
 
 from __future__ import annotations
