@@ -163,7 +163,6 @@ def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
     ):
         gateway.use_recorder(recorder)
     gateway.gc_thresholds = settings.server.gc_thresholds
-    gateway.switch_interval = settings.server.switch_interval
     return gateway
 
 

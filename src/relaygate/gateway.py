@@ -104,10 +104,9 @@ class Gateway:
         )
         # Providers relaygate installed itself (relaygate serve), flushed at shutdown.
         self.export: Export | None = None
-        # The collector's thresholds and the interpreter's switch interval once started (relaygate serve sets
-        # them; a mounted gateway leaves the host's alone): see relaygate.gctune.
+        # The collector's thresholds once started (relaygate serve sets them; a mounted gateway leaves the
+        # host's collector alone): see relaygate.gctune.
         self.gc_thresholds: tuple[int, int, int] | None = None
-        self.switch_interval: float | None = None
         # The child process that exports spans and writes the ledger (relaygate serve): see use_recorder.
         self.recorder: Recorder | None = None
         self.providers = build_providers(self.settings)
@@ -328,7 +327,7 @@ class Gateway:
             await self.shutdown()
             raise
         self._started = True
-        gctune.tune(self.gc_thresholds, self.switch_interval)
+        gctune.tune(self.gc_thresholds)
         logger.info("relaygate ready; providers: %s", ", ".join(f"{n} ({p.kind})" for n, p in self.providers.items()))
         if not self.keys:
             logger.warning(

@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 
 __all__ = ["tune"]
 
 logger = logging.getLogger("relaygate")
 
 
-def tune(thresholds: tuple[int, int, int] | None, switch_interval: float | None = None) -> None:
-    """Freeze start-up's objects and set the collector's ``thresholds``; ``None`` leaves it alone. With a
-    ``switch_interval``, the longest a thread holds the interpreter while another (the event loop's) waits."""
-    if switch_interval is not None:
-        sys.setswitchinterval(switch_interval)
+def tune(thresholds: tuple[int, int, int] | None) -> None:
+    """Freeze start-up's objects and set the collector's ``thresholds``; ``None`` leaves it alone."""
     if thresholds is None:
         return
     gc.collect()

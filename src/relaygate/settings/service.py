@@ -33,11 +33,6 @@ class ServerSettings(SettingsModel):
     # generation-1 pass of several milliseconds every few dozen requests. null leaves the collector alone.
     # Only `relaygate serve` does this; a gateway mounted in a host app leaves the host's collector as it is.
     gc_thresholds: tuple[int, int, int] | None = (50_000, 50, 1_000)
-    # Seconds a thread may hold the interpreter while another waits for it (sys.setswitchinterval;
-    # Python's default is 0.005). The serving process's own threads (the recorder's sender) run now and
-    # then; with the default, a request arriving meanwhile could wait up to 5 ms for the event loop to
-    # get the interpreter back. null leaves Python's. Only `relaygate serve` sets it.
-    switch_interval: float | None = Field(0.0005, gt=0)
     # Run a child process, the recorder, that exports spans and writes the ledger's rows, so that the
     # serving process does not encode or write them (see docs/guides/performance.md). false does that work
     # in the serving process itself, as a gateway mounted in a host app always does.
