@@ -165,8 +165,10 @@ async def test_measurements_the_recorder_cannot_take_are_counted_as_dropped(
 ) -> None:
     reader = InMemoryMetricReader()
     with OtlpReceiver() as receiver, caplog.at_level(logging.WARNING, logger="relaygate.recorder"):
-        # A queue of 4 records that nothing empties before the stop: the first call's spans fill it.
-        async with _served(upstream_url, receiver, recorder=True, metrics=reader, max_pending=4, interval=30.0) as (
+        # A queue of 4 records that nothing empties before the stop (requests do not wait for the recorder
+        # either): the first call's spans fill it.
+        options = {"max_pending": 4, "interval": 30.0, "high_water": 0}
+        async with _served(upstream_url, receiver, recorder=True, metrics=reader, **options) as (
             recorder,
             client,
         ):

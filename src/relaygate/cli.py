@@ -154,7 +154,8 @@ def _served(settings: Settings, gateway: Gateway | None = None) -> Gateway:
         from relaygate.recorder import Recorder, RecorderConfig
 
         meter = gateway.telemetry.meter if gateway.telemetry is not None else None
-        recorder = Recorder(RecorderConfig(database=settings.database), meter=meter)
+        config = RecorderConfig(database=settings.database, idle_priority=settings.server.recorder_priority == "idle")
+        recorder = Recorder(config, meter=meter)
     gateway.export = configure_export(settings.telemetry, recorder=recorder)
     if recorder is not None and (
         recorder.config.traces_endpoint is not None

@@ -278,6 +278,10 @@ class Gateway:
                 "relaygate is serving before its start-up ran: connection pools open on first use and are never "
                 "closed. Mounted apps need the host to run gateway.lifespan (see docs/guides/mounting.md)."
             )
+        recorder = self.recorder
+        if recorder is not None and recorder.congested:
+            # The recorder is behind (it gets only the CPU time requests leave): let it catch up first.
+            await recorder.room()
         ctx = get_context(scope)
         # A host that gave the request secrets of its own before handing it over keeps them.
         ctx.secrets = self.secrets.extended(ctx.secrets.known) if ctx.secrets.known else self.secrets

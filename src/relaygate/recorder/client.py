@@ -17,6 +17,12 @@ Faults:
   new records are dropped, counted in the ``relaygate.recorder.dropped`` metric (by kind: ``call``,
   ``span`` or ``metric``, a histogram's measurement) and logged (the first, then every thousandth). The
   recorder's own drops (its span queue, calls the database refused) are added to the same metric.
+- **The recorder falls behind for want of CPU** (it runs at idle priority, ``SCHED_IDLE``, so that it
+  never delays a request on a shared core; see :mod:`relaygate.recorder.child`): once ``high_water``
+  records wait here, requests entering the gateway first wait (:meth:`Recorder.room`) until the recorder
+  has caught up, which frees the core for it. A request waits only while the recorder keeps finishing
+  batches: one that finished none in ``stall`` seconds is stuck (its database or collector), not starved,
+  and requests go on without waiting, as above.
 - **A clean stop** (:meth:`Recorder.stop`) hands over everything queued, then asks the recorder to write
   and export all of it and waits for its answer (at most ``close_timeout`` seconds plus a margin).
 """
@@ -36,6 +42,10 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from relaygate.recorder.child import RecorderConfig
+from relaygate.recorder.drops import CALL as _CALL
+from relaygate.recorder.drops import METRIC as _METRIC
+from relaygate.recorder.drops import METRIC_DROPPED, Drops
+from relaygate.recorder.drops import SPAN as _SPAN
 from relaygate.recorder.process import Child
 from relaygate.recorder.records import pack_call
 
@@ -45,18 +55,12 @@ if TYPE_CHECKING:
     from relaygate.store import CallRecord, MessageRecord
     from relaygate.telemetry.histograms import MeasurementTuple
 
-__all__ = ["Recorder"]
+__all__ = ["METRIC_DROPPED", "Recorder"]
 
 logger = logging.getLogger("relaygate.recorder")
 
-DROP_LOG_EVERY = 1000
-METRIC_DROPPED = "relaygate.recorder.dropped"
 # Batches handed to the recorder and not yet done: what a crash of the recorder can lose.
 IN_FLIGHT = 2
-_SPAN = 0
-_CALL = 1
-_METRIC = 2
-_KINDS = ("span", "call", "metric")
 
 
 class Recorder:
@@ -69,12 +73,25 @@ class Recorder:
         max_pending: int = 20_000,
         batch: int = 512,
         interval: float = 0.2,
+        high_water: int | None = None,
+        stall: float = 0.2,
         meter: Meter | None = None,
     ) -> None:
         self.config = config
         self.max_pending = max_pending
         self.batch = batch
         self.interval = interval
+        # Past high_water waiting records (default: four batches; 0: never), requests wait for the recorder to
+        # bring them under one batch.
+        high_water = min(4 * batch, max_pending) if high_water is None else high_water
+        self.high_water = high_water if high_water > 0 else max_pending + 1
+        self.low_water = min(batch, self.high_water // 2)
+        self.stall = stall
+        self._room: asyncio.Future[None] | None = None
+        # Progress reports received (never reset, unlike the batch counts of a restarted recorder), and the
+        # count at which a wait found the recorder stuck: no request waits again before it moves.
+        self._acks = 0
+        self._stuck_at = -1
         self._queue: deque[tuple[int, Any]] = deque()
         self._wake = threading.Event()
         self._closing = False
@@ -91,21 +108,11 @@ class Recorder:
         # Calls: accepted into the queue, and resolved (stored, refused or dropped) since the start.
         self.accepted = 0
         self.resolved = 0
-        self.dropped_calls = 0
-        self.dropped_spans = 0
-        self.dropped_metrics = 0
         self.restarts = 0
         # What the current recorder process was sent, and what it reported back.
         self._sent = 0
         self._child_resolved = 0
-        self._child_dropped = (0, 0)
-        self._dropped_metric = (
-            meter.create_counter(
-                METRIC_DROPPED, unit="{record}", description="Records the recorder dropped (calls and spans)"
-            )
-            if meter is not None
-            else None
-        )
+        self._drops = Drops(meter)
 
     # --- the request's path ---------------------------------------------------------------------------
 
@@ -113,6 +120,34 @@ class Recorder:
     def pending(self) -> int:
         """Calls accepted and not yet stored (or given up)."""
         return self.accepted - self.resolved
+
+    @property
+    def congested(self) -> bool:
+        """Whether the recorder is behind: ``high_water`` records wait to be handed over."""
+        return len(self._queue) >= self.high_water and not self._closing
+
+    async def room(self) -> None:
+        """Wait until the recorder has caught up (under ``low_water`` records wait), for as long as it keeps
+        finishing batches. A request that waits here leaves the core to the recorder, which runs at idle
+        priority and gets none while requests keep the serving process busy; a recorder that finished no batch
+        in ``stall`` seconds is stuck, and then no request waits for it until it moves again."""
+        loop = self._loop
+        while loop is not None and self.congested:
+            acks = self._acks
+            if acks == self._stuck_at:
+                return
+            room = self._room
+            if room is None or room.done():
+                room = self._room = loop.create_future()
+                self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(room), self.stall)
+            except TimeoutError:
+                if self._acks == acks:
+                    if self._stuck_at < 0:
+                        logger.warning("recorder: finished no batch in %.1f s; requests do not wait for it", self.stall)
+                    self._stuck_at = acks
+                    return
 
     def submit_span(self, span: tuple[Any, ...]) -> None:
         if self._closing or len(self._queue) >= self.max_pending:
@@ -146,22 +181,19 @@ class Recorder:
             self._wake.set()
 
     def _drop(self, kind: int, count: int, reason: str) -> None:
-        if count <= 0:
-            return
-        name = _KINDS[kind]
-        if kind == _CALL:
-            before = self.dropped_calls
-            self.dropped_calls += count
-        elif kind == _SPAN:
-            before = self.dropped_spans
-            self.dropped_spans += count
-        else:
-            before = self.dropped_metrics
-            self.dropped_metrics += count
-        if before == 0 or before // DROP_LOG_EVERY != (before + count) // DROP_LOG_EVERY:
-            logger.warning("recorder: %d %s records dropped (%s); %d so far", count, name, reason, before + count)
-        if self._dropped_metric is not None:
-            self._dropped_metric.add(count, {"relaygate.record": name})
+        self._drops.add(kind, count, reason)
+
+    @property
+    def dropped_calls(self) -> int:
+        return self._drops.counts[_CALL]
+
+    @property
+    def dropped_spans(self) -> int:
+        return self._drops.counts[_SPAN]
+
+    @property
+    def dropped_metrics(self) -> int:
+        return self._drops.counts[_METRIC]
 
     # --- start, flush, stop ---------------------------------------------------------------------------
 
@@ -227,7 +259,7 @@ class Recorder:
         self._process, self._conn = process, conn
         self._sent = self._child_resolved = 0
         self._batches_sent = self._batches_done = 0
-        self._child_dropped = (0, 0)
+        self._drops.new_child()
         threading.Thread(target=self._receive, args=(conn,), name="relaygate-recorder-receive", daemon=True).start()
         logger.info("recorder: started (pid %s)", process.pid)
 
@@ -257,6 +289,9 @@ class Recorder:
         for _ in range(min(self.batch, len(self._queue))):
             kind, item = self._queue.popleft()
             kinds[kind].append(item)
+        room = self._room
+        if room is not None and not room.done() and len(self._queue) < self.low_water and self._loop is not None:
+            self._loop.call_soon_threadsafe(_done, room)
         calls[:] = [pack_call(call, messages) for call, messages in calls]
         data = pickle.dumps(("batch", spans, calls, measurements), protocol=pickle.HIGHEST_PROTOCOL)
         self._sent += len(calls)
@@ -349,18 +384,13 @@ class Recorder:
             if conn is not self._conn:
                 return
             self._batches_done = batches
+            self._acks += 1
             self._acked.set()
             with self._lock:
                 self.resolved += resolved - self._child_resolved
                 self._child_resolved = resolved
             # Drops the recorder counted (its span queue, calls the database refused) go to the same metric.
-            before_calls, before_spans = self._child_dropped
-            self._child_dropped = (dropped_calls, dropped_spans)
-            if self._dropped_metric is not None:
-                if dropped_calls > before_calls:
-                    self._dropped_metric.add(dropped_calls - before_calls, {"relaygate.record": "call"})
-                if dropped_spans > before_spans:
-                    self._dropped_metric.add(dropped_spans - before_spans, {"relaygate.record": "span"})
+            self._drops.child_reported(dropped_calls, dropped_spans)
             self._settle_waiters()
             if kind == "stopped":
                 self._stopped.set()

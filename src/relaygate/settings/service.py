@@ -37,6 +37,12 @@ class ServerSettings(SettingsModel):
     # serving process does not encode or write them (see docs/guides/performance.md). false does that work
     # in the serving process itself, as a gateway mounted in a host app always does.
     recorder: bool = True
+    # The recorder's CPU priority. idle (SCHED_IDLE, Linux): it runs only when the serving process leaves the
+    # core free, and gives way at once when a request arrives; when requests keep the core busy and it falls
+    # behind, new requests wait until it has caught up (nothing is dropped for want of CPU). normal: it
+    # competes with the serving process like any other process (a request arriving during one of its batches
+    # waits for the scheduler; one connection's p99 is several milliseconds higher on a shared core).
+    recorder_priority: Literal["idle", "normal"] = "idle"
     # Seconds a client has to send a request's line and headers, from when it connects or starts the
     # request; then the connection is closed (with a 408 when part of the head came).
     header_timeout: float = Field(10.0, gt=0)
