@@ -126,3 +126,15 @@ def test_the_memory_probe_reports_the_serving_process_and_the_recorder_apart() -
     for process in roles.values():
         assert 0 < process["idle_mib"] <= process["peak_mib"]
     assert memory["peak_total_mib"] >= max(process["peak_mib"] for process in roles.values())
+
+
+def test_the_wakeup_probe_reports_a_median_per_pause() -> None:
+    """``python -m bench.wakeup``: the same call to the fake upstream after each idle pause, its median."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.wakeup", "--pauses", "0", "5", "--requests", "5", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    medians = json.loads(done.stdout)
+    assert set(medians) == {"0", "5"}
+    assert all(median > 0 for median in medians.values())
