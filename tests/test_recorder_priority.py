@@ -11,9 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ import pytest
 from relaygate.recorder import Recorder
 from tests.conftest import make_settings
 from tests.otlp import OtlpReceiver
-from tests.servers import free_port
+from tests.servers import relaygate_serve
 from tests.test_recorder import _chat, _served, _stored
 
 pytestmark = pytest.mark.anyio
@@ -32,51 +29,43 @@ pytestmark = pytest.mark.anyio
 QUIET_OTEL = {name: "" for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER")}
 
 
-def _recorder_of(pid: int) -> int:
-    """The pid of the recorder process ``relaygate serve`` (``pid``) started."""
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every process: its parent and its command line."""
+    found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"relaygate.recorder" in cmdline:
-            return int(entry.name)
-    raise AssertionError(f"no recorder process under {pid}")
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                found[int(entry.name)] = (parent, (entry / "cmdline").read_bytes())
+            except OSError:
+                continue
+    return found
+
+
+def _threads_policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def _policies_of_serve(tmp_path: Path, server: str) -> tuple[set[int], set[int]]:
     """The scheduling policies of the serving process's threads, and of the recorder's threads."""
     config = tmp_path / "relaygate.yaml"
     config.write_text(f"database: sqlite:///{tmp_path / 'ledger.db'}\n{server}")
-    port = free_port()
-    command = [sys.executable, "-m", "relaygate.cli", "serve", "--port", str(port), "--config", str(config)]
-    with (tmp_path / "serve.log").open("wb") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **QUIET_OTEL}, stdout=out, stderr=out)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            body = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hi"}]}
-            assert httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body).status_code == 200
-            recorder = _recorder_of(process.pid)
-            # Every thread of the recorder (its reader, the exporters' and the database's) was started after it
-            # took its priority, so each inherits it.
-            deadline = time.monotonic() + 10
-            while len(list(Path(f"/proc/{recorder}/task").iterdir())) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            policies = {os.sched_getscheduler(int(t.name)) for t in Path(f"/proc/{recorder}/task").iterdir()}
-            serving = {os.sched_getscheduler(int(t.name)) for t in Path(f"/proc/{process.pid}/task").iterdir()}
-        finally:
-            process.terminate()
-            process.wait(30)
-    return serving, policies
+    with relaygate_serve(["--config", str(config)], env=QUIET_OTEL, cwd=tmp_path) as base_url:
+        body = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hi"}]}
+        assert httpx.post(f"{base_url}/v1/chat/completions", json=body).status_code == 200
+        port = base_url.rsplit(":", 1)[1].encode()
+        processes = _processes()
+        serving = next(
+            pid for pid, (_, cmdline) in processes.items() if b"relaygate.cli\0serve\0--port\0" + port in cmdline
+        )
+        recorder = next(
+            pid
+            for pid, (parent, cmdline) in processes.items()
+            if parent == serving and b"relaygate.recorder" in cmdline
+        )
+        # Every thread of the recorder (its reader, the exporters' and the database's) was started after it
+        # took its priority, so each inherits it.
+        return _threads_policies(serving), _threads_policies(recorder)
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
