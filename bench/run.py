@@ -163,6 +163,7 @@ def _relaygate_full(
             JSON_MODEL,
             *{
                 stream_model(phases.stream_chunks, phases.stream_gap_ms),
+                stream_model(phases.stream_chunks, 0),
                 stream_model(phases.concurrent_chunks, phases.concurrent_gap_ms),
             },
         ]
@@ -237,6 +238,7 @@ def _litellm(version: str, phases: Phases) -> Callable[[str, Path], tuple[Server
         models = [
             JSON_MODEL,
             stream_model(phases.stream_chunks, phases.stream_gap_ms),
+            stream_model(phases.stream_chunks, 0),
             stream_model(phases.concurrent_chunks, phases.concurrent_gap_ms),
         ]
         server, master_key = start_litellm(upstream, models, work)
@@ -310,9 +312,18 @@ def _streams(direct: Target, target: Target, phases: Phases) -> dict[str, Any]:
         mine_gaps += mine.gaps
         base_events.add(base.events)
         mine_events.add(mine.events)
+    # The same streams with no pause between chunks, back to back: no core idles, so this is what the path's
+    # software adds to the first chunk. With pauses, the cores idle and waking one costs each hop of a path once
+    # more than the direct call (python -m bench.wakeup measures it on the machine).
+    unpaced = _chat(stream_model(phases.stream_chunks, 0), stream=True)
+    base_unpaced, mine_unpaced = [], []
+    for _ in range(phases.stream_pairs):
+        base_unpaced.append(base_timer.stream(unpaced, chunks=phases.stream_chunks).ttft)
+        mine_unpaced.append(mine_timer.stream(unpaced, chunks=phases.stream_chunks).ttft)
     base_timer.close()
     mine_timer.close()
     return {
+        "added_ttft_unpaced_p50_ms": (percentile(mine_unpaced, 50) - percentile(base_unpaced, 50)) * 1e3,
         "ttft_p50_ms": percentile(mine_ttft, 50) * 1e3,
         "added_ttft_p50_ms": (percentile(mine_ttft, 50) - percentile(base_ttft, 50)) * 1e3,
         "added_ttft_p99_ms": (percentile(mine_ttft, 99) - percentile(base_ttft, 99)) * 1e3,

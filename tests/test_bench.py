@@ -83,6 +83,7 @@ def test_the_benchmark_runs_every_path_and_writes_its_results(tmp_path: Path) ->
         # Every frame of every stream arrived, through the gateway as directly.
         assert stream["events"] == stream["direct_events"], name
         assert not math.isnan(stream["added_ttft_p50_ms"]), name
+        assert not math.isnan(stream["added_ttft_unpaced_p50_ms"]), name
         assert concurrent["completed_share"] == 1.0, name
         assert concurrent["peak_rss_mib"] > 0, name
     assert set(results["adapters"]) == {"openai (pass-through)", "anthropic", "gemini"}
