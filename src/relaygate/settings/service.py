@@ -41,7 +41,8 @@ class ServerSettings(SettingsModel):
     # core free, and gives way at once when a request arrives; when requests keep the core busy and it falls
     # behind, new requests wait until it has caught up (nothing is dropped for want of CPU). normal: it
     # competes with the serving process like any other process (a request arriving during one of its batches
-    # waits for the scheduler; one connection's p99 is several milliseconds higher on a shared core).
+    # waits for the scheduler; one connection's p99 is several milliseconds higher on a shared core). Choose
+    # normal where other programs keep the machine's cores busy: an idle-priority recorder yields to them too.
     recorder_priority: Literal["idle", "normal"] = "idle"
     # Seconds a client has to send a request's line and headers, from when it connects or starts the
     # request; then the connection is closed (with a 408 when part of the head came).
