@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,11 @@ def _policies_of_serve(tmp_path: Path, server: str) -> tuple[set[int], set[int]]
             for pid, (parent, cmdline) in processes.items()
             if parent == serving and b"relaygate.recorder" in cmdline
         )
-        # Every thread of the recorder (its reader, the exporters' and the database's) was started after it
-        # took its priority, so each inherits it.
+        # The recorder takes its priority once it has read its config, and only then starts its threads (its
+        # reader first): each inherits it.
+        deadline = time.monotonic() + 30
+        while len(list(Path(f"/proc/{recorder}/task").iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         return _threads_policies(serving), _threads_policies(recorder)
 
 
