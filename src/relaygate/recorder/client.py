@@ -19,10 +19,9 @@ Faults:
   recorder's own drops (its span queue, calls the database refused) are added to the same metric.
 - **The recorder falls behind for want of CPU** (it runs at idle priority, ``SCHED_IDLE``, so that it
   never delays a request on a shared core; see :mod:`relaygate.recorder.child`): once ``high_water``
-  records wait here, requests entering the gateway first wait (:meth:`Recorder.room`) until the recorder
-  has caught up, which frees the core for it. A request waits only while the recorder keeps finishing
-  batches: one that finished none in ``stall`` seconds is stuck (its database or collector), not starved,
-  and requests go on without waiting, as above.
+  records wait here, requests entering the gateway first wait (:meth:`Recorder.room`, the
+  :class:`~relaygate.recorder.gate.Gate`) until the recorder has caught up, which frees the core for it, and
+  only while it keeps finishing batches (a stuck recorder is as above).
 - **A clean stop** (:meth:`Recorder.stop`) hands over everything queued, then asks the recorder to write
   and export all of it and waits for its answer (at most ``close_timeout`` seconds plus a margin).
 """
@@ -46,6 +45,7 @@ from relaygate.recorder.drops import CALL as _CALL
 from relaygate.recorder.drops import METRIC as _METRIC
 from relaygate.recorder.drops import METRIC_DROPPED, Drops
 from relaygate.recorder.drops import SPAN as _SPAN
+from relaygate.recorder.gate import Gate
 from relaygate.recorder.process import Child
 from relaygate.recorder.records import pack_call
 
@@ -81,19 +81,9 @@ class Recorder:
         self.max_pending = max_pending
         self.batch = batch
         self.interval = interval
-        # Past high_water waiting records (default: four batches; 0: never), requests wait for the recorder to
-        # bring them under one batch. A few long waits rather than many short ones: where the recorder falls
-        # behind even at one connection (a slow or busy machine), waiting after every batch would delay more
-        # than 1% of calls; tried, it took one connection's p99 from about 1 ms to 3.7 ms in the benchmark.
         high_water = min(4 * batch, max_pending) if high_water is None else high_water
-        self.high_water = high_water if high_water > 0 else max_pending + 1
-        self.low_water = min(batch, self.high_water // 2)
-        self.stall = stall
-        self._room: asyncio.Future[None] | None = None
-        # Progress reports received (never reset, unlike the batch counts of a restarted recorder), and the
-        # count at which a wait found the recorder stuck: no request waits again before it moves.
-        self._acks = 0
-        self._stuck_at = -1
+        high_water = high_water if high_water > 0 else max_pending + 1
+        self.gate = Gate(high_water=high_water, low_water=min(batch, high_water // 2), stall=stall)
         self._queue: deque[tuple[int, Any]] = deque()
         self._wake = threading.Event()
         self._closing = False
@@ -126,30 +116,12 @@ class Recorder:
     @property
     def congested(self) -> bool:
         """Whether the recorder is behind: ``high_water`` records wait to be handed over."""
-        return len(self._queue) >= self.high_water and not self._closing
+        return len(self._queue) >= self.gate.high_water and not self._closing
 
     async def room(self) -> None:
-        """Wait until the recorder has caught up (under ``low_water`` records wait), for as long as it keeps
-        finishing batches. A request that waits here leaves the core to the recorder, which runs at idle
-        priority and gets none while requests keep the serving process busy; a recorder that finished no batch
-        in ``stall`` seconds is stuck, and then no request waits for it until it moves again."""
-        loop = self._loop
-        while loop is not None and self.congested:
-            acks = self._acks
-            if acks == self._stuck_at:
-                return
-            room = self._room
-            if room is None or room.done():
-                room = self._room = loop.create_future()
-                self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(room), self.stall)
-            except TimeoutError:
-                if self._acks == acks:
-                    if self._stuck_at < 0:
-                        logger.warning("recorder: finished no batch in %.1f s; requests do not wait for it", self.stall)
-                    self._stuck_at = acks
-                    return
+        """Wait while the recorder is behind and catching up (see :mod:`relaygate.recorder.gate`)."""
+        if self._loop is not None:
+            await self.gate.wait(self._loop, lambda: self.congested, self._wake.set)
 
     def submit_span(self, span: tuple[Any, ...]) -> None:
         if self._closing or len(self._queue) >= self.max_pending:
@@ -291,9 +263,7 @@ class Recorder:
         for _ in range(min(self.batch, len(self._queue))):
             kind, item = self._queue.popleft()
             kinds[kind].append(item)
-        room = self._room
-        if room is not None and not room.done() and len(self._queue) < self.low_water and self._loop is not None:
-            self._loop.call_soon_threadsafe(_done, room)
+        self.gate.release(len(self._queue), self._loop)
         calls[:] = [pack_call(call, messages) for call, messages in calls]
         data = pickle.dumps(("batch", spans, calls, measurements), protocol=pickle.HIGHEST_PROTOCOL)
         self._sent += len(calls)
@@ -386,7 +356,7 @@ class Recorder:
             if conn is not self._conn:
                 return
             self._batches_done = batches
-            self._acks += 1
+            self.gate.progress()
             self._acked.set()
             with self._lock:
                 self.resolved += resolved - self._child_resolved
